@@ -1,0 +1,1 @@
+"""The user-facing API (the Flyte 2 surface)."""

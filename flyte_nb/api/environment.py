@@ -1,0 +1,95 @@
+"""``TaskEnvironment``: where and how a family of tasks runs (image, resources, backend, limits)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, overload
+
+from ..engine.slots import SlotPool
+from ..errors import ConfigurationError
+from .image import Image
+from .policies import CacheRequest, Resources, ReusePolicy, cache_from_request
+from .task import TaskTemplate, check_throttle
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+class TaskEnvironment:
+    """A named environment; ``@env.task`` turns functions into its tasks.
+
+    ``concurrency`` bounds how many actions of this environment run at once (across runs in this
+    kernel); ``throttle`` gives default tag limits to runs driven by its tasks.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        image: Image | str = "auto",
+        resources: Resources | None = None,
+        env_vars: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets: Any = None,
+        cache: CacheRequest = "disable",
+        reusable: ReusePolicy | None = None,
+        concurrency: int | None = None,
+        backend: str | None = None,
+        throttle: Mapping[str, int] | None = None,
+        depends_on: list[TaskEnvironment] | tuple[TaskEnvironment, ...] = (),
+        description: str | None = None,
+        **flyte_options: Any,
+    ) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigurationError(f"environment name must be a word like 'etl' or 'my-env', got {name!r}")
+        if not isinstance(image, (Image, str)):
+            raise ConfigurationError(f"image must be an Image or an image reference string, got {image!r}")
+        if resources is not None and not isinstance(resources, Resources):
+            raise ConfigurationError(f"resources must be flyte_nb.Resources(cpu=..., memory=...), got {resources!r}")
+        if reusable is not None and not isinstance(reusable, ReusePolicy):
+            raise ConfigurationError(f"reusable must be flyte_nb.ReusePolicy(...), got {reusable!r}")
+        unknown = set(flyte_options) - _FLYTE_ONLY
+        if unknown:
+            raise ConfigurationError(f"TaskEnvironment got unknown option(s): {', '.join(sorted(unknown))}")
+        variables = dict(env or {}) | dict(env_vars or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
+            raise ConfigurationError(f"env_vars must map str to str, got {variables!r}")
+        if backend is not None and not isinstance(backend, str):
+            raise ConfigurationError(f"backend must be a name such as 'inline', got {backend!r}")
+        self.name = name
+        self.image = image
+        self.resources = resources
+        self.env_vars = variables
+        self.secrets = secrets
+        self.cache = cache_from_request(cache)
+        self.reusable = reusable
+        self.concurrency = concurrency
+        self.backend = backend
+        self.throttle = check_throttle(throttle)
+        self.depends_on = tuple(depends_on)
+        self.description = description
+        self.pool = SlotPool(concurrency, f"env:{name}") if concurrency is not None else None
+        self.tasks: dict[str, TaskTemplate] = {}
+
+    @overload
+    def task(self, _func: Callable[..., Any]) -> TaskTemplate: ...
+    @overload
+    def task(self, _func: None = None, **options: Any) -> Callable[[Callable[..., Any]], TaskTemplate]: ...
+
+    def task(self, _func: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Decorator: ``@env.task`` or ``@env.task(retries=3, timeout="30s", tags=["db"], cache="auto")``."""
+        if _func is not None:
+            return self._make(_func, options)
+        return lambda func: self._make(func, options)
+
+    def _make(self, func: Callable[..., Any], options: dict[str, Any]) -> TaskTemplate:
+        task = TaskTemplate(func, self, **options)
+        self.tasks[task.short_name] = task
+        return task
+
+    def __repr__(self) -> str:
+        extra = f", concurrency={self.concurrency}" if self.concurrency is not None else ""
+        return f"TaskEnvironment(name={self.name!r}, backend={self.backend or 'default'!r}{extra})"
+
+
+_FLYTE_ONLY = {"pod_template", "plugin_config", "queue", "interruptible", "docs", "include"}

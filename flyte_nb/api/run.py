@@ -1,0 +1,208 @@
+"""Starting runs and watching them: ``flyte_nb.run``, ``with_runcontext`` and the ``Run`` handle."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable, Generator, Mapping
+from typing import Any
+
+from ..data.summary import summary_path
+from ..engine import controller
+from ..engine.action import Action, Phase
+from ..engine.loop import engine
+from ..engine.names import new_run_name
+from ..engine.run import GroupStats, RunState
+from ..engine.slots import PoolStatistics
+from ..errors import ConfigurationError, DeadlockError
+from .environment import TaskEnvironment
+from .task import TaskTemplate, check_throttle
+
+_default_env: TaskEnvironment | None = None
+_names_in_use: set[str] = set()
+
+
+class Run:
+    """A handle on a run that proceeds on the engine loop while the caller goes on."""
+
+    def __init__(self, state: RunState) -> None:
+        self._state = state
+
+    # ----------------------------------------------------------- identity
+    @property
+    def name(self) -> str:
+        return self._state.name
+
+    @property
+    def url(self) -> str:
+        """Where the run can be looked at (for now its JSON summary, written when it ends)."""
+        return summary_path(self.name).as_uri()
+
+    @property
+    def phase(self) -> str:
+        """``queued``, ``running``, ``succeeded``, ``failed`` or ``aborted``."""
+        return self._state.phase
+
+    status = phase
+
+    def done(self) -> bool:
+        return self._state.done.done()
+
+    # ------------------------------------------------------------ waiting
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the run ends (it does not raise the run's error; ``outputs()`` does)."""
+        if engine().on_thread():
+            raise DeadlockError(f"run.wait() inside a task would block the engine; use `await run` instead ({self.name})")
+        concurrent.futures.wait([self._state.done], timeout=timeout)
+        if not self._state.done.done():
+            raise TimeoutError(f"run {self.name} is still {self.phase} after {timeout:g}s")
+
+    def outputs(self, timeout: float | None = None) -> Any:
+        """The driver's return value, waiting for it; raises the run's error with its own type."""
+        self.wait(timeout)
+        return self._state.done.result()
+
+    result = outputs
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        """``await run``: the outputs, from any event loop."""
+        return asyncio.wrap_future(self._state.done).__await__()
+
+    def abort(self, reason: str | None = None, wait: float | None = 5.0) -> None:
+        """Cancel every queued and running action and release their slots.
+
+        Waits up to ``wait`` seconds for the run to stop (``None``: do not wait).
+        """
+        controller.abort(self._state, reason)
+        if wait and not engine().on_thread():
+            concurrent.futures.wait([self._state.done], timeout=wait)
+
+    # ------------------------------------------------------------- records
+    @property
+    def error(self) -> BaseException | None:
+        return self._state.error
+
+    @property
+    def actions(self) -> list[Action]:
+        """Every action so far: task, group, tags, phase, attempts, timings, error."""
+        return list(self._state.actions)
+
+    def action(self, name: str) -> Action:
+        number = int(name[1:]) if name.startswith("a") and name[1:].isdigit() else -1
+        if not 0 <= number < len(self._state.actions):
+            raise KeyError(f"run {self.name} has no action {name!r}")
+        return self._state.actions[number]
+
+    @property
+    def groups(self) -> dict[str, GroupStats]:
+        return dict(self._state.groups)
+
+    def statistics(self) -> list[PoolStatistics]:
+        """A snapshot of every slot pool this run uses: capacity, holders, waiting."""
+        return self._state.statistics()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {str(phase): self._state.counts[phase] for phase in Phase}
+
+    @property
+    def duration(self) -> float | None:
+        state = self._state
+        if state.started_at is None:
+            return None
+        return (state.ended_at or time.time()) - state.started_at
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts.items() if v)
+        return f"<Run {self.name} {self.phase} [{counts}]>"
+
+
+def _driver(task: Any) -> TaskTemplate:
+    global _default_env
+    if isinstance(task, TaskTemplate):
+        return task
+    if callable(task):
+        if _default_env is None:
+            _default_env = TaskEnvironment("default")
+        return _default_env.task(task)
+    raise ConfigurationError(f"flyte_nb.run needs a task (or a function) to drive the run, got {task!r}")
+
+
+def _unique(name: str | None) -> str:
+    if name is None:
+        name = new_run_name()
+    elif not isinstance(name, str) or not name.strip() or "/" in name:
+        raise ConfigurationError(f"run name must be a non-empty string without '/', got {name!r}")
+    base, n = name, 2
+    while name in _names_in_use:
+        name, n = f"{base}-{n}", n + 1
+    _names_in_use.add(name)
+    return name
+
+
+_FLYTE_RUN_OPTIONS = {
+    "mode", "service_account", "version", "copy_style", "dry_run", "copy_bundle_to", "interactive_mode",
+    "raw_data_path", "run_base_dir", "project", "domain", "labels", "annotations", "cluster_pool", "log_level",
+    "queue", "custom_context", "cache_lookup_scope", "preserve_original_types",
+}
+
+
+class RunContext:
+    """Options for the runs started through it: ``with_runcontext(name=..., throttle=...).run(task, ...)``."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        throttle: Mapping[str, int] | None = None,
+        env_vars: Mapping[str, str] | None = None,
+        overwrite_cache: bool = False,
+        disable_run_cache: bool = False,
+        listeners: list[Callable[[Any], Any]] | None = None,
+        **flyte_options: Any,
+    ) -> None:
+        unknown = set(flyte_options) - _FLYTE_RUN_OPTIONS
+        if unknown:
+            raise ConfigurationError(f"with_runcontext got unknown option(s): {', '.join(sorted(unknown))}")
+        self.name = name
+        self.throttle = check_throttle(throttle)
+        self.env_vars = dict(env_vars or {})
+        self.overwrite_cache = overwrite_cache
+        self.disable_run_cache = disable_run_cache
+        self.listeners = list(listeners or ())
+        self.options = flyte_options
+        self.run = _Runner(self)
+
+    def start(self, task: Any, args: tuple, kwargs: dict) -> Run:
+        driver = _driver(task)
+        throttle = driver.environment.throttle | driver.throttle | self.throttle
+        state = RunState(_unique(self.name), driver.spec, args, kwargs, throttle)
+        state.listeners.extend(self.listeners)
+        controller.start(state)
+        return Run(state)
+
+
+class _Runner:
+    """``flyte_nb.run(task, *args, **kwargs)`` and ``await flyte_nb.run.aio(...)``: start a run."""
+
+    def __init__(self, context: RunContext | None = None) -> None:
+        self._context = context
+
+    def __call__(self, task: Any, *args: Any, **kwargs: Any) -> Run:
+        """Start a run of ``task`` and return its handle at once."""
+        return (self._context or RunContext()).start(task, args, kwargs)
+
+    async def aio(self, task: Any, *args: Any, **kwargs: Any) -> Run:
+        return self(task, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return "flyte_nb.run"
+
+
+run = _Runner()
+
+
+def with_runcontext(**options: Any) -> RunContext:
+    """Run options (``name``, ``throttle={tag: n}``, ``overwrite_cache`` …); use ``.run(task, ...)``."""
+    return RunContext(**options)

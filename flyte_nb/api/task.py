@@ -1,0 +1,144 @@
+"""Tasks: functions that become actions when called inside a run.
+
+The seam is tiny, as in Flyte 2: ``__call__`` asks whether an action's body is running; if not,
+the call is a plain function call (so tasks stay easy to test), if so the controller schedules an
+action. Async tasks return an awaitable; sync tasks block only their caller, never the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..engine import controller
+from ..engine.context import current_action
+from ..engine.loop import engine
+from ..engine.spec import TaskSpec
+from ..errors import ConfigurationError
+from .policies import CacheRequest, RetryStrategy, TimeoutType, cache_from_request, retry_from_request, timeout_from_request
+
+if TYPE_CHECKING:
+    from .environment import TaskEnvironment
+
+
+def check_throttle(throttle: Mapping[str, int] | None) -> dict[str, int]:
+    if throttle is None:
+        return {}
+    if not isinstance(throttle, Mapping):
+        raise ConfigurationError(f"throttle must map tag names to limits, like {{'db': 2}}, got {throttle!r}")
+    for tag, limit in throttle.items():
+        if not isinstance(tag, str) or not tag:
+            raise ConfigurationError(f"throttle keys must be tag names, got {tag!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"throttle for tag {tag!r} must be a whole number >= 1, got {limit!r}")
+    return dict(throttle)
+
+
+def check_tags(tags: object) -> tuple[str, ...]:
+    if tags is None:
+        return ()
+    if isinstance(tags, str):
+        tags = (tags,)
+    if not isinstance(tags, (list, tuple, set, frozenset)) or not all(isinstance(t, str) and t for t in tags):
+        raise ConfigurationError(f"tags must be a list of non-empty strings, got {tags!r}")
+    return tuple(dict.fromkeys(tags))
+
+
+class TaskTemplate:
+    """A task of an environment. Call it like the function; inside a run each call is an action."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        environment: TaskEnvironment,
+        *,
+        short_name: str | None = None,
+        retries: int | RetryStrategy | None = 0,
+        timeout: TimeoutType = None,
+        cache: CacheRequest = None,
+        tags: list[str] | tuple[str, ...] | str | None = None,
+        throttle: Mapping[str, int] | None = None,
+        source: str | None = None,
+        docs: Any = None,
+        report: bool = False,
+        pod_template: Any = None,
+        max_inline_io_bytes: int | None = None,
+    ) -> None:
+        if not callable(func) or isinstance(func, TaskTemplate):
+            raise ConfigurationError(f"@env.task decorates a function, got {func!r}")
+        self._options = {
+            "short_name": short_name, "retries": retries, "timeout": timeout, "cache": cache, "tags": tags,
+            "throttle": throttle, "source": source, "docs": docs, "report": report,
+        }
+        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+            raise ConfigurationError(f"task `{func.__name__}` is a generator; tasks must return their result")
+        self.func = func
+        self.environment = environment
+        self.short_name = short_name or getattr(func, "__name__", "task")
+        self.name = f"{environment.name}.{self.short_name}"
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.retries = retry_from_request(retries)
+        self.timeout = timeout_from_request(timeout)
+        self.cache = cache_from_request(cache) if cache is not None else environment.cache
+        self.tags = check_tags(tags)
+        self.throttle = check_throttle(throttle)
+        self.source = source
+        self.docs = docs
+        self.report = report
+        functools.update_wrapper(self, func)
+        self.spec = TaskSpec(
+            name=self.name,
+            func=func,
+            is_async=self.is_async,
+            env_name=environment.name,
+            backend=environment.backend,
+            retry=self.retries,
+            timeout=self.timeout,
+            tags=self.tags,
+            throttle=self.throttle,
+            env_pool=environment.pool,
+            extras={"environment": environment, "task": self},
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        parent = current_action.get()
+        if parent is None:
+            return self.func(*args, **kwargs)
+        if self.is_async:
+            return _on_engine(controller.call(self.spec, args, kwargs, parent))
+        return controller.call_blocking(self.spec, args, kwargs, parent)
+
+    def aio(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        """Awaitable form of any task (the way to call a sync task from async code)."""
+        parent = current_action.get()
+        if parent is None:
+            if self.is_async:
+                return self.func(*args, **kwargs)
+            return asyncio.to_thread(self.func, *args, **kwargs)
+        return _on_engine(controller.call(self.spec, args, kwargs, parent))
+
+    def override(self, **options: Any) -> TaskTemplate:
+        """A copy of this task with some options changed (``retries``, ``timeout``, ``tags``…)."""
+        return TaskTemplate(self.func, self.environment, **(self._options | options))
+
+    def __repr__(self) -> str:
+        kind = "async" if self.is_async else "sync"
+        return f"<task {self.name} ({kind})>"
+
+
+def _on_engine(coro: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, Any]:
+    """Awaitable on whatever loop the caller uses; the action itself always runs on the engine."""
+    if engine().on_thread():
+        return coro
+    return _awaited_elsewhere(coro)
+
+
+async def _awaited_elsewhere(coro: Coroutine[Any, Any, Any]) -> Any:
+    import contextvars
+
+    parent = current_action.get()
+    future = engine().submit(coro, contextvars.copy_context(), parent.run.track if parent else None)
+    return await asyncio.wrap_future(future)

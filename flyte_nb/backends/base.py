@@ -1,0 +1,65 @@
+"""The backend interface: where an action's body executes.
+
+Backends are chosen per environment by name and loaded lazily, so that an environment on the
+in-process backend never imports docker or distributed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..engine.action import Action
+
+_KNOWN = {
+    "inline": "flyte_nb.backends.inline:InlineBackend",
+}
+_loaded: dict[str, Backend] = {}
+_default = "inline"
+
+
+class Backend(ABC):
+    """Executes one attempt of an action; cancelling the await must stop the attempt."""
+
+    name: str
+
+    @abstractmethod
+    async def execute(self, action: Action, args: tuple, kwargs: dict) -> Any:
+        """Run the action's body with ``args``/``kwargs`` and return its result or raise its error."""
+
+    async def shutdown(self) -> None:
+        """Release workers, containers, connections."""
+
+
+def known_backends() -> tuple[str, ...]:
+    return tuple(_KNOWN)
+
+
+def set_default_backend(name: str) -> None:
+    """The backend of environments that do not name one (``flyte_nb.init(backend=...)``)."""
+    global _default
+    if name not in _KNOWN:
+        raise ConfigurationError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(_KNOWN))}")
+    _default = name
+
+
+def default_backend() -> str:
+    return _default
+
+
+def get_backend(name: str | None) -> Backend:
+    name = name or _default
+    backend = _loaded.get(name)
+    if backend is None:
+        target = _KNOWN.get(name)
+        if target is None:
+            raise ConfigurationError(
+                f"unknown backend {name!r}; choose one of: {', '.join(sorted(_KNOWN))}"
+            )
+        module, cls = target.split(":")
+        backend = _loaded[name] = getattr(importlib.import_module(module), cls)()
+    return backend

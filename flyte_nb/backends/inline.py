@@ -1,0 +1,37 @@
+"""The in-process backend: async bodies on the engine loop, sync bodies on worker threads."""
+
+from __future__ import annotations
+
+import contextvars
+from typing import TYPE_CHECKING, Any
+
+from ..engine.bridge import drive
+from ..engine.context import current_action, current_group
+from ..engine.threads import call_in_thread
+from .base import Backend
+
+if TYPE_CHECKING:
+    from ..engine.action import Action
+
+
+def body_context(action: Action) -> contextvars.Context:
+    """The context an action's body runs in: it knows its action and starts outside any group."""
+    context = contextvars.copy_context()
+    context.run(_enter, action)
+    return context
+
+
+def _enter(action: Action) -> None:
+    current_action.set(action)
+    current_group.set(None)
+
+
+class InlineBackend(Backend):
+    name = "inline"
+
+    async def execute(self, action: Action, args: tuple, kwargs: dict) -> Any:
+        spec = action.spec
+        context = body_context(action)
+        if spec.is_async:
+            return await drive(spec.func(*args, **kwargs), context)
+        return await call_in_thread(context, spec.func, args, kwargs)

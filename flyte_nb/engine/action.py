@@ -1,0 +1,111 @@
+"""Actions: one record per task call made inside a run.
+
+Records are compact (``__slots__``, shared references, no per-action strings) because a map may
+create hundreds of thousands of them and memory must stay proportional to concurrency.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .run import GroupStats, RunState
+    from .slots import SlotPool
+    from .spec import TaskSpec
+
+
+class Phase(enum.IntEnum):
+    """Where an action is in its lifecycle."""
+
+    QUEUED = 0
+    WAITING = 1  # waiting for slots
+    RUNNING = 2
+    SUCCEEDED = 3
+    FAILED = 4
+    TIMED_OUT = 5
+    CANCELLED = 6
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @property
+    def terminal(self) -> bool:
+        return self >= Phase.SUCCEEDED
+
+
+PHASES = tuple(Phase)
+
+
+class Attempt:
+    """One try of an action that was retried (kept only for actions with several attempts)."""
+
+    __slots__ = ("number", "started_at", "ended_at", "error")
+
+    def __init__(self, number: int, started_at: float, ended_at: float, error: BaseException | None) -> None:
+        self.number = number
+        self.started_at = started_at
+        self.ended_at = ended_at
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"<Attempt {self.number} {self.ended_at - self.started_at:.3f}s error={self.error!r}>"
+
+
+class Action:
+    """The record of one task call in a run: what, where, how often, how long, how it ended."""
+
+    __slots__ = (
+        "number", "run", "spec", "parent", "group", "tags", "phase", "attempts", "history",
+        "queued_at", "started_at", "ended_at", "error", "pools", "held", "lent", "index",
+    )
+
+    def __init__(
+        self,
+        number: int,
+        run: RunState,
+        spec: TaskSpec,
+        parent: Action | None,
+        group: GroupStats | None,
+        tags: tuple[str, ...],
+        pools: tuple[SlotPool, ...],
+    ) -> None:
+        self.number = number
+        self.run = run
+        self.spec = spec
+        self.parent = parent
+        self.group = group
+        self.tags = tags
+        self.pools = pools
+        self.phase = Phase.QUEUED
+        self.attempts = 0
+        self.history: list[Attempt] | None = None
+        self.queued_at = time.time()
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.error: BaseException | None = None
+        self.held = False  # holds its pools right now
+        self.lent = 0  # children it is waiting on; while > 0 it lends its slots out
+        self.index: Any = None  # position in its map, if any
+
+    @property
+    def name(self) -> str:
+        return f"a{self.number}"
+
+    @property
+    def task(self) -> str:
+        return self.spec.name
+
+    @property
+    def group_name(self) -> str | None:
+        return self.group.name if self.group is not None else None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+    def __repr__(self) -> str:
+        return f"<Action {self.name} {self.task} {self.phase} attempts={self.attempts}>"

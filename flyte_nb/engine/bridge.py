@@ -1,0 +1,123 @@
+"""Let sync code inside an async action wait for async work without blocking the engine loop.
+
+Flyte 2 dies with "Deadlock detected" when an async task makes a sync task call or iterates a
+sync ``map``: the call blocks the very loop that must run the child. Here every async action
+body is *driven* from a greenlet. When sync code inside it must wait (``await_only``), the
+greenlet switches back to the driver, which awaits on the loop like any coroutine and switches
+back in with the result. Only that action waits; the loop never re-enters itself (no
+nest_asyncio). Greenlets are pooled because creating one costs ~8 µs and a switch ~0.2 µs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Awaitable, Coroutine, Generator
+from typing import Any, TypeVar
+
+from greenlet import getcurrent, greenlet
+
+from ..errors import DeadlockError
+
+T = TypeVar("T")
+
+_SEND, _THROW = 0, 1
+_YIELD, _AWAIT, _DONE, _RAISE = 0, 1, 2, 3
+
+
+class _Carrier(greenlet):
+    """A pooled greenlet that steps one coroutine at a time on behalf of ``drive``."""
+
+
+def _carry(coro: Coroutine[Any, Any, Any]) -> None:
+    """Body of a carrier: step each coroutine it is handed until it finishes, forever."""
+    while True:
+        mode, value = _SEND, None
+        while True:
+            try:
+                out = coro.send(value) if mode == _SEND else coro.throw(value)
+            except StopIteration as stop:
+                report = (_DONE, stop.value)
+                break
+            except BaseException as error:  # noqa: BLE001 - handed to the awaiting driver
+                report = (_RAISE, error)
+                break
+            mode, value = getcurrent().parent.switch((_YIELD, out))
+        out = value = None
+        coro = getcurrent().parent.switch(report)
+
+
+_pool = threading.local()
+
+
+def _carrier(context: contextvars.Context) -> _Carrier:
+    idle: list[_Carrier] | None = getattr(_pool, "idle", None)
+    if idle is None:
+        idle = _pool.idle = []
+    carrier = idle.pop() if idle else _Carrier(_carry)
+    carrier.parent = getcurrent()
+    carrier.gr_context = context
+    return carrier
+
+
+def _park(carrier: _Carrier) -> None:
+    carrier.gr_context = None
+    _pool.idle.append(carrier)
+
+
+class drive(Awaitable[T]):
+    """Await ``coro`` so that sync code inside it may call :func:`await_only`.
+
+    ``context`` is the contextvars context the coroutine runs in (the action's own).
+    """
+
+    __slots__ = ("_coro", "_context")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], context: contextvars.Context) -> None:
+        self._coro = coro
+        self._context = context
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        carrier = _carrier(self._context)
+        kind, payload = carrier.switch(self._coro)
+        self._coro = None  # type: ignore[assignment]
+        while True:
+            if kind == _YIELD:
+                try:
+                    sent = yield payload
+                except BaseException as error:  # noqa: BLE001 - forwarded into the coroutine
+                    kind, payload = carrier.switch((_THROW, error))
+                else:
+                    kind, payload = carrier.switch((_SEND, sent))
+            elif kind == _AWAIT:
+                try:
+                    result = yield from payload.__await__()
+                except BaseException as error:  # noqa: BLE001 - raised inside the sync caller
+                    kind, payload = carrier.throw(error)
+                else:
+                    kind, payload = carrier.switch(result)
+            else:
+                _park(carrier)
+                if kind == _DONE:
+                    return payload
+                raise payload
+
+
+def in_driven_code() -> bool:
+    """True when the caller runs inside a body driven by :class:`drive`."""
+    return isinstance(getcurrent(), _Carrier)
+
+
+def await_only(coro: Coroutine[Any, Any, T]) -> T:
+    """Wait for ``coro`` from sync code running inside a driven body; the loop keeps running."""
+    current = getcurrent()
+    if not isinstance(current, _Carrier):
+        coro.close()
+        raise DeadlockError(
+            "a blocking flyte_nb call was made on the engine loop outside a task body; "
+            "inside plain coroutines use `await task.aio(...)` or `flyte_nb.map.aio(...)` instead"
+        )
+    # The work runs as its own Task so that it sees this body's context variables.
+    task = asyncio.ensure_future(coro)
+    return current.parent.switch((_AWAIT, task))

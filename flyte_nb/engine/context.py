@@ -1,0 +1,22 @@
+"""Context variables: which action's body is running, in which group, under which tags.
+
+Context variables follow the code into tasks created by ``asyncio.gather``, into the greenlets
+that drive action bodies and into worker threads of sync bodies, so nested calls find their run.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .action import Action
+
+current_action: ContextVar[Action | None] = ContextVar("flyte_nb.action", default=None)
+"""The action whose body is executing; ``None`` outside a run."""
+
+current_group: ContextVar[str | None] = ContextVar("flyte_nb.group", default=None)
+"""The group (``flyte_nb.group`` block) that new actions join."""
+
+current_tags: ContextVar[tuple[str, ...]] = ContextVar("flyte_nb.tags", default=())
+"""Tags added by enclosing ``flyte_nb.tags`` blocks."""

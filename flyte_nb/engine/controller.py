@@ -1,0 +1,264 @@
+"""The controller: runs an action through its lifecycle.
+
+queued → (waiting for slots) → running → succeeded | failed | timed out | cancelled, with retries
+(back to queued during the backoff) and an event at every step. Slots are held only while the
+action's own code runs: an action that waits on its children lends its slots to them, so a
+parent never blocks the leaves it waits for (the deadlock that Prefect's tag limits hit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from ..backends.base import get_backend
+from ..errors import ActionTimeoutError, RunAbortedError, add_note
+from .action import Action, Attempt, Phase
+from .context import current_action, current_group, current_tags
+from .events import EventKind
+from .loop import block_on, engine
+from .run import GroupStats, RunState
+from .slots import acquire_all, release_all
+from .spec import TaskSpec
+
+_STRAGGLER_WAIT = 5.0  # seconds an aborted run waits for its actions to unwind
+
+
+async def call(
+    spec: TaskSpec,
+    args: tuple,
+    kwargs: dict,
+    parent: Action,
+    group: GroupStats | None = None,
+    index: Any = None,
+) -> Any:
+    """A task call made inside a run: a new action, executed to the end."""
+    run = parent.run
+    action = run.new_action(spec, parent, group or current_group.get(), current_tags.get())
+    action.index = index
+    return await execute(action, args, kwargs)
+
+
+def call_blocking(spec: TaskSpec, args: tuple, kwargs: dict, parent: Action) -> Any:
+    """A sync task call inside a run: blocks the calling body, never the engine loop."""
+    return block_on(call(spec, args, kwargs, parent), on_task=parent.run.track)
+
+
+async def execute(action: Action, args: tuple, kwargs: dict) -> Any:
+    run = action.run
+    parent = action.parent
+    lending = parent is not None and bool(parent.pools)
+    if lending:
+        _lend(parent)
+    run.active += 1
+    try:
+        result = await _attempts(action, args, kwargs)
+    except asyncio.CancelledError:
+        if lending:
+            parent.lent -= 1
+        raise
+    except BaseException:
+        if lending:
+            await _reclaim(parent)
+        raise
+    finally:
+        run.active -= 1
+        if run.active == 0 and run.idle is not None:
+            run.idle.set()
+    if lending:
+        await _reclaim(parent)
+    return result
+
+
+def _lend(parent: Action) -> None:
+    parent.lent += 1
+    if parent.held:
+        parent.held = False
+        release_all(parent.pools)
+
+
+async def _reclaim(parent: Action) -> None:
+    parent.lent -= 1
+    if parent.lent == 0 and not parent.held and parent.phase == Phase.RUNNING:
+        await acquire_all(parent.pools)
+        parent.held = True
+        if parent.lent > 0:  # a new child started while we waited: lend again
+            parent.held = False
+            release_all(parent.pools)
+
+
+class _Deadline:
+    """Cancels the current task after ``seconds`` and remembers that it did."""
+
+    __slots__ = ("task", "handle", "fired")
+
+    def __init__(self, seconds: float) -> None:
+        self.task = asyncio.current_task()
+        self.fired = False
+        self.handle = asyncio.get_running_loop().call_later(seconds, self._fire)
+
+    def _fire(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+    def absorb(self) -> None:
+        """Our own cancellation became a timeout: undo it so later awaits work (3.11+)."""
+        uncancel = getattr(self.task, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+
+
+async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
+    run = action.run
+    spec = action.spec
+    backend = get_backend(spec.backend)
+    pools = action.pools
+    while True:
+        action.attempts += 1
+        attempt = action.attempts
+        if pools:
+            run.transition(action, Phase.WAITING)
+            try:
+                await acquire_all(pools)
+            except asyncio.CancelledError:
+                _finish(action, Phase.CANCELLED, None)
+                raise
+            action.held = True
+        started = time.time()
+        if action.started_at is None:
+            action.started_at = started
+        run.transition(action, Phase.RUNNING)
+        deadline = _Deadline(spec.timeout) if spec.timeout else None
+        error: BaseException
+        try:
+            result = await backend.execute(action, args, kwargs)
+        except asyncio.CancelledError:
+            if deadline is None or not deadline.fired or run.aborting:
+                _release(action)
+                _finish(action, Phase.CANCELLED, None)
+                raise
+            deadline.absorb()
+            error = ActionTimeoutError(spec.name, spec.timeout, attempt)
+        except BaseException as caught:  # noqa: BLE001 - user errors keep their type
+            error = caught
+        else:
+            if deadline is not None:
+                deadline.handle.cancel()
+            _release(action)
+            _finish(action, Phase.SUCCEEDED, None)
+            return result
+        finally:
+            if deadline is not None:
+                deadline.handle.cancel()
+        _release(action)
+        if attempt <= spec.retry.count and isinstance(error, Exception):
+            if action.history is None:
+                action.history = []
+            action.history.append(Attempt(attempt, started, time.time(), error))
+            run.transition(action, Phase.QUEUED)
+            try:
+                await asyncio.sleep(spec.retry.delay(attempt))
+            except asyncio.CancelledError:
+                _finish(action, Phase.CANCELLED, None)
+                raise
+            continue
+        if action.history is not None:
+            action.history.append(Attempt(attempt, started, time.time(), error))
+        phase = Phase.TIMED_OUT if isinstance(error, ActionTimeoutError) else Phase.FAILED
+        _finish(action, phase, error)
+        raise error
+
+
+def _release(action: Action) -> None:
+    if action.held:
+        action.held = False
+        release_all(action.pools)
+
+
+def _finish(action: Action, phase: Phase, error: BaseException | None) -> None:
+    action.ended_at = time.time()
+    action.error = error
+    if error is not None and not getattr(error, "_flyte_nb_noted", False):
+        try:
+            error._flyte_nb_noted = True  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - exceptions with __slots__
+            pass
+        add_note(error, f"in task `{action.spec.name}` (action {action.name} of run {action.run.name}, "
+                        f"attempt {action.attempts} of {action.spec.retry.count + 1})")
+    action.run.transition(action, phase)
+
+
+# --------------------------------------------------------------------- runs
+def start(run: RunState) -> None:
+    """Begin ``run`` on the engine loop; returns at once."""
+    context = contextvars.copy_context()
+    context.run(_detach)
+    engine().submit(_drive(run), context, on_task=run.track)
+
+
+def _detach() -> None:
+    current_action.set(None)
+    current_group.set(None)
+
+
+async def _drive(run: RunState) -> None:
+    run.idle = asyncio.Event()
+    run.phase = "running"
+    run.started_at = time.time()
+    run.emit(EventKind.RUN_STARTED)
+    root = run.new_action(run.driver, None, None, current_tags.get())
+    outcome: BaseException | None = None
+    result: Any = None
+    try:
+        result = await execute(root, run.args, run.kwargs)
+    except asyncio.CancelledError:
+        outcome = RunAbortedError(f"run {run.name} was aborted" + (f": {run.abort_reason}" if run.abort_reason else ""))
+    except BaseException as error:  # noqa: BLE001 - reported through the run's future
+        outcome = error
+    if run.aborting:
+        outcome = outcome if isinstance(outcome, RunAbortedError) else RunAbortedError(
+            f"run {run.name} was aborted" + (f": {run.abort_reason}" if run.abort_reason else ""))
+        _cancel_all(run)
+        if run.active:
+            run.idle.clear()
+            try:
+                await asyncio.wait_for(run.idle.wait(), _STRAGGLER_WAIT)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+    run.ended_at = time.time()
+    run.error = outcome
+    run.phase = "succeeded" if outcome is None else ("aborted" if isinstance(outcome, RunAbortedError) else "failed")
+    run.emit(EventKind.RUN_FINISHED)
+    if outcome is None:
+        run.done.set_result(result)
+    else:
+        run.done.set_exception(outcome)
+
+
+def _cancel_all(run: RunState) -> None:
+    current = asyncio.current_task()
+    for task in tuple(run.tasks):
+        if task is not current:
+            task.cancel()
+
+
+def abort(run: RunState, reason: str | None = None) -> None:
+    """Cancel every queued and running action of ``run``; thread-safe, returns at once."""
+
+    def _abort() -> None:
+        if run.done.done() or run.aborting:
+            return
+        run.aborting = True
+        run.abort_reason = reason
+        for task in tuple(run.tasks):
+            task.cancel()
+
+    engine().call_soon(_abort)
+
+
+def run_coroutine(run: RunState, coro: Coroutine[Any, Any, Any]) -> Any:
+    """Block on ``coro`` as work of ``run`` (cancelled with it)."""
+    return block_on(coro, on_task=run.track)

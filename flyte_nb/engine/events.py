@@ -1,0 +1,72 @@
+"""Events: every state change of a run or action, for listeners to turn into views.
+
+The engine only emits; widgets, the run store and terminal progress subscribe. Listeners are
+called on the engine thread and must be quick (coalesce, batch, hand off).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .action import Action, Phase
+    from .run import RunState
+
+
+class EventKind(enum.Enum):
+    RUN_STARTED = "run_started"
+    RUN_FINISHED = "run_finished"
+    ACTION = "action"  # an action changed phase
+    OUTPUT = "output"  # an action wrote to stdout/stderr
+
+
+class Event:
+    __slots__ = ("kind", "run", "action", "phase", "time", "data")
+
+    def __init__(
+        self,
+        kind: EventKind,
+        run: RunState,
+        action: Action | None = None,
+        phase: Phase | None = None,
+        data: Any = None,
+    ) -> None:
+        self.kind = kind
+        self.run = run
+        self.action = action
+        self.phase = phase
+        self.time = time.time()
+        self.data = data
+
+    def __repr__(self) -> str:
+        who = self.action.name if self.action is not None else self.run.name
+        return f"<Event {self.kind.value} {who} {self.phase or ''}>"
+
+
+Listener = Callable[[Event], Any]
+
+listeners: list[Listener] = []
+"""Engine-wide listeners: they hear every run."""
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    """Listen to every run's events; returns a function that stops listening."""
+    listeners.append(listener)
+    return lambda: listener in listeners and listeners.remove(listener)
+
+
+def deliver(event: Event, run_listeners: list[Listener]) -> None:
+    """Call each listener; a failing listener is dropped with a warning, never breaks the run."""
+    for group in (listeners, run_listeners):
+        for listener in tuple(group):
+            try:
+                listener(event)
+            except Exception as error:  # noqa: BLE001
+                import warnings
+
+                warnings.warn(f"flyte_nb event listener {listener!r} failed and was removed: {error!r}", stacklevel=1)
+                if listener in group:
+                    group.remove(listener)

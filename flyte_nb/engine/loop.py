@@ -1,0 +1,117 @@
+"""The engine loop: one asyncio loop on one daemon thread per kernel.
+
+Runs execute here so that the notebook's own thread (and the kernel's loop) stay free: a cell
+that starts a run returns at once and the user goes on typing while actions fan out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from .bridge import await_only
+from .threads import current_call
+
+T = TypeVar("T")
+
+
+class EngineLoop:
+    """An asyncio loop running forever on a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, args=(ready,), name="flyte_nb-engine", daemon=True)
+        self.thread.start()
+        ready.wait()
+
+    def _main(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.set)
+        self.loop.run_forever()
+
+    def on_thread(self) -> bool:
+        """True when called from the engine thread itself."""
+        return threading.current_thread() is self.thread
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Schedule ``fn(*args)`` on the engine loop from any thread."""
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def submit(
+        self,
+        coro: Coroutine[Any, Any, T],
+        context: contextvars.Context | None = None,
+        on_task: Callable[[asyncio.Task[T]], Any] | None = None,
+    ) -> concurrent.futures.Future[T]:
+        """Start ``coro`` as a task on the engine loop, in ``context``; return a thread-safe future.
+
+        Unlike ``asyncio.run_coroutine_threadsafe`` this keeps the caller's context variables, so
+        work submitted from a task body's thread still knows its run and parent action.
+        """
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def start() -> None:
+            if result.cancelled():
+                coro.close()
+                return
+            task = context.run(self.loop.create_task, coro) if context is not None else self.loop.create_task(coro)
+            if on_task is not None:
+                on_task(task)
+            task.add_done_callback(lambda t: _copy_outcome(t, result))
+            result.add_done_callback(lambda f: f.cancelled() and self.loop.call_soon_threadsafe(task.cancel))
+
+        self.loop.call_soon_threadsafe(start)
+        return result
+
+
+def _copy_outcome(task: asyncio.Task[T], future: concurrent.futures.Future[T]) -> None:
+    if future.done():
+        return
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())
+
+
+_engine: EngineLoop | None = None
+_lock = threading.Lock()
+
+
+def engine() -> EngineLoop:
+    """The kernel's engine loop, started on first use."""
+    global _engine
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                _engine = EngineLoop()
+    return _engine
+
+
+def block_on(
+    coro: Coroutine[Any, Any, T],
+    on_task: Callable[[asyncio.Task[T]], Any] | None = None,
+) -> T:
+    """Run ``coro`` on the engine loop and wait for it from synchronous code.
+
+    From a task body's worker thread this blocks that thread; from an async body on the engine
+    thread it suspends only that body (see :mod:`.bridge`).
+    """
+    loop = engine()
+    if loop.on_thread():
+        return await_only(coro)
+    future = loop.submit(coro, contextvars.copy_context(), on_task)
+    call = current_call()
+    if call is not None:
+        call.adopt(future)
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        raise

@@ -1,0 +1,156 @@
+"""Run state: the live record of one run, owned and mutated by the engine thread."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .action import PHASES, Action, Phase
+from .events import Event, EventKind, Listener, deliver, listeners
+from .slots import PoolStatistics, SlotPool, in_order
+from .spec import TaskSpec
+
+
+class GroupStats:
+    """Progress of one group (a ``map`` or a ``flyte_nb.group`` block): counts per phase."""
+
+    __slots__ = ("name", "counts", "total", "pool", "created_at")
+
+    def __init__(self, name: str, total: int | None = None, pool: SlotPool | None = None) -> None:
+        self.name = name
+        self.counts = [0] * len(PHASES)
+        self.total = total
+        self.pool = pool
+        self.created_at = time.time()
+
+    def count(self, phase: Phase) -> int:
+        return self.counts[phase]
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts[Phase.SUCCEEDED:])
+
+    def __repr__(self) -> str:
+        done = self.finished
+        total = "?" if self.total is None else self.total
+        return f"<Group {self.name!r} {done}/{total} done>"
+
+
+class RunState:
+    """Everything the engine knows about one run while it lives."""
+
+    def __init__(
+        self,
+        name: str,
+        driver: TaskSpec,
+        args: tuple,
+        kwargs: dict,
+        throttle: Mapping[str, int],
+    ) -> None:
+        self.name = name
+        self.driver = driver
+        self.args = args
+        self.kwargs = kwargs
+        self.phase = "queued"
+        self.created_at = time.time()
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.actions: list[Action] = []
+        self.counts = [0] * len(PHASES)
+        self.groups: dict[str, GroupStats] = {}
+        self.pools: dict[str, SlotPool] = {}
+        self.throttles = {tag: SlotPool(limit, f"tag:{tag}") for tag, limit in throttle.items()}
+        self.pools.update((p.name, p) for p in self.throttles.values())
+        self.listeners: list[Listener] = []
+        self.done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.error: BaseException | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()  # cancelled together on abort
+        self.active = 0  # actions between start and end
+        self.idle: asyncio.Event | None = None
+        self.aborting = False
+        self.abort_reason: str | None = None
+        self._pools_for: dict[tuple[int, tuple[str, ...]], tuple[SlotPool, ...]] = {}
+
+    # ----------------------------------------------------------------- actions
+    def new_action(
+        self,
+        spec: TaskSpec,
+        parent: Action | None,
+        group: GroupStats | str | None,
+        tags: tuple[str, ...],
+    ) -> Action:
+        if spec.tags:
+            tags = tuple(dict.fromkeys(spec.tags + tags)) if tags else spec.tags
+        if isinstance(group, str):
+            group = self.group(group)
+        action = Action(len(self.actions), self, spec, parent, group, tags, self._pools(spec, tags))
+        self.actions.append(action)
+        self.counts[Phase.QUEUED] += 1
+        if group is not None:
+            group.counts[Phase.QUEUED] += 1
+        if listeners or self.listeners:
+            deliver(Event(EventKind.ACTION, self, action, Phase.QUEUED), self.listeners)
+        return action
+
+    def _pools(self, spec: TaskSpec, tags: tuple[str, ...]) -> tuple[SlotPool, ...]:
+        key = (id(spec), tags)
+        pools = self._pools_for.get(key)
+        if pools is None:
+            found = [self.throttles[t] for t in tags if t in self.throttles]
+            if spec.env_pool is not None:
+                found.append(spec.env_pool)
+                self.pools.setdefault(spec.env_pool.name, spec.env_pool)
+            pools = self._pools_for[key] = in_order(found)
+        return pools
+
+    def transition(self, action: Action, phase: Phase) -> None:
+        old = action.phase
+        action.phase = phase
+        counts = self.counts
+        counts[old] -= 1
+        counts[phase] += 1
+        group = action.group
+        if group is not None:
+            group.counts[old] -= 1
+            group.counts[phase] += 1
+        if listeners or self.listeners:
+            deliver(Event(EventKind.ACTION, self, action, phase), self.listeners)
+
+    def emit(self, kind: EventKind, data: Any = None, action: Action | None = None) -> None:
+        if listeners or self.listeners:
+            deliver(Event(kind, self, action, None, data), self.listeners)
+
+    # ------------------------------------------------------------------ groups
+    def group(self, name: str, total: int | None = None, pool: SlotPool | None = None, unique: bool = False) -> GroupStats:
+        """The group called ``name``; with ``unique`` a fresh one (``name#2`` …) for each map."""
+        group = self.groups.get(name)
+        if group is not None and unique:
+            n = 2
+            while f"{name}#{n}" in self.groups:
+                n += 1
+            name, group = f"{name}#{n}", None
+        if group is None:
+            group = self.groups[name] = GroupStats(name, total, pool)
+            if pool is not None:
+                self.pools[pool.name] = pool
+        return group
+
+    def statistics(self) -> list[PoolStatistics]:
+        return [pool.statistics() for pool in self.pools.values()]
+
+    def count(self, phase: Phase) -> int:
+        return self.counts[phase]
+
+    @property
+    def finished(self) -> bool:
+        return self.done.done()
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Cancel ``task`` with the run on abort (work started from a sync body's thread)."""
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        if self.aborting:
+            task.cancel()

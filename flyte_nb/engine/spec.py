@@ -1,0 +1,47 @@
+"""What the engine needs to know about a task, normalised once at decoration time.
+
+The API layer turns user-facing policies (``RetryStrategy``, ``Timeout``, ``Resources`` …) into
+these plain values so that the hot path reads attributes instead of re-interpreting options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .slots import SlotPool
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``count`` retries after the first attempt; the n-th gap is ``min(cap, base * factor**(n-1))``."""
+
+    count: int = 0
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 60.0
+
+    def delay(self, failed_attempt: int) -> float:
+        return min(self.cap, self.base * self.factor ** (failed_attempt - 1))
+
+
+NO_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True, eq=False)
+class TaskSpec:
+    """A task as the engine sees it."""
+
+    name: str
+    func: Callable[..., Any]
+    is_async: bool
+    env_name: str = "default"
+    backend: str = "inline"
+    retry: RetryPolicy = NO_RETRY
+    timeout: float | None = None
+    tags: tuple[str, ...] = ()
+    throttle: Mapping[str, int] = field(default_factory=dict)
+    env_pool: SlotPool | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)  # resources, image, env vars: for backends
