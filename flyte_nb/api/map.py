@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from ..engine import controller
-from ..engine.context import current_action
+from ..engine.context import current_action, current_tags
 from ..engine.fanout import fanout
 from ..engine.loop import block_on, engine
 from ..engine.slots import SlotPool
@@ -49,14 +49,15 @@ class _Plan:
         self.concurrency = concurrency
         self.return_exceptions = return_exceptions
         self.ordered = ordered
+        self.tags = current_tags.get()  # in force where map() was called
 
     def stream(self) -> AsyncIterator[Any]:
         """The async stream of results; must be iterated on the engine loop inside a run."""
         parent = current_action.get()
-        pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
         inputs = zip(*self.iterables)
         spec = self.task.spec
         if parent is None:
+            pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
             func = self.task.func
             if spec.is_async:
                 invoke = lambda i, args: func(*args)  # noqa: E731
@@ -64,12 +65,13 @@ class _Plan:
                 invoke = lambda i, args: asyncio.to_thread(func, *args)  # noqa: E731
         else:
             run = parent.run
-            group = run.group(self.group_name, _total(self.iterables), pool, unique=True)
-            pool.name = f"map:{group.name}"
+            group = run.group(self.group_name, _total(self.iterables), unique=True)
+            pool = group.pool = SlotPool(self.concurrency or None, f"map:{group.name}")
             run.pools[pool.name] = pool
+            tags = self.tags
 
             def invoke(i: int, args: tuple) -> Any:
-                return controller.call(spec, args, {}, parent, group, i)
+                return controller.call(spec, args, {}, parent, group, tags, i)
 
         return fanout(invoke, inputs, pool, ordered=self.ordered, return_exceptions=self.return_exceptions)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..engine import controller
-from ..engine.context import current_action
+from ..engine.context import current_action, current_group, current_tags
 from ..engine.loop import engine
 from ..engine.spec import TaskSpec
 from ..errors import ConfigurationError
@@ -108,7 +108,7 @@ class TaskTemplate:
         if parent is None:
             return self.func(*args, **kwargs)
         if self.is_async:
-            return _on_engine(controller.call(self.spec, args, kwargs, parent))
+            return _on_engine(controller.call(self.spec, args, kwargs, parent, current_group.get(), current_tags.get()))
         return controller.call_blocking(self.spec, args, kwargs, parent)
 
     def aio(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
@@ -118,7 +118,7 @@ class TaskTemplate:
             if self.is_async:
                 return self.func(*args, **kwargs)
             return asyncio.to_thread(self.func, *args, **kwargs)
-        return _on_engine(controller.call(self.spec, args, kwargs, parent))
+        return _on_engine(controller.call(self.spec, args, kwargs, parent, current_group.get(), current_tags.get()))
 
     def override(self, **options: Any) -> TaskTemplate:
         """A copy of this task with some options changed (``retries``, ``timeout``, ``tags``…)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
 from greenlet import getcurrent, greenlet
@@ -66,22 +66,29 @@ def _park(carrier: _Carrier) -> None:
     _pool.idle.append(carrier)
 
 
-class drive(Awaitable[T]):
-    """Await ``coro`` so that sync code inside it may call :func:`await_only`.
+def _spent() -> Generator[Any, Any, Any]:
+    """An already-finished step generator, for a drive closed before it started."""
+    return
+    yield  # noqa: unreachable - makes this a generator
 
-    ``context`` is the contextvars context the coroutine runs in (the action's own).
+
+class drive(Coroutine[Any, Any, T]):
+    """Run ``coro`` so that sync code inside it may call :func:`await_only`.
+
+    ``context`` is the contextvars context the coroutine runs in (the action's own). A ``drive``
+    is itself a coroutine: await it, or hand it to ``asyncio.Task`` directly.
     """
 
-    __slots__ = ("_coro", "_context")
+    __slots__ = ("_coro", "_context", "_steps")
 
     def __init__(self, coro: Coroutine[Any, Any, T], context: contextvars.Context) -> None:
         self._coro = coro
         self._context = context
+        self._steps: Generator[Any, Any, T] | None = None
 
-    def __await__(self) -> Generator[Any, Any, T]:
+    def _run(self) -> Generator[Any, Any, T]:
         carrier = _carrier(self._context)
         kind, payload = carrier.switch(self._coro)
-        self._coro = None  # type: ignore[assignment]
         while True:
             if kind == _YIELD:
                 try:
@@ -102,6 +109,32 @@ class drive(Awaitable[T]):
                 if kind == _DONE:
                     return payload
                 raise payload
+
+    def _started(self) -> Generator[Any, Any, T]:
+        if self._steps is None:
+            self._steps = self._run()
+        return self._steps
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        return self._started()
+
+    def send(self, value: Any) -> Any:
+        return self._started().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # type: ignore[override]
+        if self._steps is None:  # cancelled before it ever ran: the inner coroutine never will
+            self._coro.close()
+            self._steps = _spent()
+            error = typ if isinstance(typ, BaseException) else (val if isinstance(val, BaseException) else typ())
+            raise error.with_traceback(tb) if tb is not None else error
+        return self._steps.throw(typ) if val is None and tb is None else self._steps.throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._steps is None:
+            self._coro.close()
+            self._steps = _spent()
+        else:
+            self._steps.close()
 
 
 def in_driven_code() -> bool:

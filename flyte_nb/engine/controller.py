@@ -32,19 +32,25 @@ async def call(
     args: tuple,
     kwargs: dict,
     parent: Action,
-    group: GroupStats | None = None,
+    group: GroupStats | str | None = None,
+    tags: tuple[str, ...] = (),
     index: Any = None,
 ) -> Any:
-    """A task call made inside a run: a new action, executed to the end."""
+    """A task call made inside a run: a new action, executed to the end.
+
+    ``group`` and ``tags`` are those in force where the call was *made* (the coroutine may start
+    later, outside the ``with flyte_nb.tags(...)`` block that made it).
+    """
     run = parent.run
-    action = run.new_action(spec, parent, group or current_group.get(), current_tags.get())
+    action = run.new_action(spec, parent, group, tags)
     action.index = index
     return await execute(action, args, kwargs)
 
 
 def call_blocking(spec: TaskSpec, args: tuple, kwargs: dict, parent: Action) -> Any:
     """A sync task call inside a run: blocks the calling body, never the engine loop."""
-    return block_on(call(spec, args, kwargs, parent), on_task=parent.run.track)
+    coro = call(spec, args, kwargs, parent, current_group.get(), current_tags.get())
+    return block_on(coro, on_task=parent.run.track)
 
 
 async def execute(action: Action, args: tuple, kwargs: dict) -> Any:

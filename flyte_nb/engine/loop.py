@@ -13,10 +13,15 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from .bridge import await_only
+from .bridge import await_only, drive
 from .threads import current_call
 
 T = TypeVar("T")
+
+
+def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], **options: Any) -> asyncio.Task[T]:
+    """Task factory of the engine loop: every task is driven, so sync waits work in any of them."""
+    return asyncio.Task(drive(coro, contextvars.copy_context()), loop=loop, **options)
 
 
 class EngineLoop:
@@ -24,6 +29,7 @@ class EngineLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_task_factory(_driven_task)
         ready = threading.Event()
         self.thread = threading.Thread(target=self._main, args=(ready,), name="flyte_nb-engine", daemon=True)
         self.thread.start()

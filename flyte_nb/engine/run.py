@@ -124,7 +124,7 @@ class RunState:
             deliver(Event(kind, self, action, None, data), self.listeners)
 
     # ------------------------------------------------------------------ groups
-    def group(self, name: str, total: int | None = None, pool: SlotPool | None = None, unique: bool = False) -> GroupStats:
+    def group(self, name: str, total: int | None = None, unique: bool = False) -> GroupStats:
         """The group called ``name``; with ``unique`` a fresh one (``name#2`` …) for each map."""
         group = self.groups.get(name)
         if group is not None and unique:
@@ -133,9 +133,7 @@ class RunState:
                 n += 1
             name, group = f"{name}#{n}", None
         if group is None:
-            group = self.groups[name] = GroupStats(name, total, pool)
-            if pool is not None:
-                self.pools[pool.name] = pool
+            group = self.groups[name] = GroupStats(name, total)
         return group
 
     def statistics(self) -> list[PoolStatistics]:

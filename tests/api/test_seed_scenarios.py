@@ -1,0 +1,90 @@
+"""The seed scenario: 8 calls sleeping 0.5 s, at most 3 at once, three ways."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import flyte_nb as flyte
+from tests.timeline import Gauge, peak
+
+env = flyte.TaskEnvironment("seed")
+gauge = Gauge()
+
+
+@env.task
+async def sleepy(i: int) -> int:
+    with gauge.running("sleepy"):
+        await asyncio.sleep(0.5)
+    return i
+
+
+@env.task
+def sleepy_sync(i: int) -> int:
+    with gauge.running("sleepy_sync"):
+        time.sleep(0.5)
+    return i
+
+
+@env.task
+async def with_semaphore(n: int) -> list[int]:
+    semaphore = asyncio.Semaphore(3)
+
+    async def limited(i: int) -> int:
+        async with semaphore:
+            return await sleepy(i)
+
+    return await asyncio.gather(*(limited(i) for i in range(n)))
+
+
+@env.task
+async def with_flyte_semaphore(n: int) -> list[int]:
+    semaphore = flyte.Semaphore(3, name="three")
+
+    async def limited(i: int) -> int:
+        async with semaphore:
+            return await sleepy(i)
+
+    return await asyncio.gather(*(limited(i) for i in range(n)))
+
+
+@env.task
+async def with_map(n: int) -> list[int]:
+    return list(flyte.map(sleepy, range(n), concurrency=3))
+
+
+@env.task
+async def with_map_aio(n: int) -> list[int]:
+    return [r async for r in flyte.map.aio(sleepy, range(n), concurrency=3)]
+
+
+@env.task
+async def with_sync_map_of_sync_task(n: int) -> list[int]:
+    return list(flyte.map(sleepy_sync, range(n), concurrency=3))
+
+
+@env.task
+def sync_driver(n: int) -> list[int]:
+    return list(flyte.map(sleepy_sync, range(n), concurrency=3))
+
+
+@pytest.mark.parametrize(
+    "driver", [with_semaphore, with_flyte_semaphore, with_map, with_map_aio, with_sync_map_of_sync_task, sync_driver],
+    ids=lambda d: d.short_name,
+)
+def test_eight_half_second_calls_three_at_a_time(driver):
+    gauge.top.clear()
+    start = time.perf_counter()
+    run = flyte.run(driver, 8)
+    assert time.perf_counter() - start < 0.1, "run() must return at once"
+    assert run.outputs(timeout=10) == list(range(8))
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.7, f"took {elapsed:.2f}s"
+    leaves = [a for a in run.actions if a.parent is not None]
+    assert len(leaves) == 8
+    assert peak((a.started_at, a.ended_at) for a in leaves) == 3
+    assert max(gauge.top.values()) == 3
+    assert all(s.holders == 0 for s in run.statistics())
+    assert run.phase == "succeeded"
