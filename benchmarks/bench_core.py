@@ -61,6 +61,12 @@ async def ident(x: int) -> int:
 
 
 @env.task
+async def ident_yield(x: int) -> int:
+    await asyncio.sleep(0)  # suspends once, so each action stays in flight across loop iterations
+    return x
+
+
+@env.task
 async def sleepy(x: int) -> int:
     await asyncio.sleep(SEED_SLEEP)
     return x
@@ -81,6 +87,14 @@ async def empty_driver() -> int:
 async def map_aio_driver(n: int, concurrency: int) -> int:
     count = 0
     async for _ in flyte_nb.map.aio(ident, range(n), concurrency=concurrency):
+        count += 1
+    return count
+
+
+@env.task
+async def map_aio_yield_driver(n: int, concurrency: int) -> int:
+    count = 0
+    async for _ in flyte_nb.map.aio(ident_yield, range(n), concurrency=concurrency):
         count += 1
     return count
 
@@ -248,6 +262,7 @@ def bench_overhead(n: int, concurrency: int, rounds: int) -> list[Check]:
         t = times[name]
         row = [name, fmt_time(statistics.median(t)), fmt_time(min(t)), f"{min(t) / n * 1e6:6.2f} µs"]
         if name.startswith("flyte_nb: empty"):
+            row[3] = "-"
             row += ["-", "-", "-", "-", "(info)"]
         elif name.startswith("flyte_nb"):
             paired = [(a - b) / n * 1e6 for a, b in zip(t, base)]
@@ -258,8 +273,8 @@ def bench_overhead(n: int, concurrency: int, rounds: int) -> list[Check]:
             row += [f"{med:6.2f} µs", f"{best:6.2f} µs", f"{vs_workers:6.2f} µs",
                     f"{statistics.median(t) / statistics.median(base):5.2f}x", verdict(ok)]
         else:
-            row += ["-", "-", "-", "1.00x" if t is base else f"{statistics.median(t) / statistics.median(base):5.2f}x",
-                    "(baseline)"]
+            ratio = statistics.median(t) / statistics.median(base)
+            row += ["-", "-", "-", f"{ratio:5.2f}x", "(baseline)" if t is base else "(info)"]
         rows.append(row)
     print_table(["variant", "median", "best", "best/item", "ovh median", "ovh best", "ovh vs workers",
                  "ratio", f"≤{OVERHEAD_TARGET_US:g}µs"], rows)
@@ -285,6 +300,7 @@ def memory_child(impl: str, mode: str, n: int, concurrency: int) -> dict[str, fl
     """Inside a fresh process: one big fan-out, measured by tracemalloc or by RSS (never both)."""
     workloads: dict[str, Callable[[], object]] = {
         "flyte_map": lambda: run_flyte(map_aio_driver, n, concurrency),
+        "flyte_map_yield": lambda: run_flyte(map_aio_yield_driver, n, concurrency),
         "flyte_naive": lambda: run_flyte(naive_gather_driver, n, concurrency),
         "bare_naive": lambda: asyncio.run(bare_gather(n, concurrency)),
     }
@@ -296,7 +312,10 @@ def memory_child(impl: str, mode: str, n: int, concurrency: int) -> dict[str, fl
     if mode == "tracemalloc":
         tracemalloc.start()
         kept = work()  # keep the Run handle alive: what it retains counts as "retained"
-        out["current"], out["peak"] = tracemalloc.get_traced_memory()
+        out["peak"] = tracemalloc.get_traced_memory()[1]
+        time.sleep(0.05)  # outputs() returns before the engine has unwound the driver task
+        gc.collect()
+        out["current"] = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
         del kept
     else:
@@ -325,6 +344,7 @@ def bench_memory(n: int, concurrency: int) -> list[Check]:
           "(tracing inflates RSS ~3x and time ~5x)")
     variants = {
         "flyte_nb: async for map.aio()": "flyte_map",
+        "flyte_nb: async for map.aio(), task awaits once": "flyte_map_yield",
         "naive: gather of all N + flyte_nb.Semaphore": "flyte_naive",
         "naive: bare asyncio gather of all N + Semaphore": "bare_naive",
     }
@@ -334,10 +354,10 @@ def bench_memory(n: int, concurrency: int) -> list[Check]:
         rss = spawn_child(impl, "rss", n, concurrency)
         row = [label, fmt_time(rss["wall"]), fmt_mb(traced["peak"]), f"{traced['peak'] / n:6.0f} B",
                fmt_mb(traced["current"]), fmt_mb(rss["rss_delta"]), fmt_mb(rss["hwm_delta"])]
-        if impl == "flyte_map":
+        if impl.startswith("flyte_map"):
             worst = max(traced["peak"], rss["hwm_delta"])
             ok = worst < MEMORY_TARGET_MB * 1e6
-            checks.append(Check("memory flyte_nb map.aio", ok))
+            checks.append(Check(f"memory {label}", ok))
             row.append(verdict(ok))
         else:
             row.append("(contrast)")
@@ -345,7 +365,7 @@ def bench_memory(n: int, concurrency: int) -> list[Check]:
     print_table(["variant", "wall", "traced peak", "peak/item", "retained", "RSS Δ", "RSS peak Δ",
                  f"<{MEMORY_TARGET_MB:g}MB"], rows)
     print("   traced peak = tracemalloc peak since just before the run (all threads); retained = still traced "
-          "when outputs() returns, Run handle alive;")
+          "after outputs() returned and the engine settled, Run handle alive;")
     print("   RSS Δ = RSS after - before (psutil); RSS peak Δ = ru_maxrss high-water - RSS before. "
           "PASS needs traced peak and RSS peak Δ both under target.")
     return checks
@@ -391,6 +411,19 @@ def bench_seed(repeats: int) -> list[Check]:
 
 
 # ---------------------------------------------------------------------------------------- main
+def revision() -> str:
+    """The git commit being measured, marked dirty when the working tree has changes (best effort)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "flyte_nb"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty flyte_nb" if dirty else "")
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a CI smoke run")
@@ -410,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["FLYTE_NB_HOME"] = home
     overhead_n, memory_n = (2_000, 20_000) if args.quick else (10_000, 100_000)
     seed_repeats = 1 if args.quick else 3
-    print(f"flyte_nb {flyte_nb.__version__} core benchmarks ({'quick' if args.quick else 'full'}) — "
+    print(f"flyte_nb {flyte_nb.__version__} ({revision()}) core benchmarks ({'quick' if args.quick else 'full'}) — "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
           f"psutil {'yes' if psutil else 'no'}")
     try:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..backends.base import set_default_backend
+from ..backends.base import check_backend_name, set_default_backend
 from ..data.home import set_home_dir
 from ..errors import ConfigurationError
 
@@ -29,25 +29,39 @@ def init(backend: str | None = None, *, root_dir: str | os.PathLike[str] | None 
     unknown = set(flyte_options) - _FLYTE_INIT_OPTIONS
     if unknown:
         raise ConfigurationError(f"init got unknown option(s): {', '.join(sorted(unknown))}")
+    # check everything before changing anything
+    if backend is not None:
+        check_backend_name(backend)
+    for what, path in (("root_dir", root_dir), ("home", home)):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise ConfigurationError(f"{what} must be a folder path, got {path!r}")
+    if root_dir is not None and not Path(root_dir).is_dir():
+        raise ConfigurationError(f"root_dir {str(root_dir)!r} is not a folder")
     if backend is not None:
         set_default_backend(backend)
     if home is not None:
         set_home_dir(home)
-    if root_dir is not None and not Path(root_dir).is_dir():
-        raise ConfigurationError(f"root_dir {str(root_dir)!r} is not a folder")
 
 
 _SEARCH = (".flyte/config.yaml", "config.yaml", "~/.flyte/config.yaml")
 
 
+_FLYTE_CONFIG_OPTIONS = {"log_level", "storage", "images", "sync_local_sys_paths", "project", "domain"}
+
+
 def init_from_config(path_or_config: str | os.PathLike[str] | dict[str, Any] | None = None,
-                     root_dir: str | os.PathLike[str] | None = None, **_flyte_options: Any) -> None:
+                     root_dir: str | os.PathLike[str] | None = None, **flyte_options: Any) -> None:
     """Read a Flyte config file (YAML or JSON); its ``flyte_nb:`` section sets ``backend``/``home``.
 
     Without a path, the usual places are searched; finding none means the defaults.
     """
+    unknown = set(flyte_options) - _FLYTE_CONFIG_OPTIONS
+    if unknown:
+        raise ConfigurationError(f"init_from_config got unknown option(s): {', '.join(sorted(unknown))}")
     if isinstance(path_or_config, dict):
         config = path_or_config
+    elif path_or_config is not None and not isinstance(path_or_config, (str, os.PathLike)):
+        raise ConfigurationError(f"init_from_config needs a config file path or a dict, got {path_or_config!r}")
     else:
         path = Path(path_or_config).expanduser() if path_or_config is not None else _find()
         if path is None:
@@ -75,13 +89,19 @@ def _find() -> Path | None:
 def _load(path: Path) -> dict[str, Any]:
     text = path.read_text()
     if path.suffix == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigurationError(f"{path} is not valid JSON: {error}") from None
     else:
         try:
             import yaml
         except ImportError as error:
             raise ConfigurationError(f"reading {path.name} needs PyYAML: pip install pyyaml (or use a .json config)") from error
-        data = yaml.safe_load(text) or {}
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ConfigurationError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path} must hold a mapping at its top level")
     return data

@@ -6,11 +6,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
+from ..backends.base import check_backend_name
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 from .image import Image
 from .policies import CacheRequest, Resources, ReusePolicy, cache_from_request
-from .task import TaskTemplate, check_throttle
+from .task import TaskTemplate, check_env_vars, check_throttle
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -42,8 +43,8 @@ class TaskEnvironment:
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigurationError(f"environment name must be a word like 'etl' or 'my-env', got {name!r}")
-        if not isinstance(image, (Image, str)):
-            raise ConfigurationError(f"image must be an Image or an image reference string, got {image!r}")
+        if not isinstance(image, Image) and not (isinstance(image, str) and image.strip()):
+            raise ConfigurationError(f"image must be an Image or an image reference like 'python:3.11-slim', got {image!r}")
         if resources is not None and not isinstance(resources, Resources):
             raise ConfigurationError(f"resources must be flyte_nb.Resources(cpu=..., memory=...), got {resources!r}")
         if reusable is not None and not isinstance(reusable, ReusePolicy):
@@ -51,11 +52,13 @@ class TaskEnvironment:
         unknown = set(flyte_options) - _FLYTE_ONLY
         if unknown:
             raise ConfigurationError(f"TaskEnvironment got unknown option(s): {', '.join(sorted(unknown))}")
-        variables = dict(env or {}) | dict(env_vars or {})
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
-            raise ConfigurationError(f"env_vars must map str to str, got {variables!r}")
-        if backend is not None and not isinstance(backend, str):
-            raise ConfigurationError(f"backend must be a name such as 'inline', got {backend!r}")
+        variables = check_env_vars(env, "env") | check_env_vars(env_vars, "env_vars")
+        if backend is not None:
+            check_backend_name(backend)
+        if not isinstance(depends_on, (list, tuple)) or not all(isinstance(e, TaskEnvironment) for e in depends_on):
+            raise ConfigurationError(f"depends_on must be a list of TaskEnvironments, got {depends_on!r}")
+        if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
+            raise ConfigurationError(f"concurrency must be a whole number >= 1 (or None for no limit), got {concurrency!r}")
         self.name = name
         self.image = image
         self.resources = resources

@@ -61,6 +61,8 @@ class Image:
 
     @classmethod
     def from_dockerfile(cls, file: str | Path, name: str | None = None) -> Image:
+        if not isinstance(file, (str, Path)):
+            raise ConfigurationError(f"Image.from_dockerfile needs the Dockerfile's path, got {file!r}")
         path = Path(file)
         if not path.is_file():
             raise ConfigurationError(f"Image.from_dockerfile: no Dockerfile at {str(path)!r}")

@@ -6,6 +6,7 @@ object) into one engine value, with an error that says what was expected.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,8 +29,8 @@ def seconds_from(value: object, what: str) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise ConfigurationError(f"{what} must be seconds (30), a duration string ('30s', '5m') or a timedelta, got {value!r}")
-    if seconds < 0:
-        raise ConfigurationError(f"{what} must not be negative, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigurationError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
     return seconds
 
 
@@ -63,7 +64,7 @@ def retry_from_request(retries: int | RetryStrategy | None) -> RetryPolicy:
         return RetryPolicy(count=count, base=0.0, factor=1.0, cap=0.0)
     if not isinstance(backoff, Backoff):
         backoff = Backoff(base=backoff, factor=1.0, cap=backoff)
-    if not isinstance(backoff.factor, (int, float)) or backoff.factor < 1:
+    if isinstance(backoff.factor, bool) or not isinstance(backoff.factor, (int, float)) or not backoff.factor >= 1:
         raise ConfigurationError(f"backoff factor must be a number >= 1, got {backoff.factor!r}")
     return RetryPolicy(
         count=count,
@@ -114,11 +115,13 @@ def cache_from_request(cache: CacheRequest) -> Cache | None:
     if cache is True or cache in ("auto", "override", "enabled"):
         return Cache(behavior="auto" if cache is True else cache)  # type: ignore[arg-type]
     if isinstance(cache, Cache):
+        if cache.behavior not in ("auto", "override", "disable", "enabled"):
+            raise ConfigurationError(f"Cache behavior must be 'auto', 'override' or 'disable', got {cache.behavior!r}")
         return None if cache.behavior == "disable" else cache
     raise ConfigurationError(f"cache must be 'auto', 'override', 'disable', True/False or Cache(...), got {cache!r}")
 
 
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?i?B?\s*$")
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?B?\s*$")
 _MEMORY_FACTOR = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
                   "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
@@ -128,7 +131,9 @@ def memory_bytes(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     if isinstance(value, str) and (match := _MEMORY.match(value)):
-        return int(float(match.group(1)) * _MEMORY_FACTOR[match.group(2)])
+        size = int(float(match.group(1)) * _MEMORY_FACTOR[match.group(2)])
+        if size > 0:
+            return size
     raise ConfigurationError(f"memory must look like '512Mi', '2Gi' or '1G' (or bytes as an int), got {value!r}")
 
 
@@ -151,9 +156,18 @@ class Resources:
                 ok = False
             if not ok:
                 raise ConfigurationError(f"cpu must be a positive number of cores like 1, 0.5 or '2', got {cpu!r}")
+        if isinstance(self.cpu, tuple) and len(self.cpu) == 2 and float(self.cpu[0]) > float(self.cpu[1]):
+            raise ConfigurationError(f"cpu=(request, limit) needs request <= limit, got {self.cpu!r}")
         for memory in self.memory if isinstance(self.memory, tuple) else (self.memory,):
             if memory is not None:
                 memory_bytes(memory)
+        if isinstance(self.memory, tuple) and len(self.memory) == 2 and memory_bytes(self.memory[0]) > memory_bytes(self.memory[1]):
+            raise ConfigurationError(f"memory=(request, limit) needs request <= limit, got {self.memory!r}")
+        gpu = self.gpu
+        if gpu is not None and not (
+            (isinstance(gpu, int) and not isinstance(gpu, bool) and gpu >= 0) or (isinstance(gpu, str) and gpu.strip())
+        ):
+            raise ConfigurationError(f"gpu must be a count >= 0 or a spec like 'A100:1', got {gpu!r}")
 
     @property
     def cpu_limit(self) -> float | None:
@@ -178,9 +192,12 @@ class ReusePolicy:
 
     def __post_init__(self) -> None:
         bounds = self.replicas if isinstance(self.replicas, tuple) else (self.replicas, self.replicas)
-        if len(bounds) != 2 or not all(isinstance(b, int) and b >= 0 for b in bounds) or bounds[0] > bounds[1] or bounds[1] < 1:
+        if (len(bounds) != 2 or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in bounds)
+                or bounds[0] > bounds[1] or bounds[1] < 1):
             raise ConfigurationError(f"replicas must be a count >= 1 or a (min, max) pair, got {self.replicas!r}")
-        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigurationError(f"ReusePolicy concurrency must be a whole number >= 1, got {self.concurrency!r}")
         if self.idle_ttl is not None:
             seconds_from(self.idle_ttl, "idle_ttl")
+        if self.scaledown_ttl is not None:
+            seconds_from(self.scaledown_ttl, "scaledown_ttl")

@@ -17,7 +17,7 @@ from ..engine.run import GroupStats, RunState
 from ..engine.slots import PoolStatistics
 from ..errors import ConfigurationError, DeadlockError
 from .environment import TaskEnvironment
-from .task import TaskTemplate, check_throttle
+from .task import TaskTemplate, check_env_vars, check_throttle
 
 _default_env: TaskEnvironment | None = None
 _names_in_use: set[str] = set()
@@ -132,8 +132,6 @@ def _driver(task: Any) -> TaskTemplate:
 def _unique(name: str | None) -> str:
     if name is None:
         name = new_run_name()
-    elif not isinstance(name, str) or not name.strip() or "/" in name:
-        raise ConfigurationError(f"run name must be a non-empty string without '/', got {name!r}")
     base, n = name, 2
     while name in _names_in_use:
         name, n = f"{base}-{n}", n + 1
@@ -165,9 +163,13 @@ class RunContext:
         unknown = set(flyte_options) - _FLYTE_RUN_OPTIONS
         if unknown:
             raise ConfigurationError(f"with_runcontext got unknown option(s): {', '.join(sorted(unknown))}")
+        if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name):
+            raise ConfigurationError(f"run name must be a non-empty string without '/', got {name!r}")
+        if listeners is not None and (not isinstance(listeners, (list, tuple)) or not all(map(callable, listeners))):
+            raise ConfigurationError(f"listeners must be a list of callables taking an Event, got {listeners!r}")
         self.name = name
         self.throttle = check_throttle(throttle)
-        self.env_vars = dict(env_vars or {})
+        self.env_vars = check_env_vars(env_vars)
         self.overwrite_cache = overwrite_cache
         self.disable_run_cache = disable_run_cache
         self.listeners = list(listeners or ())

@@ -37,6 +37,14 @@ def check_throttle(throttle: Mapping[str, int] | None) -> dict[str, int]:
     return dict(throttle)
 
 
+def check_env_vars(env_vars: object, what: str = "env_vars") -> dict[str, str]:
+    if env_vars is None:
+        return {}
+    if not isinstance(env_vars, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()):
+        raise ConfigurationError(f"{what} must map str to str, like {{'LOG_LEVEL': 'debug'}}, got {env_vars!r}")
+    return dict(env_vars)
+
+
 def check_tags(tags: object) -> tuple[str, ...]:
     if tags is None:
         return ()
@@ -45,6 +53,9 @@ def check_tags(tags: object) -> tuple[str, ...]:
     if not isinstance(tags, (list, tuple, set, frozenset)) or not all(isinstance(t, str) and t for t in tags):
         raise ConfigurationError(f"tags must be a list of non-empty strings, got {tags!r}")
     return tuple(dict.fromkeys(tags))
+
+
+_FLYTE_TASK_OPTIONS = {"pod_template", "max_inline_io_bytes", "interruptible", "queue", "triggers", "links", "secrets"}
 
 
 class TaskTemplate:
@@ -64,22 +75,28 @@ class TaskTemplate:
         source: str | None = None,
         docs: Any = None,
         report: bool = False,
-        pod_template: Any = None,
-        max_inline_io_bytes: int | None = None,
+        **flyte_options: Any,
     ) -> None:
+        unknown = set(flyte_options) - _FLYTE_TASK_OPTIONS
+        if unknown:
+            raise ConfigurationError(
+                f"env.task got unknown option(s): {', '.join(sorted(unknown))}; expected retries, timeout, cache, tags, "
+                "throttle, short_name (or a Flyte option such as pod_template)")
         if not callable(func) or isinstance(func, TaskTemplate):
             raise ConfigurationError(f"@env.task decorates a function, got {func!r}")
         self._options = {
             "short_name": short_name, "retries": retries, "timeout": timeout, "cache": cache, "tags": tags,
-            "throttle": throttle, "source": source, "docs": docs, "report": report,
+            "throttle": throttle, "source": source, "docs": docs, "report": report, **flyte_options,
         }
-        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
-            raise ConfigurationError(f"task `{func.__name__}` is a generator; tasks must return their result")
+        inner = func.func if isinstance(func, functools.partial) else func
+        if inspect.isasyncgenfunction(inner) or inspect.isgeneratorfunction(inner):
+            name = getattr(inner, "__name__", None) or repr(inner)
+            raise ConfigurationError(f"task `{name}` is a generator; tasks must return their result")
         self.func = func
         self.environment = environment
-        self.short_name = short_name or getattr(func, "__name__", "task")
+        self.short_name = short_name or getattr(inner, "__name__", "task")
         self.name = f"{environment.name}.{self.short_name}"
-        self.is_async = inspect.iscoroutinefunction(func)
+        self.is_async = inspect.iscoroutinefunction(inner)
         self.retries = retry_from_request(retries)
         self.timeout = timeout_from_request(timeout)
         self.cache = cache_from_request(cache) if cache is not None else environment.cache
@@ -88,7 +105,7 @@ class TaskTemplate:
         self.source = source
         self.docs = docs
         self.report = report
-        functools.update_wrapper(self, func)
+        functools.update_wrapper(self, inner)
         self.spec = TaskSpec(
             name=self.name,
             func=func,

@@ -39,12 +39,16 @@ def known_backends() -> tuple[str, ...]:
     return tuple(_KNOWN)
 
 
+def check_backend_name(name: object) -> str:
+    if not isinstance(name, str) or name not in _KNOWN:
+        raise ConfigurationError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(_KNOWN))}")
+    return name
+
+
 def set_default_backend(name: str) -> None:
     """The backend of environments that do not name one (``flyte_nb.init(backend=...)``)."""
     global _default
-    if name not in _KNOWN:
-        raise ConfigurationError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(_KNOWN))}")
-    _default = name
+    _default = check_backend_name(name)
 
 
 def default_backend() -> str:
@@ -55,11 +59,6 @@ def get_backend(name: str | None) -> Backend:
     name = name or _default
     backend = _loaded.get(name)
     if backend is None:
-        target = _KNOWN.get(name)
-        if target is None:
-            raise ConfigurationError(
-                f"unknown backend {name!r}; choose one of: {', '.join(sorted(_KNOWN))}"
-            )
-        module, cls = target.split(":")
+        module, cls = _KNOWN[check_backend_name(name)].split(":")
         backend = _loaded[name] = getattr(importlib.import_module(module), cls)()
     return backend

@@ -148,13 +148,10 @@ def test_environment_bad_reusable_type(reusable):
     ("env", {"B": 2.0}),
 ])
 def test_environment_env_vars_must_map_str_to_str(option, value):
-    with config_error(r"env_vars must map str to str, got"):
+    with config_error(r"env(_vars)? must map str to str"):
         TaskEnvironment("e", **{option: value})
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, ValueError),
-                   reason="env_vars that is not a mapping reaches dict(...) unchecked: TypeError "
-                          "'int' object is not iterable / raw ValueError 'dictionary update sequence'")
 @pytest.mark.parametrize("value", [5, "abc"])
 def test_environment_env_vars_not_a_mapping(value):
     with config_error(r"env_vars must map str to str"):
@@ -163,13 +160,10 @@ def test_environment_env_vars_not_a_mapping(value):
 
 @pytest.mark.parametrize("backend", [5, ["inline"], object()])
 def test_environment_bad_backend_type(backend):
-    with config_error(r"backend must be a name such as 'inline', got"):
+    with config_error(r"unknown backend .*; choose one of"):
         TaskEnvironment("e", backend=backend)
 
 
-@pytest.mark.xfail(strict=True, raises=Failed,
-                   reason="an unknown backend name is accepted by TaskEnvironment; it only fails once a "
-                          "run executes an action of the environment (get_backend)")
 def test_environment_unknown_backend_name():
     with config_error(r"unknown backend 'nope'; choose one of: .*inline"):
         TaskEnvironment("e", backend="nope")
@@ -177,11 +171,10 @@ def test_environment_unknown_backend_name():
 
 @pytest.mark.parametrize("image", [5, None, ["python:3.11"]])
 def test_environment_bad_image_type(image):
-    with config_error(r"image must be an Image or an image reference string, got"):
+    with config_error(r"image must be an Image or an image reference like"):
         TaskEnvironment("e", image=image)
 
 
-@pytest.mark.xfail(strict=True, raises=Failed, reason="image='' (an empty image reference) is accepted")
 def test_environment_empty_image_reference():
     with config_error(r"image"):
         TaskEnvironment("e", image="")
@@ -199,20 +192,15 @@ def test_environment_bad_throttle():
 
 @pytest.mark.parametrize("concurrency", [0, -1, "3", 1.5, True])
 def test_environment_bad_concurrency_is_a_configuration_error(concurrency):
-    with config_error(r"needs a positive whole capacity, got"):
+    with config_error(r"concurrency must be a whole number >= 1"):
         TaskEnvironment("e", concurrency=concurrency)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the message comes from SlotPool ('slot pool `env:e` needs a positive whole "
-                          "capacity') and does not name the `concurrency` option")
 def test_environment_bad_concurrency_message_names_the_option():
     with config_error(r"concurrency"):
         TaskEnvironment("e", concurrency=0)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="depends_on is passed to tuple() unchecked: TypeError 'int' object is not iterable")
 def test_environment_bad_depends_on():
     with config_error(r"depends_on"):
         TaskEnvironment("e", depends_on=5)
@@ -241,8 +229,6 @@ def test_resources_bad_memory_in_a_range():
         Resources(memory=("1Gi", "12XB"))
 
 
-@pytest.mark.xfail(strict=True, raises=Failed,
-                   reason="memory='0Mi' (zero bytes) is accepted although memory=0 is rejected")
 def test_resources_zero_memory_string():
     with config_error(r"memory"):
         Resources(memory="0Mi")
@@ -291,8 +277,6 @@ def test_reuse_policy_bad_idle_ttl():
         ReusePolicy(idle_ttl="abc")
 
 
-@pytest.mark.xfail(strict=True, raises=Failed,
-                   reason="scaledown_ttl is never validated (idle_ttl is): ReusePolicy(scaledown_ttl='abc') is accepted")
 def test_reuse_policy_bad_scaledown_ttl():
     with config_error(r"scaledown_ttl must be seconds"):
         ReusePolicy(scaledown_ttl="abc")
@@ -330,7 +314,7 @@ def test_task_bad_backoff_factor(env, factor):
 def test_task_bad_backoff_durations(env):
     with config_error(r"backoff base must be seconds \(30\), a duration string"):
         env.task(retries=RetryStrategy(count=2, backoff=Backoff(base="abc")))(plain_function)
-    with config_error(r"backoff cap must not be negative, got -1"):
+    with config_error(r"backoff cap must be a finite number of seconds >= 0, got -1"):
         env.task(retries=RetryStrategy(count=2, backoff=Backoff(cap=-1)))(plain_function)
     with config_error(r"backoff base must be seconds"):
         env.task(retries=RetryStrategy(count=2, backoff="soon"))(plain_function)
@@ -350,11 +334,10 @@ def test_task_bad_timeout(env, timeout):
 
 @pytest.mark.parametrize("timeout", [-1, -0.5, timedelta(seconds=-1), Timeout(max_runtime=-1)])
 def test_task_negative_timeout(env, timeout):
-    with config_error(r"timeout must not be negative, got"):
+    with config_error(r"timeout must be a finite number of seconds >= 0, got"):
         env.task(timeout=timeout)(plain_function)
 
 
-@pytest.mark.xfail(strict=True, raises=Failed, reason="timeout=float('nan') passes the `< 0` check and is accepted")
 def test_task_nan_timeout(env):
     with config_error(r"timeout"):
         env.task(timeout=float("nan"))(plain_function)
@@ -405,9 +388,6 @@ def test_task_decorating_a_generator(env):
         env.task(retries=1)(stream)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="a functools.partial of a generator function is detected as a generator, but "
-                          "the message reads func.__name__, which a partial lacks: AttributeError")
 def test_task_decorating_a_partial_generator(env):
     def numbers(n):
         yield from range(n)
@@ -429,18 +409,17 @@ def test_task_decorating_a_task_twice(env, sync_task):
         env.task(sync_task)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="env.task passes options straight to TaskTemplate.__init__, so a misspelt option, "
-                          "or one Flyte 2's env.task takes (interruptible, triggers), is a raw TypeError "
-                          "'unexpected keyword argument'")
-@pytest.mark.parametrize("option", ["retriez", "interruptible", "triggers"])
+@pytest.mark.parametrize("option", ["retriez", "timeuot"])
 def test_task_unknown_option(env, option):
     with config_error(rf"unknown option\(s\): {option}"):
         env.task(**{option: 3})(plain_function)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="TaskTemplate.override(bogus=1) is a raw TypeError from TaskTemplate.__init__")
+@pytest.mark.parametrize("option", ["interruptible", "triggers", "pod_template", "queue"])
+def test_task_accepts_flyte_only_options(env, option):
+    assert env.task(**{option: None})(plain_function)(2) == plain_function(2)
+
+
 def test_task_override_unknown_option(sync_task):
     with config_error(r"unknown option\(s\): bogus"):
         sync_task.override(bogus=1)
@@ -522,23 +501,16 @@ def test_with_runcontext_bad_throttle(throttle, message):
 
 @pytest.mark.parametrize("name", ["", "   ", "a/b", 5])
 def test_run_with_bad_name_fails_before_starting(sync_task, name):
-    context = flyte_nb.with_runcontext(name=name)
     with config_error(r"run name must be a non-empty string without '/', got"):
-        context.run(sync_task, 1)
+        flyte_nb.with_runcontext(name=name).run(sync_task, 1)
 
 
-@pytest.mark.xfail(strict=True, raises=Failed,
-                   reason="with_runcontext(name=...) is only checked when .run(...) is called, "
-                          "not when with_runcontext(...) is called")
 @pytest.mark.parametrize("name", ["", "a/b"])
 def test_with_runcontext_bad_name_is_eager(name):
     with config_error(r"run name must be a non-empty string without '/', got"):
         flyte_nb.with_runcontext(name=name)
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, Failed),
-                   reason="with_runcontext does not check env_vars or listeners: env_vars=5 / listeners=5 "
-                          "are raw TypeErrors from dict()/list(), env_vars={'A': 1} is accepted")
 @pytest.mark.parametrize("options", [{"env_vars": 5}, {"env_vars": {"A": 1}}, {"listeners": 5}])
 def test_with_runcontext_bad_env_vars_or_listeners(options):
     option = next(iter(options))
@@ -572,8 +544,6 @@ def test_init_unknown_backend():
         flyte_nb.init(5)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="init(backend=[...]) reaches `name not in _KNOWN` unchecked: TypeError unhashable type")
 def test_init_unhashable_backend():
     with config_error(r"backend"):
         flyte_nb.init(["inline"])
@@ -599,9 +569,6 @@ def test_init_root_dir_that_does_not_exist(tmp_path):
         flyte_nb.init(root_dir=not_a_folder)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="init applies backend/home before checking root_dir, so a failing init call "
-                          "still changes the flyte_nb home (and default backend)")
 def test_init_failing_call_changes_nothing(tmp_path, flyte_home):
     before = home_dir()
     with config_error(r"root_dir .* is not a folder"):
@@ -659,9 +626,6 @@ def test_init_from_config_yaml_without_pyyaml(tmp_path):
         flyte_nb.init_from_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=json.JSONDecodeError,
-                   reason="a malformed JSON config surfaces json.JSONDecodeError (a ValueError, but not a "
-                          "ConfigurationError, and without the file name)")
 def test_init_from_config_malformed_json(tmp_path):
     path = tmp_path / "config.json"
     path.write_text("{not json")
@@ -669,16 +633,11 @@ def test_init_from_config_malformed_json(tmp_path):
         flyte_nb.init_from_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="init_from_config(5) reaches Path(5): TypeError 'expected str, bytes or os.PathLike object'")
 def test_init_from_config_bad_argument_type():
     with config_error(r"path"):
         flyte_nb.init_from_config(5)
 
 
-@pytest.mark.xfail(strict=True, raises=Failed,
-                   reason="init_from_config swallows **options without checking them, unlike init(), "
-                          "so a misspelt option is silently ignored")
 def test_init_from_config_unknown_option(tmp_path):
     path = _write_json(tmp_path / "config.json", {"flyte_nb": {"backend": "inline"}})
     with config_error(r"unknown option\(s\): colour"):
@@ -728,8 +687,6 @@ def test_image_from_dockerfile_missing(tmp_path):
         Image.from_dockerfile(tmp_path)  # a folder, not a file
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="Image.from_dockerfile(5) reaches Path(5): raw TypeError")
 def test_image_from_dockerfile_bad_type():
     with config_error(r"Image\.from_dockerfile"):
         Image.from_dockerfile(5)
@@ -799,9 +756,9 @@ def test_seconds_from_rejects(value):
 
 
 def test_seconds_from_rejects_negative():
-    with config_error(r"timeout must not be negative, got -5"):
+    with config_error(r"timeout must be a finite number of seconds >= 0, got -5"):
         seconds_from(-5, "timeout")
-    with config_error(r"timeout must not be negative"):
+    with config_error(r"timeout must be a finite number of seconds >= 0"):
         seconds_from(timedelta(seconds=-1), "timeout")
 
 
