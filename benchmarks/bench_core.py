@@ -296,6 +296,19 @@ def max_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # KiB on Linux, bytes on macOS
 
 
+def settled_traced_memory(step: float = 0.05, limit: float = 2.0) -> int:
+    """Traced bytes once the engine thread has finished freeing (outputs() returns before it unwinds)."""
+    current = tracemalloc.get_traced_memory()[0]
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline:
+        time.sleep(step)
+        gc.collect()
+        previous, current = current, tracemalloc.get_traced_memory()[0]
+        if current >= previous * 0.99:
+            break
+    return current
+
+
 def memory_child(impl: str, mode: str, n: int, concurrency: int) -> dict[str, float]:
     """Inside a fresh process: one big fan-out, measured by tracemalloc or by RSS (never both)."""
     workloads: dict[str, Callable[[], object]] = {
@@ -313,9 +326,7 @@ def memory_child(impl: str, mode: str, n: int, concurrency: int) -> dict[str, fl
         tracemalloc.start()
         kept = work()  # keep the Run handle alive: what it retains counts as "retained"
         out["peak"] = tracemalloc.get_traced_memory()[1]
-        time.sleep(0.05)  # outputs() returns before the engine has unwound the driver task
-        gc.collect()
-        out["current"] = tracemalloc.get_traced_memory()[0]
+        out["current"] = settled_traced_memory()
         tracemalloc.stop()
         del kept
     else:

@@ -102,6 +102,27 @@ class Run:
         """A snapshot of every slot pool this run uses: capacity, holders, waiting."""
         return self._state.statistics()
 
+    def peak_concurrency(self, task: TaskTemplate | str | None = None, tag: str | None = None) -> int:
+        """The most actions that ran at one instant (from recorded start/end times).
+
+        Counts actions other than the driver, optionally only those of ``task`` or carrying ``tag``.
+        """
+        name = task.name if isinstance(task, TaskTemplate) else task
+        edges: list[tuple[float, int]] = []
+        for action in self._state.actions:
+            if action.parent is None or action.started_at is None:
+                continue
+            if (name is not None and action.task != name) or (tag is not None and tag not in action.tags):
+                continue
+            edges.append((action.started_at, 1))
+            edges.append((action.ended_at if action.ended_at is not None else float("inf"), -1))
+        edges.sort()
+        level = top = 0
+        for _, step in edges:
+            level += step
+            top = max(top, level)
+        return top
+
     @property
     def counts(self) -> dict[str, int]:
         return {str(phase): self._state.counts[phase] for phase in Phase}

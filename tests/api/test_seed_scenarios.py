@@ -88,3 +88,11 @@ def test_eight_half_second_calls_three_at_a_time(driver):
     assert max(gauge.top.values()) == 3
     assert all(s.holders == 0 for s in run.statistics())
     assert run.phase == "succeeded"
+
+
+def test_peak_concurrency_of_a_run():
+    run = flyte.run(with_map, 8)
+    run.wait()
+    assert run.peak_concurrency() == 3
+    assert run.peak_concurrency(sleepy) == 3
+    assert run.peak_concurrency("seed.nothing") == 0
