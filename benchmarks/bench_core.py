@@ -445,13 +445,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.child:  # memory subprocess: FLYTE_NB_HOME is inherited from the parent
+    home = tempfile.mkdtemp(prefix="flyte_nb_bench_")  # run summaries go here, never to ~/.flyte_nb
+    os.environ["FLYTE_NB_HOME"] = home
+    if args.child:  # a memory subprocess started by spawn_child
         impl, mode, n, concurrency = args.child
-        print(json.dumps(memory_child(impl, mode, int(n), int(concurrency))))
+        try:
+            print(json.dumps(memory_child(impl, mode, int(n), int(concurrency))))
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
         return 0
 
-    home = tempfile.mkdtemp(prefix="flyte_nb_bench_")
-    os.environ["FLYTE_NB_HOME"] = home
     overhead_n, memory_n = (2_000, 20_000) if args.quick else (10_000, 100_000)
     seed_repeats = 1 if args.quick else 3
     print(f"flyte_nb {flyte_nb.__version__} ({revision()}) core benchmarks ({'quick' if args.quick else 'full'}) — "

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from flyte_nb.data.home import set_home_dir
+
+
+# Runs may finish on the engine thread after their test: late files land here, not in ~/.flyte_nb.
+os.environ.setdefault("FLYTE_NB_HOME", tempfile.mkdtemp(prefix="flyte_nb-tests-"))
 
 
 @pytest.fixture(autouse=True)
