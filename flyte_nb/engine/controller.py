@@ -60,6 +60,9 @@ async def execute(action: Action, args: tuple, kwargs: dict) -> Any:
     if lending:
         _lend(parent)
     run.active += 1
+    task = asyncio.current_task()
+    live = run.live
+    live[task] = live.get(task, 0) + 1
     try:
         result = await _attempts(action, args, kwargs)
     except asyncio.CancelledError:
@@ -72,6 +75,10 @@ async def execute(action: Action, args: tuple, kwargs: dict) -> Any:
         raise
     finally:
         run.active -= 1
+        if live[task] > 1:
+            live[task] -= 1
+        else:
+            del live[task]
         if run.active == 0 and run.idle is not None:
             run.idle.set()
     if lending:
@@ -221,19 +228,12 @@ async def _drive(run: RunState) -> None:
     try:
         result = await execute(root, run.args, run.kwargs)
     except asyncio.CancelledError:
-        outcome = RunAbortedError(f"run {run.name} was aborted" + (f": {run.abort_reason}" if run.abort_reason else ""))
+        outcome = _aborted(run)
     except BaseException as error:  # noqa: BLE001 - reported through the run's future
         outcome = error
-    if run.aborting:
-        outcome = outcome if isinstance(outcome, RunAbortedError) else RunAbortedError(
-            f"run {run.name} was aborted" + (f": {run.abort_reason}" if run.abort_reason else ""))
-        _cancel_all(run)
-        if run.active:
-            run.idle.clear()
-            try:
-                await asyncio.wait_for(run.idle.wait(), _STRAGGLER_WAIT)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
+    if run.aborting and not isinstance(outcome, RunAbortedError):
+        outcome = _aborted(run)
+    await _unwind(run)
     run.ended_at = time.time()
     run.error = outcome
     run.phase = "succeeded" if outcome is None else ("aborted" if isinstance(outcome, RunAbortedError) else "failed")
@@ -244,11 +244,26 @@ async def _drive(run: RunState) -> None:
         run.done.set_exception(outcome)
 
 
-def _cancel_all(run: RunState) -> None:
-    current = asyncio.current_task()
-    for task in tuple(run.tasks):
-        if task is not current:
-            task.cancel()
+def _aborted(run: RunState) -> RunAbortedError:
+    return RunAbortedError(f"run {run.name} was aborted" + (f": {run.abort_reason}" if run.abort_reason else ""))
+
+
+async def _unwind(run: RunState) -> None:
+    """Once the driver is done, cancel actions still going (orphans, aborted work) and wait for them.
+
+    Afterwards no action of the run runs and no slot is held, whatever the outcome.
+    """
+    if run.active:
+        current = asyncio.current_task()
+        for task in (*run.tasks, *run.live):
+            if task is not current:
+                task.cancel()
+        run.idle.clear()
+        try:
+            await asyncio.wait_for(run.idle.wait(), _STRAGGLER_WAIT)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+    await asyncio.sleep(0)  # done-callbacks of the last tasks (map slot releases) run first
 
 
 def abort(run: RunState, reason: str | None = None) -> None:
@@ -259,7 +274,7 @@ def abort(run: RunState, reason: str | None = None) -> None:
             return
         run.aborting = True
         run.abort_reason = reason
-        for task in tuple(run.tasks):
+        for task in (*run.tasks, *run.live):
             task.cancel()
 
     engine().call_soon(_abort)

@@ -68,6 +68,7 @@ class RunState:
         self.done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.error: BaseException | None = None
         self.tasks: set[asyncio.Task[Any]] = set()  # cancelled together on abort
+        self.live: dict[asyncio.Task[Any], int] = {}  # tasks executing actions → how many
         self.active = 0  # actions between start and end
         self.idle: asyncio.Event | None = None
         self.aborting = False

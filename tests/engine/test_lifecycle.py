@@ -254,3 +254,36 @@ def test_run_names_are_unique_and_readable():
     first = flyte.with_runcontext(name="nightly").run(double, 1)
     second = flyte.with_runcontext(name="nightly").run(double, 1)
     assert (first.name, second.name) == ("nightly", "nightly-2")
+
+
+@env.task
+async def leaves_orphans() -> str:
+    for i in range(5):
+        asyncio.ensure_future(slow_item(i))  # never awaited
+    await asyncio.sleep(0.01)
+    return "returned early"
+
+
+def test_a_run_ends_with_its_driver_and_cancels_orphaned_actions():
+    run = flyte.run(leaves_orphans)
+    assert run.outputs(timeout=5) == "returned early"
+    assert run.duration < 0.15
+    orphans = [a for a in run.actions if a.parent is not None]
+    assert len(orphans) == 5 and all(a.phase == Phase.CANCELLED for a in orphans)
+
+
+def test_wait_inside_a_task_is_refused_with_advice():
+    @env.task
+    async def waits_on_another_run() -> None:
+        flyte.run(double, 1).wait()
+
+    with pytest.raises(flyte.DeadlockError, match="await run"):
+        flyte.run(waits_on_another_run).outputs(timeout=5)
+
+
+def test_awaiting_another_run_inside_a_task_works():
+    @env.task
+    async def awaits_another_run() -> int:
+        return await flyte.run(double, 5)
+
+    assert flyte.run(awaits_another_run).outputs(timeout=5) == 10
