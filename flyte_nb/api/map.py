@@ -8,6 +8,7 @@ an async task (Flyte 2's sync ``map`` deadlocks there).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
@@ -138,8 +139,6 @@ class _Map:
 
 async def _relay(plan: _Plan) -> AsyncIterator[Any]:
     """``map.aio`` iterated on another loop inside a run: stream from the engine loop."""
-    import contextvars
-
     parent = current_action.get()
     stream = await asyncio.wrap_future(engine().submit(_open(plan), contextvars.copy_context()))
     try:

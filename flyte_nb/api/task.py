@@ -8,6 +8,7 @@ action. Async tasks return an awaitable; sync tasks block only their caller, nev
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 from collections.abc import Callable, Coroutine, Mapping
@@ -154,8 +155,6 @@ def _on_engine(coro: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, Any]:
 
 
 async def _awaited_elsewhere(coro: Coroutine[Any, Any, Any]) -> Any:
-    import contextvars
-
     parent = current_action.get()
     future = engine().submit(coro, contextvars.copy_context(), parent.run.track if parent else None)
     return await asyncio.wrap_future(future)

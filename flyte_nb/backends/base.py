@@ -32,7 +32,8 @@ class Backend(ABC):
         """Run the action's body with ``args``/``kwargs`` and return its result or raise its error."""
 
     async def shutdown(self) -> None:
-        """Release workers, containers, connections."""
+        """Release workers, containers, connections (nothing to release by default)."""
+        return None
 
 
 def known_backends() -> tuple[str, ...]:

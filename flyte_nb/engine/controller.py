@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 from ..backends.base import get_backend
@@ -279,7 +278,3 @@ def abort(run: RunState, reason: str | None = None) -> None:
 
     engine().call_soon(_abort)
 
-
-def run_coroutine(run: RunState, coro: Coroutine[Any, Any, Any]) -> Any:
-    """Block on ``coro`` as work of ``run`` (cancelled with it)."""
-    return block_on(coro, on_task=run.track)
