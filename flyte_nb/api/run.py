@@ -21,6 +21,8 @@ from .task import TaskTemplate, check_env_vars, check_throttle
 
 _default_env: TaskEnvironment | None = None
 _names_in_use: set[str] = set()
+_kernel_runs: dict[str, Run] = {}  # runs started by this kernel, oldest first
+_KEEP = 200  # how many finished runs this kernel keeps in memory
 
 
 class Run:
@@ -203,7 +205,23 @@ class RunContext:
         state = RunState(_unique(self.name), driver.spec, args, kwargs, throttle)
         state.listeners.extend(self.listeners)
         controller.start(state)
-        return Run(state)
+        return _remember(Run(state))
+
+
+def _remember(run: Run) -> Run:
+    _kernel_runs[run.name] = run
+    if len(_kernel_runs) > _KEEP:
+        for name, old in list(_kernel_runs.items()):
+            if old.done():
+                del _kernel_runs[name]
+                if len(_kernel_runs) <= _KEEP:
+                    break
+    return run
+
+
+def kernel_runs() -> list[Run]:
+    """Runs started by this kernel (live ones always; the last finished ones), oldest first."""
+    return list(_kernel_runs.values())
 
 
 class _Runner:

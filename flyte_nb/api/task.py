@@ -118,6 +118,8 @@ class TaskTemplate:
             tags=self.tags,
             throttle=self.throttle,
             env_pool=environment.pool,
+            cache=self.cache,
+            source=source,
             extras={"environment": environment, "task": self},
         )
 

@@ -26,6 +26,7 @@ class Phase(enum.IntEnum):
     FAILED = 4
     TIMED_OUT = 5
     CANCELLED = 6
+    CACHED = 7  # succeeded earlier: the output came from the cache, nothing executed
 
     def __str__(self) -> str:
         return self.name.lower()

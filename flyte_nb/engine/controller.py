@@ -21,7 +21,7 @@ from .events import EventKind
 from .loop import block_on, engine
 from .run import GroupStats, RunState
 from .slots import acquire_all, release_all
-from .spec import TaskSpec
+from .spec import MISS, TaskSpec
 
 _STRAGGLER_WAIT = 5.0  # seconds an aborted run waits for its actions to unwind
 
@@ -128,6 +128,13 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
     spec = action.spec
     backend = get_backend(spec.backend)
     pools = action.pools
+    cache = run.cache
+    if cache is not None:
+        cached = cache.lookup(action, args, kwargs)
+        if cached is not MISS:
+            action.started_at = time.time()
+            _finish(action, Phase.CACHED, None, cached)
+            return cached
     while True:
         action.attempts += 1
         attempt = action.attempts
@@ -142,7 +149,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
         started = time.time()
         if action.started_at is None:
             action.started_at = started
-        run.transition(action, Phase.RUNNING)
+        run.transition(action, Phase.RUNNING, (args, kwargs) if attempt == 1 else None)
         deadline = _Deadline(spec.timeout) if spec.timeout else None
         error: BaseException
         try:
@@ -160,7 +167,9 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
             if deadline is not None:
                 deadline.handle.cancel()
             _release(action)
-            _finish(action, Phase.SUCCEEDED, None)
+            if cache is not None:
+                cache.store(action, args, kwargs, result)
+            _finish(action, Phase.SUCCEEDED, None, result)
             return result
         finally:
             if deadline is not None:
@@ -190,7 +199,7 @@ def _release(action: Action) -> None:
         release_all(action.pools)
 
 
-def _finish(action: Action, phase: Phase, error: BaseException | None) -> None:
+def _finish(action: Action, phase: Phase, error: BaseException | None, result: Any = None) -> None:
     action.ended_at = time.time()
     action.error = error
     if error is not None and not getattr(error, "_flyte_nb_noted", False):
@@ -200,7 +209,7 @@ def _finish(action: Action, phase: Phase, error: BaseException | None) -> None:
             pass
         add_note(error, f"in task `{action.spec.name}` (action {action.name} of run {action.run.name}, "
                         f"attempt {action.attempts} of {action.spec.retry.count + 1})")
-    action.run.transition(action, phase)
+    action.run.transition(action, phase, result)
 
 
 # --------------------------------------------------------------------- runs

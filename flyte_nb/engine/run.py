@@ -11,7 +11,7 @@ from typing import Any
 from .action import PHASES, Action, Phase
 from .events import Event, EventKind, Listener, deliver, listeners
 from .slots import PoolStatistics, SlotPool, in_order
-from .spec import TaskSpec
+from .spec import ActionCache, TaskSpec
 
 
 class GroupStats:
@@ -71,6 +71,7 @@ class RunState:
         self.live: dict[asyncio.Task[Any], int] = {}  # tasks executing actions → how many
         self.active = 0  # actions between start and end
         self.idle: asyncio.Event | None = None
+        self.cache: ActionCache | None = None  # set by whoever starts the run (the data layer's cache)
         self.aborting = False
         self.abort_reason: str | None = None
         self._pools_for: dict[tuple[int, tuple[str, ...]], tuple[SlotPool, ...]] = {}
@@ -107,7 +108,9 @@ class RunState:
             pools = self._pools_for[key] = in_order(found)
         return pools
 
-    def transition(self, action: Action, phase: Phase) -> None:
+    def transition(self, action: Action, phase: Phase, data: Any = None) -> None:
+        """Move ``action`` to ``phase``; ``data`` rides on the event (inputs when it starts running,
+        the output when it succeeds)."""
         old = action.phase
         action.phase = phase
         counts = self.counts
@@ -118,7 +121,7 @@ class RunState:
             group.counts[old] -= 1
             group.counts[phase] += 1
         if listeners or self.listeners:
-            deliver(Event(EventKind.ACTION, self, action, phase), self.listeners)
+            deliver(Event(EventKind.ACTION, self, action, phase, data), self.listeners)
 
     def emit(self, kind: EventKind, data: Any = None, action: Action | None = None) -> None:
         if listeners or self.listeners:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .action import Action
     from .slots import SlotPool
 
 
@@ -30,6 +31,20 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy()
 
 
+MISS: Any = object()
+"""What :meth:`ActionCache.lookup` returns when it has nothing."""
+
+
+class ActionCache(Protocol):
+    """Where a run looks up and records action outputs (implemented by the data layer)."""
+
+    def lookup(self, action: Action, args: tuple, kwargs: dict) -> Any:
+        """The recorded output for this call, or :data:`MISS`."""
+
+    def store(self, action: Action, args: tuple, kwargs: dict, result: Any) -> None:
+        """Record a successful output."""
+
+
 @dataclass(frozen=True, eq=False)
 class TaskSpec:
     """A task as the engine sees it."""
@@ -44,4 +59,6 @@ class TaskSpec:
     tags: tuple[str, ...] = ()
     throttle: Mapping[str, int] = field(default_factory=dict)
     env_pool: SlotPool | None = None
+    cache: Any = None  # the task's cache policy (opaque to the engine; read by the run's ActionCache)
+    source: str | None = None  # source text when the function came from a notebook cell
     extras: Mapping[str, Any] = field(default_factory=dict)  # resources, image, env vars: for backends
