@@ -63,10 +63,32 @@ __all__ = [
 ]
 
 
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext flyte_nb``: the ``%environment``, ``%%task``, ``%%run`` and ``%flyte`` magics."""
+    from .notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """``%unload_ext flyte_nb``: remove the magics."""
+    from .notebook.magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def _install_listeners() -> None:
     from .data.summary import write_summary
 
     subscribe(write_summary)
 
 
+def _register_display() -> None:
+    """Inside a Jupyter kernel, a displayed ``Run`` becomes a live widget (no %load_ext needed)."""
+    from .notebook.display import register_if_in_kernel
+
+    register_if_in_kernel()
+
+
 _install_listeners()
+_register_display()

@@ -49,3 +49,43 @@ def add_note(error: BaseException, note: str) -> None:
             except Exception:
                 return
         notes.append(note)
+
+
+def user_traceback(error: BaseException) -> str:
+    """The traceback text of ``error`` without flyte_nb's and asyncio's own frames.
+
+    What a user wants to see is where *their* task failed, not how the engine carried the error.
+    """
+    import asyncio
+    import os
+    import traceback
+
+    hidden = (os.path.dirname(__file__) + os.sep, os.path.dirname(asyncio.__file__) + os.sep)
+    summary = traceback.TracebackException.from_exception(error)
+    seen: set[int] = set()
+    pending = [summary]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        kept = [frame for frame in current.stack if not frame.filename.startswith(hidden)]
+        if kept:  # an error raised by flyte_nb itself keeps its frames
+            current.stack = traceback.StackSummary.from_list(kept)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return "".join(summary.format())
+
+
+class StoreError(FlyteNbError):
+    """The run store cannot be used as it is (corrupt, foreign, or written by a newer flyte_nb).
+
+    flyte_nb never repairs, migrates down or overwrites such a file: the message says where it is
+    and what to do.
+    """
+
+
+class RunNotFoundError(FlyteNbError, KeyError):
+    """No run of that name in the run store."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0]) if self.args else ""

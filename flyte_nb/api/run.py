@@ -16,6 +16,7 @@ from ..engine.names import new_run_name
 from ..engine.run import GroupStats, RunState
 from ..engine.slots import PoolStatistics
 from ..errors import ConfigurationError, DeadlockError
+from . import progress
 from .environment import TaskEnvironment
 from .task import TaskTemplate, check_env_vars, check_throttle
 
@@ -51,18 +52,31 @@ class Run:
     def done(self) -> bool:
         return self._state.done.done()
 
+    def add_done_callback(self, fn: Callable[[Run], Any]) -> None:
+        """Call ``fn(run)`` when the run ends (at once if it has), on the thread that ends it."""
+        self._state.done.add_done_callback(lambda _: fn(self))
+
     # ------------------------------------------------------------ waiting
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until the run ends (it does not raise the run's error; ``outputs()`` does)."""
-        if engine().on_thread():
+    def wait(self, timeout: float | None = None, quiet: bool | None = None) -> None:
+        """Block until the run ends (it does not raise the run's error; ``outputs()`` does).
+
+        Outside a notebook, a run that takes more than a second prints a progress line each
+        second unless ``quiet``.
+        """
+        if engine().on_thread() and not self.done():
             raise DeadlockError(f"run.wait() inside a task would block the engine; use `await run` instead ({self.name})")
-        concurrent.futures.wait([self._state.done], timeout=timeout)
+        if quiet is None:
+            quiet = progress.in_kernel()
+        if quiet:
+            concurrent.futures.wait([self._state.done], timeout=timeout)
+        else:
+            progress.follow(self, timeout)
         if not self._state.done.done():
             raise TimeoutError(f"run {self.name} is still {self.phase} after {timeout:g}s")
 
     def outputs(self, timeout: float | None = None) -> Any:
         """The driver's return value, waiting for it; raises the run's error with its own type."""
-        self.wait(timeout)
+        self.wait(timeout, quiet=True)
         return self._state.done.result()
 
     result = outputs
@@ -141,14 +155,19 @@ class Run:
         return f"<Run {self.name} {self.phase} [{counts}]>"
 
 
-def _driver(task: Any) -> TaskTemplate:
+def default_environment() -> TaskEnvironment:
+    """The environment ``default`` of tasks given none (plain functions passed to ``run``, ``%%task``)."""
     global _default_env
+    if _default_env is None:
+        _default_env = TaskEnvironment("default")
+    return _default_env
+
+
+def _driver(task: Any) -> TaskTemplate:
     if isinstance(task, TaskTemplate):
         return task
     if callable(task):
-        if _default_env is None:
-            _default_env = TaskEnvironment("default")
-        return _default_env.task(task)
+        return default_environment().task(task)
     raise ConfigurationError(f"flyte_nb.run needs a task (or a function) to drive the run, got {task!r}")
 
 

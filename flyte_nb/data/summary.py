@@ -7,13 +7,13 @@ about a millisecond even for a 100,000-action run.
 from __future__ import annotations
 
 import json
-import traceback
 from pathlib import Path
 from typing import Any
 
 from ..engine.action import Phase
 from ..engine.events import Event, EventKind
 from ..engine.run import RunState
+from ..errors import user_traceback
 from .home import home_dir
 
 _MAX_ERRORS = 20
@@ -30,7 +30,7 @@ def summarize(run: RunState) -> dict[str, Any]:
             errors.append({
                 "action": action.name, "task": action.task, "group": action.group_name,
                 "type": type(action.error).__name__, "message": str(action.error),
-                "traceback": "".join(traceback.format_exception(action.error)),
+                "traceback": user_traceback(action.error),
             })
             if len(errors) >= _MAX_ERRORS:
                 break

@@ -59,7 +59,7 @@ class Action:
 
     __slots__ = (
         "number", "run", "spec", "parent", "group", "tags", "phase", "attempts", "history",
-        "queued_at", "started_at", "ended_at", "error", "pools", "held", "lent", "index",
+        "queued_at", "started_at", "ended_at", "error", "pools", "held", "lent", "index", "output",
     )
 
     def __init__(
@@ -89,6 +89,7 @@ class Action:
         self.held = False  # holds its pools right now
         self.lent = 0  # children it is waiting on; while > 0 it lends its slots out
         self.index: Any = None  # position in its map, if any
+        self.output: list[str] | None = None  # what its body printed (see engine.output)
 
     @property
     def name(self) -> str:

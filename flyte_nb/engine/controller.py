@@ -18,6 +18,7 @@ from ..errors import ActionTimeoutError, RunAbortedError, add_note
 from .action import Action, Attempt, Phase
 from .context import current_action, current_group, current_tags
 from .events import EventKind
+from . import output
 from .loop import block_on, engine
 from .run import GroupStats, RunState
 from .slots import acquire_all, release_all
@@ -215,8 +216,10 @@ def _finish(action: Action, phase: Phase, error: BaseException | None, result: A
 # --------------------------------------------------------------------- runs
 def start(run: RunState) -> None:
     """Begin ``run`` on the engine loop; returns at once."""
+    output.install()
     context = contextvars.copy_context()
     context.run(_detach)
+    run.context = context.copy()
     engine().submit(_drive(run), context, on_task=run.track)
 
 

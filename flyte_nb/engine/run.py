@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -71,6 +72,7 @@ class RunState:
         self.live: dict[asyncio.Task[Any], int] = {}  # tasks executing actions → how many
         self.active = 0  # actions between start and end
         self.idle: asyncio.Event | None = None
+        self.context: contextvars.Context | None = None  # the starting caller's, for views (output routing)
         self.cache: ActionCache | None = None  # set by whoever starts the run (the data layer's cache)
         self.aborting = False
         self.abort_reason: str | None = None

@@ -96,3 +96,17 @@ def test_peak_concurrency_of_a_run():
     assert run.peak_concurrency() == 3
     assert run.peak_concurrency(sleepy) == 3
     assert run.peak_concurrency("seed.nothing") == 0
+
+
+def test_wait_outside_a_notebook_prints_progress_lines(capsys, monkeypatch):
+    from flyte_nb.api import progress
+
+    monkeypatch.setattr(progress, "INTERVAL", 0.2)
+    run = flyte.with_runcontext(name="progress-demo").run(with_map, 8)
+    run.wait()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 5
+    assert lines[0].startswith("progress-demo  running  ")
+    assert lines[-1].startswith("progress-demo  succeeded  ") and "9 succeeded" in lines[-1]
+    flyte.run(with_map, 2).wait(quiet=True)
+    assert capsys.readouterr().err == ""

@@ -287,3 +287,13 @@ def test_awaiting_another_run_inside_a_task_works():
         return await flyte.run(double, 5)
 
     assert flyte.run(awaits_another_run).outputs(timeout=5) == 10
+
+
+def test_user_traceback_shows_the_task_not_the_engine():
+    from flyte_nb.errors import user_traceback
+
+    run = flyte.run(calls_failing, "value")
+    run.wait()
+    text = user_traceback(run.error)
+    assert 'raise {"value": ValueError' in text and "ValueError: bad value" in text
+    assert "flyte_nb/engine" not in text and "asyncio" not in text

@@ -1,0 +1,100 @@
+"""A run's state as plain JSON-able data: what the widget draws and the summaries print.
+
+Built from the live ``RunState`` at most ~10 times a second, so it may be thorough; it never
+walks all actions (a run may have 100,000), only counts, pools, groups and the recent tails.
+"""
+
+from __future__ import annotations
+
+import reprlib
+import time
+from collections import deque
+from itertools import islice
+from typing import Any
+
+from ..backends.base import default_backend
+from ..engine.action import Action, Phase
+from ..engine.run import RunState
+from ..errors import user_traceback
+
+RECENT = 8
+_FAILED = (Phase.FAILED, Phase.TIMED_OUT)
+_repr = reprlib.Repr()
+_repr.maxstring = 120
+_repr.maxother = 120
+
+
+def result_text(value: Any) -> str:
+    try:
+        return _repr.repr(value)
+    except Exception as error:  # noqa: BLE001 - a broken __repr__ must not break the view
+        return f"<unrepresentable {type(value).__name__}: {error!r}>"
+
+
+class Recent:
+    """The last few results and errors of a run, as events arrive (cheap to update)."""
+
+    def __init__(self, run: RunState | None = None) -> None:
+        self.results: deque[tuple[Action, Any]] = deque(maxlen=RECENT)
+        self.errors: deque[Action] = deque(maxlen=RECENT)
+        if run is not None:  # a view opened late still shows the errors so far
+            failed = (a for a in reversed(run.actions) if a.error is not None and a.phase in _FAILED)
+            self.errors.extend(reversed(list(islice(failed, RECENT))))
+
+    def snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        results = [
+            {"action": a.name, "task": a.spec.name, "group": a.group_name, "phase": str(a.phase), "text": result_text(v)}
+            for a, v in reversed(self.results)
+        ]
+        errors = [
+            {
+                "action": a.name, "task": a.spec.name, "group": a.group_name, "phase": str(a.phase),
+                "type": type(a.error).__name__, "message": str(a.error)[:500],
+                "traceback": user_traceback(a.error)[-8000:] if a.error else "",
+            }
+            for a in reversed(self.errors)
+        ]
+        return results, errors
+
+
+def snapshot(run: RunState, recent: Recent | None = None) -> dict[str, Any]:
+    """Everything the widget shows, as of now."""
+    now = time.time()
+    counts = {str(p): run.counts[p] for p in Phase}
+    groups = []
+    for group in run.groups.values():
+        done = group.counts[Phase.SUCCEEDED] + group.counts[Phase.CACHED]
+        elapsed = max(now - group.created_at, 1e-9)
+        groups.append({
+            "name": group.name,
+            "total": group.total,
+            "queued": group.counts[Phase.QUEUED] + group.counts[Phase.WAITING],
+            "running": group.counts[Phase.RUNNING],
+            "succeeded": done,
+            "failed": group.counts[Phase.FAILED] + group.counts[Phase.TIMED_OUT],
+            "cancelled": group.counts[Phase.CANCELLED],
+            "rate": round(done / elapsed, 1),
+        })
+    results, errors = recent.snapshot() if recent is not None else ([], [])
+    return {
+        "name": run.name,
+        "phase": run.phase,
+        "driver": run.driver.name,
+        "backend": run.driver.backend or default_backend(),
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "server_time": now,
+        "counts": counts,
+        "actions": len(run.actions),
+        "pools": [s._asdict() for s in run.statistics()],
+        "groups": groups,
+        "results": results,
+        "errors": errors,
+        "error": None if run.error is None else f"{type(run.error).__name__}: {run.error}",
+    }
+
+
+def summary_line(state: dict[str, Any]) -> str:
+    """One deterministic line (no times): ``Run NAME: succeeded · 8 succeeded``."""
+    counts = ", ".join(f"{n} {phase}" for phase, n in state["counts"].items() if n)
+    return f"Run {state['name']}: {state['phase']}" + (f" · {counts}" if counts else "")

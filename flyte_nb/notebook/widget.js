@@ -1,0 +1,152 @@
+// Live view of one flyte_nb run: header, slot pools, group progress, recent results and errors.
+// The Python side sends one `state` snapshot at most ~10 times a second; this module redraws
+// from it, ticks the elapsed time locally, and sends {type: "abort"} / {type: "output"} messages.
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null) node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+const PHASE_ORDER = ["running", "waiting", "queued", "succeeded", "cached", "failed", "timed_out", "cancelled"];
+const MAX_CELLS = 64;
+
+function formatSeconds(seconds) {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes} min ${Math.floor(seconds % 60)} s`;
+}
+
+function elapsed(state, offset) {
+  if (!state.started_at) return 0;
+  const end = state.ended_at ?? (Date.now() / 1000 - offset);
+  return Math.max(0, end - state.started_at);
+}
+
+function header(state, model, offset) {
+  const live = state.phase === "running" || state.phase === "queued";
+  const chips = PHASE_ORDER.filter((p) => state.counts[p]).map((p) =>
+    h("span", { class: `flyte-nb-chip flyte-nb-${p}` }, `${state.counts[p]} ${p.replace("_", " ")}`));
+  const cancel = h("button", {
+    class: "flyte-nb-cancel",
+    title: "Abort the run: cancel every queued and running action",
+    onclick: (event) => { event.target.disabled = true; model.send({ type: "abort" }); },
+  }, "Cancel");
+  if (!live) cancel.disabled = true;
+  return h("div", { class: "flyte-nb-header" },
+    h("span", { class: "flyte-nb-name" }, state.name),
+    h("span", { class: `flyte-nb-phase flyte-nb-${state.phase}` }, state.phase),
+    h("span", { class: "flyte-nb-elapsed" }, formatSeconds(elapsed(state, offset))),
+    h("span", { class: "flyte-nb-meta" }, `${state.driver} · ${state.backend} · ${state.actions} actions`),
+    h("span", { class: "flyte-nb-chips" }, chips),
+    cancel);
+}
+
+function pool(stat) {
+  const label = h("span", { class: "flyte-nb-label", title: stat.name }, stat.name);
+  const capacity = stat.capacity;
+  let drawing;
+  if (capacity !== null && capacity <= MAX_CELLS) {
+    const cells = [];
+    for (let i = 0; i < capacity; i++) {
+      cells.push(h("span", { class: i < stat.holders ? "flyte-nb-slot flyte-nb-held" : "flyte-nb-slot" }));
+    }
+    drawing = h("span", { class: "flyte-nb-slots" }, cells);
+  } else {
+    const width = capacity === null ? 100 : Math.round((100 * stat.holders) / capacity);
+    drawing = h("span", { class: "flyte-nb-bar" },
+      h("span", { class: "flyte-nb-fill flyte-nb-running-fill", style: `width:${width}%` }));
+  }
+  const text = `${stat.holders}/${capacity ?? "∞"} held` + (stat.waiting ? ` · ${stat.waiting} waiting` : "");
+  return h("div", { class: "flyte-nb-row flyte-nb-pool" }, label, drawing, h("span", { class: "flyte-nb-text" }, text));
+}
+
+function group(g) {
+  const known = g.succeeded + g.failed + g.cancelled + g.running + g.queued;
+  const total = Math.max(g.total ?? 0, known, 1);
+  const segment = (n, kind) => n ? h("span", { class: `flyte-nb-fill flyte-nb-${kind}-fill`, style: `width:${(100 * n) / total}%` }) : null;
+  const bar = h("span", { class: "flyte-nb-bar" },
+    segment(g.succeeded, "succeeded"), segment(g.failed, "failed"), segment(g.running, "running"), segment(g.queued, "queued"));
+  const parts = [`${g.succeeded}/${g.total ?? "?"} done`];
+  if (g.failed) parts.push(`${g.failed} failed`);
+  if (g.running) parts.push(`${g.running} running`);
+  if (g.queued) parts.push(`${g.queued} queued`);
+  parts.push(`${g.rate}/s`);
+  return h("div", { class: "flyte-nb-row flyte-nb-group" },
+    h("span", { class: "flyte-nb-label", title: g.name }, g.name), bar, h("span", { class: "flyte-nb-text" }, parts.join(" · ")));
+}
+
+export default {
+  render({ model, el }) {
+    const outputs = new Map(); // action name → captured text
+    const open = new Set(); // errors the user expanded
+    let offset = 0;
+    const root = h("div", { class: "flyte-nb-run" });
+    el.append(root);
+
+    const outputLink = (action) => h("a", {
+      class: "flyte-nb-link", href: "#",
+      onclick: (event) => {
+        event.preventDefault();
+        if (outputs.has(action)) { outputs.delete(action); draw(); }
+        else model.send({ type: "output", action });
+      },
+    }, outputs.has(action) ? "hide output" : "output");
+    const outputBox = (action) => outputs.has(action) ? h("pre", { class: "flyte-nb-output" }, outputs.get(action)) : null;
+
+    function draw() {
+      const state = model.get("state");
+      if (!state || !state.name) return;
+      const sections = [header(state, model, offset)];
+      if (state.pools.length) sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "slots"), state.pools.map(pool)));
+      if (state.groups.length) sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "groups"), state.groups.map(group)));
+      if (state.results.length) {
+        sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "latest results"),
+          state.results.map((r) => h("div", { class: "flyte-nb-result" },
+            h("span", { class: "flyte-nb-action" }, `${r.action} ${r.task}`), h("code", {}, r.text), " ", outputLink(r.action), outputBox(r.action)))));
+      }
+      if (state.errors.length) {
+        sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "errors"),
+          state.errors.map((e) => {
+            const details = h("details", { class: "flyte-nb-error", ontoggle: (event) => { event.target.open ? open.add(e.action) : open.delete(e.action); } },
+              h("summary", {}, h("span", { class: "flyte-nb-action" }, `${e.action} ${e.task}`), `${e.type}: ${e.message}`),
+              h("pre", { class: "flyte-nb-traceback" }, e.traceback), outputLink(e.action), outputBox(e.action));
+            if (open.has(e.action)) details.open = true;
+            return details;
+          })));
+      }
+      if (state.error) sections.push(h("div", { class: "flyte-nb-run-error" }, state.error));
+      root.replaceChildren(...sections);
+    }
+
+    const onState = () => {
+      const state = model.get("state");
+      if (state && state.server_time) offset = Date.now() / 1000 - state.server_time;
+      draw();
+    };
+    const onMessage = (msg) => {
+      if (msg && msg.type === "output") { outputs.set(msg.action, msg.text); draw(); }
+    };
+    model.on("change:state", onState);
+    model.on("msg:custom", onMessage);
+    const ticker = setInterval(() => {
+      const state = model.get("state");
+      const node = root.querySelector(".flyte-nb-elapsed");
+      if (node && state) node.textContent = formatSeconds(elapsed(state, offset));
+    }, 500);
+    onState();
+    return () => {
+      clearInterval(ticker);
+      model.off("change:state", onState);
+      model.off("msg:custom", onMessage);
+    };
+  },
+};
