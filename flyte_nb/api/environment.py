@@ -90,9 +90,17 @@ class TaskEnvironment:
         self.tasks[task.short_name] = task
         return task
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by name and variables only: where it is unpickled (a worker) no limits apply."""
+        return (_rebuild_environment, (self.name, self.env_vars))
+
     def __repr__(self) -> str:
         extra = f", concurrency={self.concurrency}" if self.concurrency is not None else ""
         return f"TaskEnvironment(name={self.name!r}, backend={self.backend or 'default'!r}{extra})"
+
+
+def _rebuild_environment(name: str, env_vars: dict[str, str]) -> TaskEnvironment:
+    return TaskEnvironment(name, env_vars=env_vars)
 
 
 _FLYTE_ONLY = {"pod_template", "plugin_config", "queue", "interruptible", "docs", "include"}

@@ -144,9 +144,17 @@ class TaskTemplate:
         """A copy of this task with some options changed (``retries``, ``timeout``, ``tags``…)."""
         return TaskTemplate(self.func, self.environment, **(self._options | options))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as function + options: inside a worker a task is rebuilt and called as a plain function."""
+        return (_rebuild_task, (self.func, self.environment, self._options))
+
     def __repr__(self) -> str:
         kind = "async" if self.is_async else "sync"
         return f"<task {self.name} ({kind})>"
+
+
+def _rebuild_task(func: Callable[..., Any], environment: TaskEnvironment, options: dict[str, Any]) -> TaskTemplate:
+    return TaskTemplate(func, environment, **options)
 
 
 def _on_engine(coro: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, Any]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 _KNOWN = {
     "inline": "flyte_nb.backends.inline:InlineBackend",
+    "process": "flyte_nb.backends.process:ProcessBackend",
 }
 _loaded: dict[str, Backend] = {}
 _default = "inline"
@@ -30,6 +31,10 @@ class Backend(ABC):
     @abstractmethod
     async def execute(self, action: Action, args: tuple, kwargs: dict) -> Any:
         """Run the action's body with ``args``/``kwargs`` and return its result or raise its error."""
+
+    def pools(self, spec: Any) -> tuple[Any, ...]:
+        """Slot pools this backend adds to an action of ``spec`` (workers, containers…)."""
+        return ()
 
     async def shutdown(self) -> None:
         """Release workers, containers, connections (nothing to release by default)."""

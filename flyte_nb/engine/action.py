@@ -104,6 +104,11 @@ class Action:
         return self.group.name if self.group is not None else None
 
     @property
+    def logs(self) -> str:
+        """What the body printed (stdout and stderr, the last 256 KiB)."""
+        return "".join(self.output or ())
+
+    @property
     def duration(self) -> float | None:
         if self.started_at is None:
             return None

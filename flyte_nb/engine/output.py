@@ -37,21 +37,8 @@ class ActionStream(io.TextIOBase):
         action = current_action.get()
         if action is None:
             return self.wrapped.write(text)
-        if not text:
-            return 0
-        chunks = action.output
-        if chunks is None:
-            chunks = action.output = []
-        chunks.append(text)
-        if sum(map(len, chunks)) > MAX_CHARS:
-            action.output = chunks = ["".join(chunks)[-MAX_CHARS:]]
-        loop = engine()
-        if loop.on_thread():
-            action.run.emit(EventKind.OUTPUT, (self.name, text), action)
-        else:
-            loop.call_soon(action.run.emit, EventKind.OUTPUT, (self.name, text), action)
-        if echo:
-            self._echo(action, text)
+        if text:
+            record(action, self.name, text)
         return len(text)
 
     def _echo(self, action: Any, text: str) -> None:
@@ -88,6 +75,24 @@ class ActionStream(io.TextIOBase):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)
+
+
+def record(action: Any, stream: str, text: str) -> None:
+    """Keep ``text`` that ``action``'s body printed (here or in a worker) and announce it."""
+    chunks = action.output
+    if chunks is None:
+        chunks = action.output = []
+    chunks.append(text)
+    if sum(map(len, chunks)) > MAX_CHARS:
+        action.output = ["".join(chunks)[-MAX_CHARS:]]
+    loop = engine()
+    if loop.on_thread():
+        action.run.emit(EventKind.OUTPUT, (stream, text), action)
+    else:
+        loop.call_soon(action.run.emit, EventKind.OUTPUT, (stream, text), action)
+    target = getattr(sys, stream, None)
+    if echo and isinstance(target, ActionStream):
+        target._echo(action, text)
 
 
 _lock = threading.Lock()

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..backends.base import get_backend
 from .action import PHASES, Action, Phase
 from .events import Event, EventKind, Listener, deliver, listeners
 from .slots import PoolStatistics, SlotPool, in_order
@@ -106,7 +107,9 @@ class RunState:
             found = [self.throttles[t] for t in tags if t in self.throttles]
             if spec.env_pool is not None:
                 found.append(spec.env_pool)
-                self.pools.setdefault(spec.env_pool.name, spec.env_pool)
+            found.extend(get_backend(spec.backend).pools(spec))
+            for pool in found:
+                self.pools.setdefault(pool.name, pool)
             pools = self._pools_for[key] = in_order(found)
         return pools
 
