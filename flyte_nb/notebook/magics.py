@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import hashlib
 import keyword
+import linecache
 import math
 import re
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -31,11 +34,12 @@ from ..api.task import TaskTemplate
 from ..backends.base import default_backend, known_backends
 from ..data.home import home_dir
 from ..engine.action import Phase
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, FlyteNbError, without_engine_frames
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CACHE_CHOICES = ("auto", "override", "disable", "enabled")
 _COMMANDS = ("init", "runs", "status", "abort")
+_RUN_PHASES = ("queued", "running", "succeeded", "failed", "aborted")
 _MISSING = object()
 
 
@@ -195,6 +199,16 @@ def _action_counts(record: Any) -> tuple[str, str]:
     return ("-" if total is None else str(total)), ("-" if failed is None else str(failed))
 
 
+_RUNS_COLUMNS = ["NAME", "STATUS", "STARTED", "DURATION", "ACTIONS", "FAILED"]
+
+
+def _run_row(record: Any) -> list[str]:
+    """One row of ``%flyte runs`` for a live ``Run`` or a run store record."""
+    actions, failed = _action_counts(record)
+    return [str(_field(record, "name")), str(_field(record, "phase", "status")), _when(_started(record)),
+            _seconds(_field(record, "duration")), actions, failed]
+
+
 class _Subcommands(ArgDecorator):
     """A ``magic_arguments`` decorator adding argparse sub-commands, each with its own options."""
 
@@ -247,6 +261,8 @@ class FlyteMagics(Magics):
             return
         args = parse_argstring(self.environment, line)
         name = _identifier(args.name, "NAME")
+        if args.concurrency is not None and args.concurrency < 1:
+            raise UsageError(f"--concurrency must be a whole number >= 1, got {args.concurrency}")
         resources = None
         if args.cpu is not None or args.memory is not None:
             with _usage():
@@ -287,7 +303,7 @@ class FlyteMagics(Magics):
             async def fetch(user_id: int) -> dict:
                 ...
         """
-        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks of the cell's code
+        __tracebackhide__ = True  # IPython hides this frame in tracebacks of the cell's code
         if _wants_help(line):
             print(self.task.parser.format_help())
             return
@@ -318,7 +334,7 @@ class FlyteMagics(Magics):
 
         ns = self.shell.user_ns
         previous = ns.get(name, _MISSING)
-        self._execute(tree, f"%%task {line}\n{cell}")
+        self._execute(tree, f"%%task {line}".rstrip() + "\n" + cell)
         func = ns.get(name)
         if isinstance(func, TaskTemplate):
             self._restore(name, previous)
@@ -332,8 +348,8 @@ class FlyteMagics(Magics):
 
     # ------------------------------------------------------------------ %%run
     @magic_arguments()
-    @argument("--name", metavar="N", help="the run's name (made unique in this kernel: N, N-2, ...); "
-              "default: a fresh name like brisk-otter-4f2a")
+    @argument("--name", metavar="N", help="the run's name (N-2, N-3 ... if N was used before); default: a fresh "
+              "name like brisk-otter-4f2a")
     @argument("--throttle", nargs="+", action="append", metavar="TAG=N",
               help="at most N actions tagged TAG run at once in this run (several may follow one --throttle)")
     @argument("--no-wait", action="store_true", help="return at once; the run goes on while you work")
@@ -360,7 +376,7 @@ class FlyteMagics(Magics):
             ids = range(20)
             [user async for user in flyte_nb.map.aio(fetch, ids, concurrency=5)]
         """
-        __tracebackhide__ = True  # noqa: F841
+        __tracebackhide__ = True
         if _wants_help(line):
             print(self.run.parser.format_help())
             return None
@@ -386,7 +402,10 @@ class FlyteMagics(Magics):
         except KeyboardInterrupt:
             run.abort("the cell was interrupted", wait=2.0)
             raise
-        value = run.outputs()  # raises the run's error with its own type
+        if run.error is not None:
+            error = run.error
+            raise error.with_traceback(without_engine_frames(error.__traceback__))  # its own type, without engine frames
+        value = run.outputs()
         if out is not None:
             ns[out] = value
             return None
@@ -402,11 +421,12 @@ class FlyteMagics(Magics):
         ]),
         "runs": ("Recent runs, newest first (from the run store when there is one, else this kernel's).", [
             (("--limit",), {"type": int, "default": 20, "metavar": "N", "help": "show at most N runs (default 20)"}),
-            (("--status",), {"metavar": "S", "help": "only runs with this status, like running or failed"}),
+            (("--status",), {"choices": _RUN_PHASES, "metavar": "S",
+                             "help": f"only runs with status S: {', '.join(_RUN_PHASES)}"}),
         ]),
         "status": ("Live runs of this kernel with their action counts per phase.", []),
         "abort": ("Abort a live run of this kernel: cancel its actions and free their slots.", [
-            (("name",), {"metavar": "NAME", "help": "the run's name, as %flyte status shows it"}),
+            (("name",), {"metavar": "NAME", "help": "the run's name, as %%flyte status shows it"}),
         ]),
     })
     @line_magic("flyte")
@@ -444,27 +464,22 @@ class FlyteMagics(Magics):
             raise UsageError(f"--limit must be a whole number >= 1, got {args.limit}")
         import flyte_nb
 
-        store_runs = getattr(flyte_nb, "runs", None)
+        records = None
+        store_runs = getattr(flyte_nb, "runs", None)  # the run store's history, when flyte_nb has one
         if callable(store_runs):
-            records = list(store_runs(limit=args.limit, status=args.status))
-        else:
+            try:
+                with _usage("%flyte runs: "):
+                    records = list(store_runs(limit=args.limit, status=args.status))
+            except FlyteNbError as error:  # the store cannot be read: say so, and show this kernel's runs
+                print(f"flyte_nb: cannot read the run store ({_one_line(error)}); showing this kernel's runs",
+                      file=sys.stderr)
+        if records is None:
             records = [r for r in reversed(kernel_runs()) if args.status is None or r.phase == args.status]
             records = records[: args.limit]
         if not records:
             print(f"no runs with status {args.status!r}" if args.status else "no runs yet")
             return
-        rows = []
-        for record in records:
-            actions, failed = _action_counts(record)
-            rows.append([
-                str(_field(record, "name")),
-                str(_field(record, "phase", "status")),
-                _when(_started(record)),
-                _seconds(_field(record, "duration")),
-                actions,
-                failed,
-            ])
-        print(_table(["NAME", "STATUS", "STARTED", "DURATION", "ACTIONS", "FAILED"], rows))
+        print(_table(_RUNS_COLUMNS, [_run_row(record) for record in records]))
 
     def _flyte_status(self, args: argparse.Namespace) -> None:
         live = [run for run in kernel_runs() if not run.done()]
@@ -514,10 +529,26 @@ class FlyteMagics(Magics):
 
     def _execute(self, tree: ast.Module, text: str) -> None:
         """Execute ``tree`` in the notebook namespace, with its source cached for tracebacks."""
-        __tracebackhide__ = True  # noqa: F841
-        filename = self.shell.compile.cache(text, self.shell.execution_count, raw_code=text)
+        __tracebackhide__ = True
+        filename = self._cache_source(text, "task")
         code = compile(tree, filename, "exec", flags=self.shell.compile.flags, dont_inherit=True)
         exec(code, self.shell.user_ns)  # noqa: S102 - running the user's cell is the point
+
+    def _cache_source(self, text: str, magic: str) -> str:
+        """Put the whole cell (magic line included) in linecache for tracebacks; return its name.
+
+        The name is a pseudo-file like ``<%%run In[3] 1f2e3d4c5b6a>``, labelled as the running
+        cell. Not a ``.py`` path (as ipykernel names cells): IPython then shows the driver's frame,
+        whose code has no ``def`` in the cell's text, from the raw lines rather than misplacing it.
+        """
+        result = getattr(self.shell.displayhook, "exec_result", None)  # the cell running now
+        number = getattr(result, "execution_count", None) or self.shell.execution_count
+        name = f"<%%{magic} In[{number}] {hashlib.sha1(text.encode()).hexdigest()[:12]}>"
+        linecache.cache[name] = (len(text), None, [line + "\n" for line in text.splitlines()], name)
+        labels = getattr(self.shell.compile, "_filename_map", None)  # "Cell In[3]" in tracebacks
+        if isinstance(labels, dict):
+            labels[name] = number
+        return name
 
     def _restore(self, name: str, previous: Any) -> None:
         if previous is _MISSING:
@@ -529,14 +560,16 @@ class FlyteMagics(Magics):
         """The cell body as the ``async def`` driver task of a run (last expression returned)."""
         tree = _parse_cell(cell, "run")
         body = tree.body
+        if any(_yields(node) for node in body):
+            raise UsageError("%%run: the cell cannot yield; its last expression (or a return) is the run's output")
         if body and isinstance(body[-1], ast.Expr):
             body[-1] = ast.copy_location(ast.Return(value=body[-1].value), body[-1])
         module = ast.parse("async def run_cell():\n    pass\n")
         function = module.body[0]
         function.body = body or function.body
         ast.fix_missing_locations(module)
-        text = f"%%run {line}\n{cell}"
-        filename = self.shell.compile.cache(text, self.shell.execution_count, raw_code=text)
+        text = f"%%run {line}".rstrip() + "\n" + cell
+        filename = self._cache_source(text, "run")
         try:
             code = compile(module, filename, "exec", flags=self.shell.compile.flags, dont_inherit=True)
         except SyntaxError as error:
@@ -546,6 +579,15 @@ class FlyteMagics(Magics):
         exec(code, self.shell.user_ns, scope)  # noqa: S102 - defines the driver; its globals are the notebook's
         with _usage("%%run: "):
             return TaskTemplate(scope["run_cell"], default_environment(), source=cell)
+
+
+def _yields(node: ast.AST) -> bool:
+    """Whether ``node`` yields in the driver's own scope (not in a function or class it defines)."""
+    if isinstance(node, (ast.Yield, ast.YieldFrom)):
+        return True
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+        return False
+    return any(_yields(child) for child in ast.iter_child_nodes(node))
 
 
 def _bind_output(ns: dict[str, Any], var: str, run: Run) -> None:

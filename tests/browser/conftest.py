@@ -80,10 +80,13 @@ def lab(tmp_path_factory):
         server.wait(10)
     except subprocess.TimeoutExpired:
         server.kill()
+    log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module-scoped: Playwright's sync API runs an asyncio loop on this thread while it is open,
+    which later tests' ``asyncio.run`` would trip over."""
     _require_browser()
     from playwright.sync_api import sync_playwright
 
