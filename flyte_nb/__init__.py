@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .api.config import init, init_from_config
 from .api.environment import TaskEnvironment
+from .api.history import StoredAction, StoredRun, get_run, runs
 from .api.image import Image
 from .api.map import map
 from .api.policies import Backoff, Cache, Resources, RetryStrategy, ReusePolicy, Timeout
@@ -24,7 +25,12 @@ from .errors import (
     ConfigurationError,
     DeadlockError,
     FlyteNbError,
+    RecordedError,
     RunAbortedError,
+    RunNotFoundError,
+    SerializationError,
+    StoreError,
+    WorkerDiedError,
 )
 
 __version__ = "0.1.0"
@@ -42,21 +48,30 @@ __all__ = [
     "Image",
     "Phase",
     "PoolStatistics",
+    "RecordedError",
     "Resources",
     "RetryStrategy",
     "ReusePolicy",
     "Run",
     "RunAbortedError",
     "RunContext",
+    "RunNotFoundError",
     "Semaphore",
+    "SerializationError",
+    "StoreError",
+    "StoredAction",
+    "StoredRun",
     "TaskEnvironment",
     "TaskTemplate",
     "Timeout",
+    "WorkerDiedError",
+    "get_run",
     "group",
     "init",
     "init_from_config",
     "map",
     "run",
+    "runs",
     "subscribe",
     "tags",
     "with_runcontext",
@@ -90,5 +105,7 @@ def _register_display() -> None:
     register_if_in_kernel()
 
 
-_install_listeners()
+if not globals().get("_listening"):  # `%reload_ext flyte_nb` re-executes this module: subscribe once
+    _install_listeners()
+    _listening = True
 _register_display()

@@ -6,6 +6,8 @@ The classes here are for what flyte_nb decides: bad input, timeouts, aborts, dea
 
 from __future__ import annotations
 
+from types import TracebackType
+
 
 class FlyteNbError(Exception):
     """Base class of every error that flyte_nb raises on its own account."""
@@ -51,16 +53,43 @@ def add_note(error: BaseException, note: str) -> None:
         notes.append(note)
 
 
+def _hidden() -> tuple[str, ...]:
+    """Folders whose frames are plumbing, not the user's code: flyte_nb, asyncio, concurrent.futures."""
+    import asyncio
+    import concurrent.futures
+    import os
+
+    return tuple(os.path.dirname(path) + os.sep for path in (__file__, asyncio.__file__, concurrent.futures.__file__))
+
+
+def without_engine_frames(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` without flyte_nb's, asyncio's and concurrent.futures' frames; the user's frames stay.
+
+    An error that flyte_nb raised itself (a timeout, say) has only such frames and keeps them all.
+    """
+    hidden = _hidden()
+    kept = []
+    current = tb
+    while current is not None:
+        if not current.tb_frame.f_code.co_filename.startswith(hidden):
+            kept.append(current)
+        current = current.tb_next
+    if not kept:
+        return tb
+    trimmed = None
+    for frame in reversed(kept):
+        trimmed = TracebackType(trimmed, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return trimmed
+
+
 def user_traceback(error: BaseException) -> str:
-    """The traceback text of ``error`` without flyte_nb's and asyncio's own frames.
+    """The traceback text of ``error`` (and its causes) without plumbing frames.
 
     What a user wants to see is where *their* task failed, not how the engine carried the error.
     """
-    import asyncio
-    import os
     import traceback
 
-    hidden = (os.path.dirname(__file__) + os.sep, os.path.dirname(asyncio.__file__) + os.sep)
+    hidden = _hidden()
     summary = traceback.TracebackException.from_exception(error)
     seen: set[int] = set()
     pending = [summary]
@@ -89,3 +118,27 @@ class RunNotFoundError(FlyteNbError, KeyError):
 
     def __str__(self) -> str:  # KeyError would show the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class RecordedError(FlyteNbError):
+    """An error read back from the run store whose original type could not be restored.
+
+    ``type_name`` is the original type (``module.Qualname``), ``traceback_text`` its recorded traceback.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback_text: str | None = None) -> None:
+        super().__init__(f"{type_name.removeprefix('builtins.')}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = traceback_text
+
+    def __reduce__(self):
+        return (type(self), (self.type_name, self.message, self.traceback_text))
+
+
+class SerializationError(FlyteNbError, TypeError):
+    """A task, its inputs or its output could not be shipped to or from where it runs."""
+
+
+class WorkerDiedError(FlyteNbError):
+    """The process running an attempt died (crash, out of memory, killed); retries apply."""

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
+from ..data.recorder import attach
 from ..data.summary import summary_path
 from ..engine import controller
 from ..engine.action import Action, Phase
@@ -15,7 +16,7 @@ from ..engine.loop import engine
 from ..engine.names import new_run_name
 from ..engine.run import GroupStats, RunState
 from ..engine.slots import PoolStatistics
-from ..errors import ConfigurationError, DeadlockError
+from ..errors import ConfigurationError, DeadlockError, without_engine_frames
 from . import progress
 from .environment import TaskEnvironment
 from .task import TaskTemplate, check_env_vars, check_throttle
@@ -77,6 +78,9 @@ class Run:
     def outputs(self, timeout: float | None = None) -> Any:
         """The driver's return value, waiting for it; raises the run's error with its own type."""
         self.wait(timeout, quiet=True)
+        error = self._state.done.exception()
+        if error is not None:
+            raise error.with_traceback(without_engine_frames(error.__traceback__))
         return self._state.done.result()
 
     result = outputs
@@ -93,6 +97,21 @@ class Run:
         controller.abort(self._state, reason)
         if wait and not engine().on_thread():
             concurrent.futures.wait([self._state.done], timeout=wait)
+
+    def inputs(self) -> dict[str, Any]:
+        """The driver's inputs by parameter name (defaults filled in)."""
+        from ..data.cache import bind_inputs
+
+        return bind_inputs(self._state.driver, self._state.args, self._state.kwargs)
+
+    def retry_failed(self, name: str | None = None) -> Run:
+        """A new run of the same driver and inputs where the actions that succeeded here come from the
+        run store (phase ``cached``, not executed) and only the failed ones run again."""
+        if not self.done():
+            raise ConfigurationError(f"run {self.name} is still {self.phase}; wait for it or abort it first")
+        from .history import retry_run
+
+        return retry_run(self.name, self._state.driver.extras["task"], self._state.args, self._state.kwargs, name)
 
     # ------------------------------------------------------------- records
     @property
@@ -217,12 +236,16 @@ class RunContext:
         self.listeners = list(listeners or ())
         self.options = flyte_options
         self.run = _Runner(self)
+        self._retry_of: str | None = None  # set by Run.retry_failed: serve that run's successes first
 
     def start(self, task: Any, args: tuple, kwargs: dict) -> Run:
         driver = _driver(task)
         throttle = driver.environment.throttle | driver.throttle | self.throttle
         state = RunState(_unique(self.name), driver.spec, args, kwargs, throttle)
         state.listeners.extend(self.listeners)
+        _names_in_use.add(attach(state, read_cache=not (self.overwrite_cache or self.disable_run_cache),
+                                 write_cache=not self.disable_run_cache, retry_of=self._retry_of,
+                                 taken=_names_in_use.__contains__))  # run store + cache; may rename
         controller.start(state)
         return _remember(Run(state))
 

@@ -1,0 +1,386 @@
+"""Run history: ``flyte_nb.runs()``, ``flyte_nb.get_run()`` and :class:`StoredRun`.
+
+Everything here reads the run store, so it works the same after the kernel that made a run is
+gone. A run this kernel still holds in memory comes back as its live :class:`~.run.Run` handle
+(it can be waited on and aborted); any other as a :class:`StoredRun` with the same reading API.
+Reads first commit this kernel's pending records and mark runs of dead kernels, so what they show
+is current.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ..data import recorder
+from ..data.cache import loads
+from ..data.store import RUN_PHASES, Store, get_store, recording_enabled
+from ..data.summary import summary_path
+from ..engine.action import Phase
+from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError, StoreError, add_note
+from .run import Run, RunContext, kernel_runs
+from .task import TaskTemplate
+
+_FINAL = ("succeeded", "failed", "aborted")
+
+
+def _store() -> Store | None:
+    if not recording_enabled():
+        return None
+    store = get_store()
+    recorder.flush()
+    store.reap()
+    return store
+
+
+def _rows(store: Store, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    with store.reading() as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute(sql, params)]
+
+
+def _value(store: Store, value: bytes | str | None, what: str, note: str | None) -> Any:
+    """Unpickle a recorded value (inline bytes, or the digest of its file)."""
+    if value is None:
+        raise StoreError(f"{what} was not recorded" + (f" ({note})" if note else ""))
+    return loads(store.unpack(value))
+
+
+def _error(store: Store, fields: dict[str, Any], where: str) -> BaseException | None:
+    """The recorded error with its own type when it unpickles, else a :class:`RecordedError`."""
+    if not fields.get("error_type"):
+        return None
+    text = fields.get("error_traceback")
+    error: BaseException | None = None
+    if fields.get("error_blob"):
+        try:
+            error = _value(store, fields["error_blob"], "error", None)
+        except Exception:  # noqa: BLE001 - the class may not exist in this kernel
+            error = None
+    if not isinstance(error, BaseException):
+        return RecordedError(fields["error_type"], fields.get("error_message") or "", text)
+    if text:
+        add_note(error, f"recorded traceback ({where}):\n{text.rstrip()}")
+    return error
+
+
+def _phase_names(status: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if status is None:
+        return None
+    names = (status,) if isinstance(status, str) else tuple(status) if isinstance(status, Iterable) else None
+    if not names or not all(isinstance(s, str) and s in RUN_PHASES for s in names):
+        raise ConfigurationError(f"status must be one of {', '.join(RUN_PHASES)} (or a list of them), got {status!r}")
+    return names
+
+
+def runs(limit: int | None = 20, status: str | Iterable[str] | None = None) -> list[Run | StoredRun]:
+    """Recorded runs, newest first: at most ``limit`` (None: all), only those in ``status`` if given."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigurationError(f"limit must be a whole number >= 1 or None, got {limit!r}")
+    phases = _phase_names(status)
+    live = {run.name: run for run in kernel_runs()}
+    store = _store()
+    if store is None:  # recording off: this kernel's runs are all there is
+        found = [r for r in reversed(live.values()) if phases is None or r.phase in phases]
+        return list(found[:limit] if limit else found)
+    where = f"WHERE phase IN ({', '.join('?' * len(phases))})" if phases else ""
+    rows = _rows(store, f"SELECT * FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                 (*(phases or ()), -1 if limit is None else limit))
+    return [live.get(row["name"]) or StoredRun(store, row) for row in rows]
+
+
+def get_run(name: str) -> Run | StoredRun:
+    """The run called ``name``: live if this kernel holds it, else read from the run store."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"get_run needs a run name (a string), got {name!r}")
+    for run in kernel_runs():
+        if run.name == name:
+            return run
+    store = _store()
+    if store is None:
+        raise RunNotFoundError(f"no run named {name!r} in this kernel, and the run store is off (FLYTE_NB_STORE)")
+    rows = _rows(store, "SELECT * FROM runs WHERE name = ?", (name,))
+    if not rows:
+        raise RunNotFoundError(f"no run named {name!r} in the run store at {store.path}; "
+                               "flyte_nb.runs() lists the recorded runs")
+    return StoredRun(store, rows[0])
+
+
+class StoredAction:
+    """One recorded action: what :class:`~flyte_nb.Action` shows, plus its recorded values."""
+
+    def __init__(self, store: Store, run: str, row: dict[str, Any]) -> None:
+        self._store = store
+        self._row = row
+        self.run_name = run
+        self.number: int = row["number"]
+        self.parent_number: int | None = row["parent"]
+        self.task: str = row["task"]
+        self.group_name: str | None = row["grp"]
+        self.tags: tuple[str, ...] = tuple(json.loads(row["tags"])) if row["tags"] else ()
+        self.backend: str | None = row["backend"]
+        self.index: int | None = row["map_index"]
+        self.phase = Phase[row["phase"].upper()]
+        self.attempts: int = row["attempts"]
+        self.queued_at: float | None = row["queued_at"]
+        self.started_at: float | None = row["started_at"]
+        self.ended_at: float | None = row["ended_at"]
+        self.cache_key: str | None = row["cache_key"]
+        self.error_type: str | None = row["error_type"]
+        self.error_message: str | None = row["error_message"]
+        self.traceback: str | None = row["error_traceback"]
+        self.note: str | None = row["note"]
+        self._error: BaseException | None = None
+
+    @property
+    def name(self) -> str:
+        return f"a{self.number}"
+
+    @property
+    def parent_name(self) -> str | None:
+        return None if self.parent_number is None else f"a{self.parent_number}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+    @property
+    def error(self) -> BaseException | None:
+        if self._error is None:
+            self._error = _error(self._store, self._row, f"action {self.name} of run {self.run_name}")
+        return self._error
+
+    def inputs(self) -> dict[str, Any]:
+        """The action's inputs by parameter name."""
+        return _value(self._store, self._row["inputs"], f"inputs of action {self.name}", self.note)
+
+    def output(self) -> Any:
+        """What the action returned (succeeded or cached actions)."""
+        if self.phase not in (Phase.SUCCEEDED, Phase.CACHED):
+            raise StoreError(f"action {self.name} of run {self.run_name} has no output: it is {self.phase}")
+        return _value(self._store, self._row["outputs"], f"output of action {self.name}", self.note)
+
+    def attempt_history(self) -> list[dict[str, Any]]:
+        """Every attempt of a retried action: number, phase, timings, error type and message."""
+        return _rows(self._store, "SELECT number, phase, started_at, ended_at, error_type, error_message, "
+                     "error_traceback FROM attempts WHERE run = ? AND action = ? ORDER BY number",
+                     (self.run_name, self.number))
+
+    def __repr__(self) -> str:
+        return f"<StoredAction {self.name} {self.task} {self.phase} attempts={self.attempts}>"
+
+
+class StoredRun:
+    """A run read from the run store; the reading API of :class:`~flyte_nb.Run`."""
+
+    def __init__(self, store: Store, row: dict[str, Any]) -> None:
+        self._store = store
+        self._row = row
+        self._actions: list[StoredAction] | None = None
+        self._error: BaseException | None = None
+
+    # ----------------------------------------------------------- identity
+    @property
+    def name(self) -> str:
+        return self._row["name"]
+
+    @property
+    def driver(self) -> str:
+        """Task name of the run's driver."""
+        return self._row["driver"]
+
+    @property
+    def phase(self) -> str:
+        """``queued``, ``running``, ``succeeded``, ``failed`` or ``aborted``."""
+        return self._row["phase"]
+
+    status = phase
+
+    @property
+    def created_at(self) -> float:
+        return self._row["created_at"]
+
+    @property
+    def started_at(self) -> float | None:
+        return self._row["started_at"]
+
+    @property
+    def ended_at(self) -> float | None:
+        return self._row["ended_at"]
+
+    @property
+    def abort_reason(self) -> str | None:
+        """Why the run was aborted (``kernel exited`` when its kernel died mid-run)."""
+        return self._row["abort_reason"]
+
+    @property
+    def retry_of(self) -> str | None:
+        """The run this one retried, if any."""
+        return self._row["retry_of"]
+
+    @property
+    def url(self) -> str:
+        return summary_path(self.name).as_uri()
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+    @property
+    def counts(self) -> dict[str, int]:
+        recorded = json.loads(self._row["counts"] or "{}")
+        return {str(phase): recorded.get(str(phase), 0) for phase in Phase}
+
+    def done(self) -> bool:
+        return self.phase in _FINAL
+
+    def refresh(self) -> StoredRun:
+        """Read the run again (it may still be going in another kernel)."""
+        self._store.reap()
+        self._row = _rows(self._store, "SELECT * FROM runs WHERE name = ?", (self.name,))[0]
+        self._actions = None
+        self._error = None
+        return self
+
+    # ------------------------------------------------------------ waiting
+    def wait(self, timeout: float | None = None, poll: float = 0.2) -> None:
+        """Return once the run has ended (polling the store while another kernel runs it)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done():
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.name} is still {self.phase} after {timeout:g}s")
+            time.sleep(poll)
+            self.refresh()
+
+    def outputs(self, timeout: float | None = None) -> Any:
+        """The driver's return value; raises the run's recorded error, with its own type when possible."""
+        self.wait(timeout)
+        if self.phase == "aborted":
+            raise RunAbortedError(f"run {self.name} was aborted" + (f": {self.abort_reason}" if self.abort_reason else ""))
+        if self.phase == "failed":
+            raise self.error or RecordedError("unknown", f"run {self.name} failed")
+        return self.action("a0").output()
+
+    result = outputs
+
+    def inputs(self) -> dict[str, Any]:
+        """The driver's inputs by parameter name."""
+        return self.action("a0").inputs()
+
+    # ------------------------------------------------------------- records
+    @property
+    def error(self) -> BaseException | None:
+        if self._error is None:
+            self._error = _error(self._store, self._row, f"run {self.name}")
+        return self._error
+
+    @property
+    def actions(self) -> list[StoredAction]:
+        if self._actions is None:
+            rows = _rows(self._store, "SELECT * FROM actions WHERE run = ? ORDER BY number", (self.name,))
+            self._actions = [StoredAction(self._store, self.name, row) for row in rows]
+        return list(self._actions)
+
+    def action(self, name: str) -> StoredAction:
+        number = int(name[1:]) if isinstance(name, str) and name[:1] == "a" and name[1:].isdigit() else -1
+        rows = _rows(self._store, "SELECT * FROM actions WHERE run = ? AND number = ?", (self.name, number))
+        if not rows:
+            raise KeyError(f"run {self.name} has no recorded action {name!r}")
+        return StoredAction(self._store, self.name, rows[0])
+
+    @property
+    def errors(self) -> list[StoredAction]:
+        """The actions that failed or timed out."""
+        return [a for a in self.actions if a.phase in (Phase.FAILED, Phase.TIMED_OUT)]
+
+    @property
+    def groups(self) -> dict[str, dict[str, int]]:
+        """Per group: counts per phase."""
+        groups: dict[str, dict[str, int]] = {}
+        for action in self.actions:
+            if action.group_name is not None:
+                counts = groups.setdefault(action.group_name, {str(p): 0 for p in Phase})
+                counts[str(action.phase)] += 1
+        return groups
+
+    def peak_concurrency(self, task: TaskTemplate | str | None = None, tag: str | None = None) -> int:
+        """The most actions (other than the driver) that ran at one instant, from recorded times."""
+        name = task.name if isinstance(task, TaskTemplate) else task
+        edges: list[tuple[float, int]] = []
+        for action in self.actions:
+            if action.parent_number is None or action.started_at is None or action.phase is Phase.CACHED:
+                continue
+            if (name is not None and action.task != name) or (tag is not None and tag not in action.tags):
+                continue
+            edges += [(action.started_at, 1), (action.ended_at or float("inf"), -1)]
+        level = top = 0
+        for _, step in sorted(edges):
+            level += step
+            top = max(top, level)
+        return top
+
+    # -------------------------------------------------------------- retry
+    def retry_failed(self, task: TaskTemplate | None = None, name: str | None = None) -> Run:
+        """A new run of the same driver and inputs; what succeeded here is served from the store.
+
+        ``task``: the driver, needed when this kernel did not define it (after a restart, run the
+        cell that defines it and pass it).
+        """
+        task = task if task is not None else _known_task(self.driver)
+        if task is None:
+            raise ConfigurationError(f"run {self.name} was made by another kernel: pass its driver, "
+                                     f"run.retry_failed({self.driver.rsplit('.', 1)[-1]})")
+        if not isinstance(task, TaskTemplate):
+            raise ConfigurationError(f"retry_failed needs the driver task, got {task!r}")
+        if task.name != self.driver:
+            raise ConfigurationError(f"run {self.name} was driven by task {self.driver}, not {task.name}")
+        if not self.done():
+            raise ConfigurationError(f"run {self.name} is still {self.phase}; wait for it or abort it first")
+        inputs = self.inputs()
+        if set(inputs) == {"*args", "**kwargs"}:
+            args, kwargs = inputs["*args"], inputs["**kwargs"]
+        else:
+            try:
+                call = inspect.BoundArguments(inspect.signature(task.func), dict(inputs))
+                args, kwargs = call.args, call.kwargs
+            except (TypeError, ValueError) as error:
+                raise ConfigurationError(f"the recorded inputs of run {self.name} do not fit {task.name}: {error}") from None
+        return retry_run(self.name, task, args, kwargs, name)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts.items() if v)
+        return f"<StoredRun {self.name} {self.phase} [{counts}]>"
+
+
+def _known_task(name: str) -> TaskTemplate | None:
+    for run in reversed(kernel_runs()):
+        task = run._state.driver.extras.get("task")
+        if isinstance(task, TaskTemplate) and task.name == name:
+            return task
+    return None
+
+
+def _retry_name(name: str) -> str:
+    return re.sub(r"-retry(-\d+)?$", "", name) + "-retry"
+
+
+def retry_run(source: str, task: TaskTemplate, args: tuple, kwargs: dict, name: str | None = None) -> Run:
+    """Start a run that reads ``source``'s successful outputs first (see ``Run.retry_failed``)."""
+    store = _store()
+    if store is None:
+        raise ConfigurationError("retry_failed needs the run store, which is off (FLYTE_NB_STORE)")
+    if not _rows(store, "SELECT name FROM runs WHERE name = ?", (source,)):
+        raise ConfigurationError(f"run {source} is not in the run store (it ran with recording off): "
+                                 "there is nothing to retry from")
+    context = RunContext(name=name or _retry_name(source))
+    context._retry_of = source
+    return context.start(task, args, kwargs)

@@ -1,0 +1,380 @@
+"""The run store: one SQLite file (WAL) under ``FLYTE_NB_HOME``, plus files for large values.
+
+Why SQLite: it ships with Python, it is one file a user can copy or delete, and in WAL mode one
+writer and many readers (other kernels, the Jupyter server) work at once. Every connection sets
+``busy_timeout`` and writes in ``BEGIN IMMEDIATE`` transactions, so two kernels writing at the
+same time queue for the lock instead of failing.
+
+Values (inputs, outputs, pickled errors) up to ``INLINE_MAX`` bytes live in their row as a
+BLOB: SQLite reads small blobs faster than the file system, a 10,000-action map does not leave
+20,000 tiny files, and writing them costs no hashing. Larger values are files under ``blobs/``
+beside the database, named by their content digest (the row holds the digest as TEXT), written
+atomically and checked against the digest when read, so a damaged file is an error, not a
+wrong value. :func:`pack` and :meth:`Store.unpack` are the two directions.
+
+This module never repairs, downgrades or recreates a database it cannot read: a corrupt file,
+another program's database or a schema newer than this code is a :class:`StoreError` that says
+where the file is and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import StoreError
+from .home import home_dir
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x464E4231  # "FNB1" in the SQLite header: marks the file as ours
+DB_NAME = "runs.sqlite"
+INLINE_MAX = 32 * 1024
+BUSY_TIMEOUT_MS = 30_000
+LIVE_PHASES = ("queued", "running")
+RUN_PHASES = ("queued", "running", "succeeded", "failed", "aborted")
+
+_V1 = """
+CREATE TABLE runs (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL,                 -- task name of the driver
+    phase TEXT NOT NULL,                  -- queued, running, succeeded, failed, aborted
+    created_at REAL NOT NULL, started_at REAL, ended_at REAL, updated_at REAL,
+    abort_reason TEXT,
+    error_type TEXT, error_message TEXT, error_traceback TEXT, error_blob BLOB,
+    retry_of TEXT,                        -- the run this one retried
+    actions INTEGER NOT NULL DEFAULT 0,
+    counts TEXT,                          -- JSON {phase: count}
+    pid INTEGER, host TEXT, process TEXT, -- the kernel that ran it: dead-kernel detection
+    version TEXT                          -- flyte_nb version that recorded it
+);
+CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_phase ON runs (phase);
+CREATE TABLE actions (
+    run TEXT NOT NULL, number INTEGER NOT NULL, parent INTEGER,
+    task TEXT NOT NULL, grp TEXT, tags TEXT, backend TEXT, map_index INTEGER,
+    phase TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    queued_at REAL, started_at REAL, ended_at REAL,
+    code TEXT,                            -- digest of the task's identity (name, code or version, salt)
+    cache_key TEXT,                       -- identity + inputs, for actions of cached tasks
+    inputs BLOB, outputs BLOB,            -- pickled values: BLOB inline, TEXT = digest of a file in blobs/
+    error_type TEXT, error_message TEXT, error_traceback TEXT, error_blob BLOB,
+    note TEXT,                            -- why a value was not recorded (unpicklable ...)
+    PRIMARY KEY (run, number)
+) WITHOUT ROWID;
+CREATE TABLE attempts (                   -- every attempt of actions that were retried
+    run TEXT NOT NULL, action INTEGER NOT NULL, number INTEGER NOT NULL,
+    phase TEXT NOT NULL, started_at REAL, ended_at REAL,
+    error_type TEXT, error_message TEXT, error_traceback TEXT,
+    PRIMARY KEY (run, action, number)
+) WITHOUT ROWID;
+CREATE TABLE cache (
+    id INTEGER PRIMARY KEY,               -- increasing: kernels load only entries newer than they know
+    key TEXT NOT NULL UNIQUE,
+    code TEXT NOT NULL,                   -- task identity; entries are loaded per identity
+    task TEXT NOT NULL,
+    output BLOB NOT NULL,                 -- pickled output, as in actions.outputs
+    run TEXT, action INTEGER, created_at REAL NOT NULL
+);
+CREATE INDEX cache_code ON cache (code, id);
+"""
+
+MIGRATIONS: list[str] = [_V1]
+"""``MIGRATIONS[i]`` takes a database from schema version ``i`` to ``i + 1``; append, never edit."""
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (``;`` inside comments or strings does not split)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current)
+            current = ""
+    if current.strip():
+        statements.append(current)
+    return statements
+
+
+def is_corruption(error: BaseException) -> bool:
+    """True for SQLite's "not a database" / "malformed" errors (as opposed to locks or full disks)."""
+    name = getattr(error, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or type(error) is sqlite3.DatabaseError
+
+
+def digest(data: bytes) -> str:
+    """Content address of a value: 128-bit BLAKE2b, hex."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _boot_token() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_token(pid: int) -> str | None:
+    """Identifies one process lifetime (boot id + start time), so a reused pid is not mistaken for it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        try:
+            import psutil
+        except ImportError:
+            return None
+        try:
+            return f"psutil:{psutil.Process(pid).create_time()}"
+        except Exception:  # noqa: BLE001 - gone, or no access
+            return None
+    if fields[0] == "Z":  # a zombie has exited; it only waits to be reaped
+        return None
+    return f"{_boot_token()}:{fields[19]}"
+
+
+HOST = socket.gethostname()
+PID = os.getpid()
+TOKEN = process_token(PID)
+
+
+def process_alive(pid: int, token: str | None) -> bool:
+    """Whether the kernel that recorded a run still exists on this host."""
+    if pid == os.getpid():
+        return token is None or token == process_token(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, belongs to someone else
+    current = process_token(pid)
+    if current is None:  # we can tell processes apart here, yet not this one: a zombie, or just gone
+        return TOKEN is None
+    return token is None or current == token
+
+
+class Store:
+    """One run store: a database file, its blob folder, and how to connect to them safely."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.path = home / DB_NAME
+        self.blob_dir = home / "blobs"
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.path}>"
+
+    # ------------------------------------------------------------ connecting
+    def connect(self) -> sqlite3.Connection:
+        """A new connection; the first one in this process validates, migrates and reaps the file."""
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"cannot open the flyte_nb run store at {self.path}: {error}") from error
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not self._ready:
+                with self._lock:
+                    if not self._ready:
+                        self._prepare(conn)
+                        self._ready = True
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # in WAL: survives process crashes, not power loss
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.Error as error:
+            conn.close()
+            raise self.error(error) from error
+        return conn
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection; SQLite errors become :class:`StoreError`."""
+        conn = self.connect()
+        try:
+            yield conn
+        except sqlite3.Error as error:
+            raise self.error(error) from error
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def writing(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``: take the lock first, wait for it politely)."""
+        own = conn is None
+        conn = conn or self.connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise self.error(error) from error
+        finally:
+            if own:
+                conn.close()
+
+    def error(self, error: sqlite3.Error) -> Exception:
+        """The exception to raise for a SQLite error: corruption is a StoreError saying what to do."""
+        if is_corruption(error):
+            return StoreError(
+                f"the flyte_nb run store at {self.path} is damaged or not a database ({error}). flyte_nb will "
+                "not modify it: move it aside (keep it for recovery with the sqlite3 .recover command) or point "
+                "FLYTE_NB_HOME at another folder, and a new store is created.")
+        if isinstance(error, sqlite3.OperationalError):
+            return StoreError(f"the flyte_nb run store at {self.path} could not be used: {error}")
+        return error
+
+    # ---------------------------------------------------- schema and migration
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Check the file is ours and not from the future, bring it to this schema, mark dead runs."""
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+            raise StoreError(
+                f"{self.path} is a SQLite database of another program (application id {app_id:#x}), not a flyte_nb "
+                "run store; flyte_nb leaves it untouched. Move it or set FLYTE_NB_HOME to another folder.")
+        if version > SCHEMA_VERSION:
+            raise StoreError(self._newer(version))
+        if version < SCHEMA_VERSION:
+            self.migrate(conn)
+        self.reap(conn)
+
+    def _newer(self, version: int) -> str:
+        return (f"the flyte_nb run store at {self.path} has schema version {version}, newer than this flyte_nb "
+                f"understands ({SCHEMA_VERSION}); it was written by a newer flyte_nb. Upgrade flyte_nb, or set "
+                "FLYTE_NB_HOME to another folder. The file was not modified.")
+
+    def migrate(self, conn: sqlite3.Connection) -> None:
+        """Apply the missing migrations in one transaction (another kernel may be doing the same)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
+            if version > SCHEMA_VERSION:
+                raise StoreError(self._newer(version))
+            for step in MIGRATIONS[version:SCHEMA_VERSION]:
+                for statement in _statements(step):  # not executescript: it would commit our transaction
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # ------------------------------------------------------------ dead kernels
+    def reap(self, conn: sqlite3.Connection | None = None) -> list[str]:
+        """Mark runs left queued/running by a kernel that no longer exists as ``aborted: kernel exited``.
+
+        Only runs recorded on this host are judged (a pid means nothing elsewhere). Returns their names.
+        """
+        own = conn is None
+        conn = conn or self.connect()
+        try:
+            live = conn.execute(f"SELECT name, pid, process FROM runs WHERE host = ? AND phase IN {LIVE_PHASES}",
+                                (HOST,)).fetchall()
+            dead = [name for name, pid, token in live if pid is not None and not process_alive(pid, token)]
+            if dead:
+                with self.writing(conn):
+                    for name in dead:
+                        self._mark_aborted(conn, name, "kernel exited")
+            return dead
+        finally:
+            if own:
+                conn.close()
+
+    @staticmethod
+    def _mark_aborted(conn: sqlite3.Connection, name: str, reason: str) -> None:
+        last = conn.execute(
+            "SELECT max(max(coalesce(ended_at, 0), coalesce(started_at, 0), coalesce(queued_at, 0))) "
+            "FROM actions WHERE run = ?", (name,)).fetchone()[0]
+        row = conn.execute("SELECT updated_at, started_at, created_at FROM runs WHERE name = ?", (name,)).fetchone()
+        ended = max([t for t in (last, *(row or ())) if t] or [time.time()])
+        changed = conn.execute(
+            f"UPDATE runs SET phase = 'aborted', abort_reason = ?, ended_at = ?, updated_at = ?, "
+            f"error_type = 'flyte_nb.errors.RunAbortedError', error_message = ? "
+            f"WHERE name = ? AND phase IN {LIVE_PHASES}",
+            (reason, ended, time.time(), f"run {name} was aborted: {reason}", name)).rowcount
+        if changed:
+            conn.execute(
+                "UPDATE actions SET phase = 'cancelled', ended_at = coalesce(ended_at, ?), note = coalesce(note, ?) "
+                "WHERE run = ? AND phase IN ('queued', 'waiting', 'running')", (ended, reason, name))
+
+    # ----------------------------------------------------------------- values
+    def blob_path(self, key: str) -> Path:
+        return self.blob_dir / key[:2] / key
+
+    def pack(self, data: bytes) -> bytes | str:
+        """What a value column holds: the bytes, or for a large value the digest of its file."""
+        if len(data) <= INLINE_MAX:
+            return data
+        key = digest(data)
+        path = self.blob_path(key)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{key}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)  # atomic: readers never see half a file; same content, so races are harmless
+        return key
+
+    def unpack(self, value: bytes | str) -> bytes:
+        """The bytes a value column stands for; a file is checked against its digest."""
+        if not isinstance(value, str):
+            return bytes(value)
+        try:
+            data = self.blob_path(value).read_bytes()
+        except OSError as error:
+            raise StoreError(f"value file {self.blob_path(value)} of the run store is missing or unreadable: "
+                             f"{error}") from error
+        if digest(data) != value:
+            raise StoreError(f"value file {self.blob_path(value)} of the run store is damaged (its content does "
+                             "not match its digest)")
+        return data
+
+
+def insert_many(conn: sqlite3.Connection, head: str, width: int, values: list, tail: str = "") -> None:
+    """``INSERT`` many rows, given as one flat list of ``width`` values per row, with few statements.
+
+    ``executemany`` steps SQLite once per row and gives up the GIL each time; while the engine
+    thread is busy, taking it back can cost a whole switch interval (5 ms) per row. Hundreds of
+    rows per statement keep the SQLite work off the GIL in long stretches instead.
+    """
+    chunk = max(1, min(500, 30_000 // width)) * width
+    one = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(values), chunk):
+        part = values[start:start + chunk]
+        conn.execute(f"{head} VALUES {', '.join([one] * (len(part) // width))} {tail}", part)
+
+
+_stores: dict[Path, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def recording_enabled() -> bool:
+    """False when ``FLYTE_NB_STORE`` is ``off``/``0``/``false``/``no``: no run store, no cache."""
+    return os.environ.get("FLYTE_NB_STORE", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+def get_store(home: Path | None = None) -> Store:
+    """The store under ``home`` (default: the current ``FLYTE_NB_HOME``), one object per folder."""
+    home = (home or home_dir()).expanduser().absolute()
+    store = _stores.get(home)
+    if store is None:
+        with _stores_lock:
+            store = _stores.setdefault(home, Store(home))
+    return store
