@@ -1,73 +1,123 @@
-"""A real Jupyter kernel for tests: start it, execute code, collect what it published."""
+"""A real Jupyter kernel for tests: start it sandboxed, execute code, collect what it published."""
 
 from __future__ import annotations
 
 import os
 import queue
+import textwrap
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import KernelManager
 
+_SANDBOX = {
+    "JUPYTER_CONFIG_DIR": "config", "JUPYTER_DATA_DIR": "data", "JUPYTER_RUNTIME_DIR": "runtime",
+    "JUPYTERLAB_SETTINGS_DIR": "lab-settings", "JUPYTERLAB_WORKSPACES_DIR": "lab-workspaces",
+    "IPYTHONDIR": "ipython", "XDG_CACHE_HOME": "cache", "XDG_CONFIG_HOME": "xdg-config",
+    "npm_config_cache": "npm", "FLYTE_NB_HOME": "flyte_nb",
+}
 
-@dataclass
-class Reply:
-    """What one execute request produced."""
 
-    msg_id: str
-    status: str
-    seconds: float
-    messages: list[dict[str, Any]] = field(default_factory=list)
+class Outputs(list):
+    """Every iopub message of one execute request (but its status messages), with the reply."""
+
+    msg_id: str = ""
+    status: str = ""
+    error: dict[str, Any] | None = None  # ename, evalue, traceback when the cell raised
+    seconds: float = 0.0  # execute_request sent → kernel idle again
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self)
+
+    def _stream(self, name: str) -> str:
+        return "".join(m["content"]["text"] for m in self if m["msg_type"] == "stream" and m["content"]["name"] == name)
 
     @property
     def stdout(self) -> str:
-        return "".join(m["content"]["text"] for m in self.messages
-                       if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+        return self._stream("stdout")
 
     @property
-    def error(self) -> dict[str, Any] | None:
-        return next((m["content"] for m in self.messages if m["msg_type"] == "error"), None)
+    def stderr(self) -> str:
+        return self._stream("stderr")
 
     def data(self, mime: str) -> list[Any]:
-        return [m["content"]["data"][mime] for m in self.messages
+        return [m["content"]["data"][mime] for m in self
                 if m["msg_type"] in ("display_data", "execute_result") and mime in m["content"]["data"]]
+
+    @property
+    def result(self) -> str | None:
+        """The text/plain of the cell's own result (``Out[n]``), if any."""
+        return next((m["content"]["data"]["text/plain"] for m in self if m["msg_type"] == "execute_result"), None)
+
+    @property
+    def text(self) -> str:
+        """Everything shown, as text (streams, plain-text data, error tracebacks)."""
+        parts = []
+        for m in self:
+            content = m["content"]
+            if m["msg_type"] == "stream":
+                parts.append(content["text"])
+            elif m["msg_type"] in ("display_data", "execute_result"):
+                parts.append(content["data"].get("text/plain", ""))
+            elif m["msg_type"] == "error":
+                parts.extend(content["traceback"])
+        return "\n".join(parts)
 
 
 class Kernel:
-    """One ipykernel process with its Jupyter and flyte_nb files in ``home``."""
+    """One ipykernel with its Jupyter, IPython and flyte_nb files under ``home``."""
 
     def __init__(self, home: Path) -> None:
-        env = dict(os.environ)
-        for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython"), ("FLYTE_NB_HOME", "flyte_nb")):
-            env[var] = str(home / sub)
-        env["JUPYTER_PLATFORM_DIRS"] = "1"
-        self.manager = KernelManager(kernel_name="python3")
+        env = dict(os.environ, JUPYTER_PLATFORM_DIRS="1")
+        env.update({var: str(home / sub) for var, sub in _SANDBOX.items()})
+        self.manager = KernelManager(kernel_name="python3", connection_file=str(home / "kernel.json"))
         self.manager.start_kernel(env=env, cwd=str(home))
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
         self.backlog: list[dict[str, Any]] = []  # iopub messages of earlier requests that came late
 
-    def execute(self, code: str, timeout: float = 60) -> Reply:
+    def execute(self, code: str, timeout: float = 60, interrupt_after: float | None = None) -> Outputs:
         start = time.perf_counter()
-        msg_id = self.client.execute(code)
-        reply = Reply(msg_id, "", 0.0)
+        msg_id = self.client.execute(textwrap.dedent(code).strip("\n") + "\n")
+        if interrupt_after is not None:
+            time.sleep(interrupt_after)
+            self.manager.interrupt_kernel()
+        outputs = Outputs()
+        outputs.msg_id = msg_id
         deadline = time.monotonic() + timeout
         while True:
             msg = self.client.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
             if msg["parent_header"].get("msg_id") != msg_id:
                 self.backlog.append(msg)
                 continue
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            if msg["msg_type"] == "status":
+                if msg["content"]["execution_state"] == "idle":
+                    break
+                continue
+            outputs.append(msg)
+        outputs.seconds = time.perf_counter() - start
+        while True:
+            reply = self.client.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
                 break
-            reply.messages.append(msg)
-        reply.seconds = time.perf_counter() - start
-        shell = self.client.get_shell_msg(timeout=timeout)
-        reply.status = shell["content"]["status"]
-        return reply
+        content = reply["content"]
+        outputs.status = content["status"]
+        if content["status"] != "ok":
+            outputs.error = {k: content.get(k) for k in ("ename", "evalue", "traceback")}
+        return outputs
+
+    def call(self, code: str, timeout: float = 60, interrupt_after: float | None = None) -> tuple[Outputs, dict[str, Any] | None]:
+        """Run ``code``; its outputs, and the error (``ename``, ``evalue``, ``traceback``) or None."""
+        outputs = self.execute(code, timeout, interrupt_after)
+        return outputs, outputs.error
+
+    def ok(self, code: str, timeout: float = 60) -> Outputs:
+        outputs = self.execute(code, timeout)
+        assert outputs.error is None, f"{outputs.error['ename']}: {outputs.error['evalue']}\n{outputs.text}"
+        return outputs
 
     def drain(self, seconds: float) -> list[dict[str, Any]]:
         """Every iopub message published during the next ``seconds`` (plus the backlog)."""

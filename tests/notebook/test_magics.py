@@ -2,113 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import textwrap
-import time
-from typing import Any
 
 import pytest
-from jupyter_client.manager import KernelManager
+from tests.notebook.kernel import Kernel
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class Outputs(list):
-    """The iopub messages (stream, display_data, execute_result, error) of one execute request."""
-
-    seconds: float = 0.0  # execute_request sent → kernel idle again
-
-    def _stream(self, name: str) -> str:
-        return "".join(m["content"]["text"] for m in self if m["msg_type"] == "stream" and m["content"]["name"] == name)
-
-    @property
-    def stdout(self) -> str:
-        return self._stream("stdout")
-
-    @property
-    def stderr(self) -> str:
-        return self._stream("stderr")
-
-    def data(self, mime: str) -> list[Any]:
-        return [m["content"]["data"][mime] for m in self
-                if m["msg_type"] in ("display_data", "execute_result") and mime in m["content"]["data"]]
-
-    @property
-    def result(self) -> str | None:
-        """The text/plain of the cell's own result (``Out[n]``), if any."""
-        return next((m["content"]["data"]["text/plain"] for m in self if m["msg_type"] == "execute_result"), None)
-
-    @property
-    def text(self) -> str:
-        """Everything shown, as text (streams, plain-text data, error tracebacks)."""
-        parts = []
-        for m in self:
-            content = m["content"]
-            if m["msg_type"] == "stream":
-                parts.append(content["text"])
-            elif m["msg_type"] in ("display_data", "execute_result"):
-                parts.append(content["data"].get("text/plain", ""))
-            elif m["msg_type"] == "error":
-                parts.extend(content["traceback"])
-        return "\n".join(parts)
-
-
-class Kernel:
-    """One ipykernel with its Jupyter, IPython and flyte_nb files under ``home``."""
-
-    def __init__(self, home) -> None:
-        env = dict(os.environ)
-        sandbox = {
-            "JUPYTER_CONFIG_DIR": "config", "JUPYTER_DATA_DIR": "data", "JUPYTER_RUNTIME_DIR": "runtime",
-            "JUPYTERLAB_SETTINGS_DIR": "lab-settings", "JUPYTERLAB_WORKSPACES_DIR": "lab-workspaces",
-            "IPYTHONDIR": "ipython", "XDG_CACHE_HOME": "cache", "XDG_CONFIG_HOME": "xdg-config",
-            "npm_config_cache": "npm", "FLYTE_NB_HOME": "flyte_nb",
-        }
-        env.update({var: str(home / sub) for var, sub in sandbox.items()})
-        env["JUPYTER_PLATFORM_DIRS"] = "1"
-        self.manager = KernelManager(kernel_name="python3", connection_file=str(home / "kernel.json"))
-        self.manager.start_kernel(env=env, cwd=str(home))
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
-
-    def execute(self, code: str, timeout: float = 30,
-                interrupt_after: float | None = None) -> tuple[Outputs, dict[str, Any] | None]:
-        """Run ``code``; its outputs, and the reply's error (``ename``, ``evalue``, ``traceback``) or None."""
-        start = time.perf_counter()
-        msg_id = self.client.execute(textwrap.dedent(code).strip("\n") + "\n")
-        if interrupt_after is not None:
-            time.sleep(interrupt_after)
-            self.manager.interrupt_kernel()
-        outputs = Outputs()
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = self.client.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue  # late output of an earlier request
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-            if msg["msg_type"] in ("stream", "display_data", "execute_result", "error"):
-                outputs.append(msg)
-        outputs.seconds = time.perf_counter() - start
-        while True:
-            reply = self.client.get_shell_msg(timeout=timeout)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        content = reply["content"]
-        error = None if content["status"] == "ok" else {k: content.get(k) for k in ("ename", "evalue", "traceback")}
-        return outputs, error
-
-    def ok(self, code: str, timeout: float = 30) -> Outputs:
-        outputs, error = self.execute(code, timeout)
-        assert error is None, f"{error['ename']}: {error['evalue']}\n{outputs.text}"
-        return outputs
-
-    def close(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +52,7 @@ def defined(kernel):
 
 def usage_error(kernel: Kernel, code: str) -> str:
     """Run ``code``, expect a UsageError shown as one line with no traceback; return its message."""
-    outputs, error = kernel.execute(code)
+    outputs, error = kernel.call(code)
     assert error is not None, f"no error from:\n{code}\noutputs:\n{outputs.text}"
     assert error["ename"] == "UsageError", (error, outputs.text)
     assert not error["traceback"], error["traceback"]
@@ -229,7 +129,7 @@ def test_task_finds_an_environment_by_its_name(kernel):
 
 
 def test_user_errors_in_a_task_cell_keep_their_type(kernel):
-    outputs, error = kernel.execute("""
+    outputs, error = kernel.call("""
         %%task
         LIMIT = undefined_name
         def never(): pass
@@ -273,7 +173,7 @@ def test_run_output_is_the_cell_result_without_out(defined):
 
 def test_run_errors_keep_their_type_without_engine_frames(defined):
     kernel = defined
-    _, error = kernel.execute("""
+    _, error = kernel.call("""
         %%run --name failing
         def check(x):
             if x > 1:
@@ -297,7 +197,7 @@ def test_no_wait_returns_at_once_and_binds_out_later(defined):
     """)
     assert started.seconds < 0.5, started.seconds
     assert started.data(WIDGET), "the run is shown at once"
-    quick, error = kernel.execute("2 + 2")
+    quick, error = kernel.call("2 + 2")
     assert error is None and quick.result == "4"
     assert quick.seconds < 0.1, f"a cell took {quick.seconds * 1000:.0f} ms while a run was live"
     status = kernel.ok("print(run_named('live-run').phase, 'late' in globals())\n%flyte status")
@@ -316,7 +216,7 @@ def test_no_wait_returns_at_once_and_binds_out_later(defined):
 
 
 def test_interrupting_a_waiting_run_cell_aborts_its_run(kernel):
-    _, error = kernel.execute("%%run --name interrupted\nawait asyncio.sleep(30)", interrupt_after=0.5)
+    _, error = kernel.call("%%run --name interrupted\nawait asyncio.sleep(30)", interrupt_after=0.5)
     assert error["ename"] == "KeyboardInterrupt"
     assert kernel.ok('print(run_named("interrupted").phase)').stdout == "aborted\n"
 
@@ -336,7 +236,7 @@ def test_flyte_abort_stops_a_live_run(kernel):
 def test_flyte_runs_and_init(kernel):
     for name in ("runs-a", "runs-b"):
         kernel.ok(f"%%run --name {name}\nawait asyncio.sleep(0.01)")
-    kernel.execute("%%run --name runs-failed\n1 / 0")
+    kernel.call("%%run --name runs-failed\n1 / 0")
     table = kernel.ok("%flyte runs").stdout.splitlines()
     assert table[0].split() == ["NAME", "STATUS", "STARTED", "DURATION", "ACTIONS", "FAILED"]
     names = [line.split()[0] for line in table[1:]]
@@ -350,7 +250,7 @@ def test_flyte_runs_and_init(kernel):
 
 
 def test_unload_and_reload(kernel):
-    _, error = kernel.execute("%unload_ext flyte_nb\n%flyte status")
+    _, error = kernel.call("%unload_ext flyte_nb\n%flyte status")
     assert error["ename"] == "UsageError" and "not found" in error["evalue"]
     out = kernel.ok("""
         %reload_ext flyte_nb
