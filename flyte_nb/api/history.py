@@ -27,6 +27,8 @@ from .run import Run, RunContext, kernel_runs
 from .task import TaskTemplate
 
 _FINAL = ("succeeded", "failed", "aborted")
+_ACTIONS = ("SELECT a.*, t.name AS task_name, t.backend AS task_backend FROM actions a JOIN tasks t ON t.id = a.task "
+            "WHERE a.run = ?")
 
 
 def _store() -> Store | None:
@@ -120,10 +122,10 @@ class StoredAction:
         self.run_name = run
         self.number: int = row["number"]
         self.parent_number: int | None = row["parent"]
-        self.task: str = row["task"]
+        self.task: str = row["task_name"]
         self.group_name: str | None = row["grp"]
         self.tags: tuple[str, ...] = tuple(json.loads(row["tags"])) if row["tags"] else ()
-        self.backend: str | None = row["backend"]
+        self.backend: str | None = row["task_backend"]
         self.index: int | None = row["map_index"]
         self.phase = Phase[row["phase"].upper()]
         self.attempts: int = row["attempts"]
@@ -171,7 +173,7 @@ class StoredAction:
         """Every attempt of a retried action: number, phase, timings, error type and message."""
         return _rows(self._store, "SELECT number, phase, started_at, ended_at, error_type, error_message, "
                      "error_traceback FROM attempts WHERE run = ? AND action = ? ORDER BY number",
-                     (self.run_name, self.number))
+                     (self._row["run"], self.number))
 
     def __repr__(self) -> str:
         return f"<StoredAction {self.name} {self.task} {self.phase} attempts={self.attempts}>"
@@ -286,13 +288,13 @@ class StoredRun:
     @property
     def actions(self) -> list[StoredAction]:
         if self._actions is None:
-            rows = _rows(self._store, "SELECT * FROM actions WHERE run = ? ORDER BY number", (self.name,))
+            rows = _rows(self._store, f"{_ACTIONS} ORDER BY a.number", (self._row["id"],))
             self._actions = [StoredAction(self._store, self.name, row) for row in rows]
         return list(self._actions)
 
     def action(self, name: str) -> StoredAction:
         number = int(name[1:]) if isinstance(name, str) and name[:1] == "a" and name[1:].isdigit() else -1
-        rows = _rows(self._store, "SELECT * FROM actions WHERE run = ? AND number = ?", (self.name, number))
+        rows = _rows(self._store, f"{_ACTIONS} AND a.number = ?", (self._row["id"], number))
         if not rows:
             raise KeyError(f"run {self.name} has no recorded action {name!r}")
         return StoredAction(self._store, self.name, rows[0])

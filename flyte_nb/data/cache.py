@@ -27,7 +27,7 @@ import pickle
 import sqlite3
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
 
@@ -99,7 +99,7 @@ def code_fingerprint(func: Callable[..., Any], source: str | None = None) -> byt
 class _TaskInfo:
     """Per task spec, computed once: its identity and how to bind its calls."""
 
-    __slots__ = ("identity", "code", "names", "positional", "defaults", "signature", "ignored")
+    __slots__ = ("code", "defaults", "identity", "ignored", "names", "positional", "signature")
 
     def __init__(self, spec: TaskSpec) -> None:
         policy = spec.cache
@@ -206,7 +206,7 @@ def encode_inputs(spec: TaskSpec, args: tuple, kwargs: dict) -> bytes | Prepared
 
 
 # -------------------------------------------------------------------- index
-Entry = Union[bytes, str, tuple]
+Entry = bytes | str | tuple
 """A cached output: its bytes, the digest of its value file, or where to fetch it from
 (``("cache", key)`` / ``("action", run, number)``) when it was too large to preload."""
 
@@ -261,16 +261,16 @@ def previous_outputs(store: Store, run: str) -> dict[str, Entry]:
     """
     with store.reading() as conn:
         rows = conn.execute(
-            "SELECT number, code, cache_key, CASE WHEN cache_key IS NULL THEN inputs END, "
-            "CASE WHEN typeof(outputs) = 'text' OR length(outputs) <= ? THEN outputs END FROM actions "
-            "WHERE run = ? AND phase IN ('succeeded', 'cached') AND outputs IS NOT NULL "
-            "AND (cache_key IS NOT NULL OR (inputs IS NOT NULL AND code IS NOT NULL))",
-            (PRELOAD_MAX, run)).fetchall()
+            "SELECT a.run, a.number, t.code, a.cache_key, CASE WHEN a.cache_key IS NULL THEN a.inputs END, "
+            "CASE WHEN typeof(a.outputs) = 'text' OR length(a.outputs) <= ? THEN a.outputs END "
+            "FROM actions a JOIN tasks t ON t.id = a.task WHERE a.run = (SELECT id FROM runs WHERE name = ?) "
+            "AND a.phase IN ('succeeded', 'cached') AND a.outputs IS NOT NULL "
+            "AND (a.cache_key IS NOT NULL OR a.inputs IS NOT NULL)", (PRELOAD_MAX, run)).fetchall()
     found: dict[str, Entry] = {}
-    for number, code, key, inputs, output in rows:
+    for run_id, number, code, key, inputs, output in rows:
         if key is None:
             key = key_of(bytes.fromhex(code), store.unpack(inputs))
-        found[key] = output if output is not None else ("action", run, number)
+        found[key] = output if output is not None else ("action", run_id, number)
     return found
 
 

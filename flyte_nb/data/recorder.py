@@ -4,19 +4,27 @@ The engine never calls the store. :func:`attach` gives a run a :class:`RunLog` (
 :class:`~.cache.RunCache`. On the engine thread the listener only pickles the values it must
 snapshot (inputs when an action starts, the output when it succeeds: later mutation by the caller
 must not change the record) and appends to a deque; ``queued`` events are not even queued (every
-action reaches a later phase, which writes it). The writer thread wakes every ``INTERVAL``
-seconds, coalesces what arrived (an action that started and succeeded between two wake-ups is
-written once) and commits everything of every run in one transaction with multi-row INSERTs
-(see :func:`~.store.insert_many`). A 10,000-action run costs a few dozen commits, not 10,000.
+action reaches a later phase, which writes it). The writer thread (:mod:`.writer`) wakes every
+``Writer.interval`` seconds, coalesces what arrived (an action that started and succeeded
+between two wake-ups is written once) and commits everything of every run in one transaction
+with multi-row INSERTs (see :func:`~.store.insert_many`). A 10,000-action run costs a few dozen commits, not 10,000.
 
 The engine never waits for the disk. ``RUN_FINISHED`` wakes the writer at once, and reads of
 history in this kernel (``runs()``, ``get_run()``, ``retry_failed``) and interpreter exit commit
 what is pending first, so the kernel always reads its own writes and a normal exit or restart
 loses nothing. The price: a kernel killed with SIGKILL within the writer's lag (about
-``INTERVAL``, more on a run the writer is still catching up with) may lose the last changes; the
-next store open then marks that run ``aborted: kernel exited``. A failing write never breaks a
+``Writer.interval``, more on a run the writer is still catching up with) may lose the last
+changes; the next store open then marks that run ``aborted: kernel exited``. A failing write never breaks a
 run: it is logged and retried on the next wake-up; a damaged database stops recording for this
 kernel.
+
+Memory stays bounded. While the engine is busy the writer rarely gets the GIL (each of the
+loop's zero-timeout polls gives it back and takes it again at once, so CPython never asks it to
+switch), and a 100,000-action run would otherwise queue every event until the end. Past
+``HIGH_WATER`` queued events the listener waits until the writer has taken the backlog (it
+drains again only after committing, so at most two batches are ever held): the engine pauses
+only when a run outpaces its writer, for about the writer's Python work (which the run would
+have paid later anyway), and at most ``CATCH_UP_WAIT`` seconds per ``HIGH_WATER`` events.
 """
 
 from __future__ import annotations
@@ -39,20 +47,25 @@ from ..engine.run import RunState
 from ..engine.spec import TaskSpec
 from ..errors import StoreError, user_traceback
 from .cache import Note, Prepared, RunCache, dumps, encode_inputs, previous_outputs, task_info
-from .store import HOST, PID, TOKEN, Store, get_store, insert_many, is_corruption, recording_enabled
+from .store import HOST, PID, TOKEN, Store, get_store, insert_many, recording_enabled
+from .writer import Writer
 
 log = logging.getLogger("flyte_nb.store")
 
-INTERVAL = 0.1  # seconds between batches while runs are live
+YIELD_EVERY = 200  # rows of Python work between pauses that hand the GIL back to a busy engine
+YIELD_PAUSE = 0.0001
+HIGH_WATER = 8_192  # queued events of one run (~1.5 MB) beyond which the engine waits for the writer
+CATCH_UP_WAIT = 5.0  # longest such a wait
 _FAILED = (Phase.FAILED, Phase.TIMED_OUT)
 _PHASE_NAMES = tuple(str(phase) for phase in Phase)  # str(Phase) costs a microsecond: too much per row
 _NO_ERROR = (None, None, None, None)
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
 
 _INSERT_ACTIONS = """
-INSERT INTO actions (run, number, parent, task, grp, tags, backend, map_index, phase, attempts, queued_at,
-    started_at, ended_at, code, cache_key, inputs, outputs, error_type, error_message, error_traceback, error_blob, note)
+INSERT INTO actions (run, number, parent, task, grp, tags, map_index, phase, attempts, queued_at, started_at,
+    ended_at, cache_key, inputs, outputs, error_type, error_message, error_traceback, error_blob, note)
 """
+_ACTION_WIDTH = 20
 _UPSERT_ACTIONS = """
 ON CONFLICT (run, number) DO UPDATE SET phase = excluded.phase, attempts = excluded.attempts,
     started_at = excluded.started_at, ended_at = excluded.ended_at,
@@ -84,6 +97,7 @@ class RunLog:
         self.writer = writer
         self.store = store
         self.state = state
+        self.run_id = 0  # runs.id, set when the run's row is claimed
         self.cache: RunCache | None = None
         self.queue: collections.deque[tuple] = collections.deque()  # (action, phase, payload)
         self.other: collections.deque[tuple] = collections.deque()  # run phase changes and cache entries
@@ -98,7 +112,9 @@ class RunLog:
         self.cache_rows: list[tuple] = []
         self.run_dirty = False
         self.run_phase = "queued"
-        self._tasks: dict[TaskSpec, tuple[str, str | None, str]] = {}  # spec → (name, backend, identity)
+        self._tasks: dict[TaskSpec, int] = {}  # spec → tasks.id
+        self._catch_up_at = HIGH_WATER
+        self.drained = threading.Event()  # set by the writer each time it has taken the queue
 
     # ------------------------------------------------------- engine thread
     def push(self, item: tuple) -> None:
@@ -125,9 +141,22 @@ class RunLog:
                 payload = None
                 if phase >= _SUCCEEDED and self.cache is not None:
                     self.cache.release(action.number)
-            self.queue.append((action, phase, payload))
+            queue = self.queue
+            queue.append((action, phase, payload))
+            if len(queue) >= self._catch_up_at:
+                self._catch_up()
         except Exception:  # noqa: BLE001 - recording must never break a run
             log.warning("flyte_nb: recording an event of run %s failed", self.state.name, exc_info=True)
+
+    def _catch_up(self) -> None:
+        """Backpressure: let the writer take this backlog before the engine queues more."""
+        self.drained.clear()
+        self.writer.wake()
+        if self.drained.wait(CATCH_UP_WAIT) or not self.writer.running():
+            self._catch_up_at = HIGH_WATER
+        else:  # the writer is stuck (a lock held elsewhere?): do not stall the engine again soon
+            self._catch_up_at = len(self.queue) + HIGH_WATER
+            log.warning("flyte_nb: the run store writer is %d events behind run %s", len(self.queue), self.state.name)
 
     def _run_event(self, event: Event) -> None:
         if event.kind is EventKind.RUN_STARTED:
@@ -163,7 +192,7 @@ class RunLog:
 
     # ------------------------------------------------------- writer thread
     def drain(self) -> None:
-        """Coalesce what the engine queued since the last batch."""
+        """Coalesce what the engine queued since the last batch (and release an engine waiting for it)."""
         queue, actions, inputs, outputs = self.queue, self.actions, self.inputs, self.outputs
         other = self.other
         settled = len(other)  # counted first: a "finished" among these comes after every action event below
@@ -190,10 +219,11 @@ class RunLog:
             item = other.popleft()
             if item[0] == "c":
                 _, key, code, task, number, data = item
-                self.cache_rows.append([key, code, task, data, self.state.name, number, time.time()])
+                self.cache_rows.append([key, code, task, data, self.run_id, number, time.time()])
             else:
                 self.run_dirty = True
                 self.run_phase = item[1]
+        self.drained.set()
 
     def _take(self, number: int, prepared: Prepared | Note | None, output: bytes | str | None) -> None:
         if isinstance(prepared, Note):
@@ -205,26 +235,30 @@ class RunLog:
         if output is not None:
             self.outputs[number] = output
 
-    def write(self, conn: sqlite3.Connection) -> None:
-        """Write the pending changes (inside the writer's transaction).
+    def build(self, conn: sqlite3.Connection) -> tuple[list, list, list, tuple | None]:
+        """The rows for what is pending: actions, attempts and cache entries (flat), and the run's row.
 
-        The loop runs once per changed action while the engine may be busy: it reads plain
-        attributes and looks per-task constants up once per task, nothing more.
+        This is the Python-heavy part, so it runs outside the transaction and pauses every
+        ``YIELD_EVERY`` rows: once the writer has the GIL it would otherwise keep it for a whole
+        switch interval (5 ms) while a busy engine waits. Background persistence yields to the
+        engine; it catches up in the engine's idle moments or after the run.
         """
-        run = self.state.name
+        run = self.run_id
         store = self.store
         pack = store.pack
         inputs, outputs, keys, notes = self.inputs, self.outputs, self.keys, self.notes
         names = _PHASE_NAMES
         tasks = self._tasks
-        rows: list[Any] = []  # flat: 22 values per action (see insert_many)
+        rows: list[Any] = []  # flat: _ACTION_WIDTH values per action (see insert_many)
         attempts: list[tuple] = []
         extend = rows.extend
-        for number, (action, phase) in self.actions.items():
+        for count, (number, (action, phase)) in enumerate(self.actions.items(), 1):
+            if count % YIELD_EVERY == 0:
+                time.sleep(YIELD_PAUSE)
             spec = action.spec
             task = tasks.get(spec)
             if task is None:
-                task = tasks[spec] = (spec.name, spec.backend, task_info(spec).code)
+                task = tasks[spec] = store.task_id(conn, spec.name, spec.backend, task_info(spec).code)
             terminal = phase >= 3  # Phase.terminal, without the property call
             parent = action.parent
             group = action.group
@@ -234,47 +268,52 @@ class RunLog:
             tags = action.tags
             error = _NO_ERROR if phase not in _FAILED else error_fields(action.error, store)
             extend((
-                run, number, None if parent is None else parent.number, task[0], None if group is None else group.name,
-                json.dumps(tags) if tags else None, task[1], index if type(index) is int else None, names[phase],
-                action.attempts, action.queued_at, action.started_at, action.ended_at if terminal else None, task[2],
+                run, number, None if parent is None else parent.number, task, None if group is None else group.name,
+                json.dumps(tags) if tags else None, index if type(index) is int else None, names[phase],
+                action.attempts, action.queued_at, action.started_at, action.ended_at if terminal else None,
                 keys.get(number), None if value is None else pack(value),
                 output if output is None or type(output) is str else pack(output), *error, notes.get(number)))
             if terminal and action.history:
                 attempts += self._attempts(action, phase)
-        insert_many(conn, _INSERT_ACTIONS, 22, rows, _UPSERT_ACTIONS)
+        cache_rows = [v for key, code, name, data, *rest in self.cache_rows for v in (key, code, name, pack(data), *rest)]
+        run_row = self._run_row() if self.run_dirty or rows else None
+        return rows, [v for row in attempts for v in row], cache_rows, run_row
+
+    def write(self, conn: sqlite3.Connection, batch: tuple[list, list, list, tuple | None]) -> None:
+        """Write a built batch (inside the writer's transaction: SQLite work only)."""
+        rows, attempts, cache_rows, run_row = batch
+        insert_many(conn, _INSERT_ACTIONS, _ACTION_WIDTH, rows, _UPSERT_ACTIONS)
         if attempts:
-            insert_many(conn, "INSERT OR REPLACE INTO attempts", 9, [v for row in attempts for v in row])
-        if self.cache_rows:
-            for row in self.cache_rows:
-                row[3] = pack(row[3])
+            insert_many(conn, "INSERT OR REPLACE INTO attempts", 9, attempts)
+        if cache_rows:
             insert_many(conn, "INSERT OR REPLACE INTO cache (key, code, task, output, run, action, created_at)", 7,
-                        [v for row in self.cache_rows for v in row])
-        if self.run_dirty or rows:
-            self._write_run(conn)
+                        cache_rows)
+        if run_row is not None:
+            conn.execute(
+                "UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
+                "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ? WHERE id = ?",
+                run_row)
 
     def _attempts(self, action: Action, phase: Phase) -> list[tuple]:
         rows = []
         for attempt in list(action.history or ()):
             failed = "timed_out" if type(attempt.error).__name__ == "ActionTimeoutError" else "failed"
-            rows.append((self.state.name, action.number, attempt.number, failed, attempt.started_at,
+            rows.append((self.run_id, action.number, attempt.number, failed, attempt.started_at,
                          attempt.ended_at, *error_fields(attempt.error, None)[:3]))
         if rows and rows[-1][2] < action.attempts:  # the last attempt is only on the action itself
             error = error_fields(action.error if phase in _FAILED else None, None)[:3]
-            rows.append((self.state.name, action.number, action.attempts, str(phase), None, action.ended_at, *error))
+            rows.append((self.run_id, action.number, action.attempts, str(phase), None, action.ended_at, *error))
         return rows
 
-    def _write_run(self, conn: sqlite3.Connection) -> None:
+    def _run_row(self) -> tuple:
         state = self.state
         finished = self.run_phase == "finished"
         phase = state.phase if finished else self.run_phase
         counts = {str(p): n for p, n in zip(Phase, list(state.counts)) if n}
         error = error_fields(state.error, self.store) if finished else (None,) * 4
-        conn.execute(
-            "UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
-            "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ? WHERE name = ?",
-            (phase, state.started_at, state.ended_at if finished else None, time.time(),
-             state.abort_reason if phase == "aborted" else None, len(state.actions), json.dumps(counts), *error,
-             state.name))
+        return (phase, state.started_at, state.ended_at if finished else None, time.time(),
+                state.abort_reason if phase == "aborted" else None, len(state.actions), json.dumps(counts), *error,
+                self.run_id)
 
     def committed(self) -> None:
         self.actions.clear()
@@ -288,123 +327,6 @@ class RunLog:
             self.closed = True
 
 
-class Writer:
-    """The one thread per kernel that commits every run's records, whatever store they go to."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._logs: list[RunLog] = []
-        self._wake = threading.Event()
-        self._waiters: list[threading.Event] = []
-        self._thread: threading.Thread | None = None
-        self._conns: dict[Store, tuple[sqlite3.Connection, float]] = {}
-        self._warned: set[str] = set()
-        self.exiting = False
-
-    def add(self, run_log: RunLog) -> None:
-        with self._lock:
-            self._logs.append(run_log)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._main, name="flyte_nb-store", daemon=True)
-                self._thread.start()
-        self._wake.set()  # an idle writer sleeps long: start batching now
-
-    def wake(self) -> None:
-        """Write now rather than at the next interval (a run finished)."""
-        self._wake.set()
-
-    def flush(self, timeout: float | None = 10.0) -> bool:
-        """Wait until everything queued before this call is committed (or could not be)."""
-        thread = self._thread
-        if thread is None or not thread.is_alive() or threading.current_thread() is thread:
-            return True
-        done = threading.Event()
-        with self._lock:
-            self._waiters.append(done)
-        self._wake.set()
-        return done.wait(timeout)
-
-    def _main(self) -> None:
-        while True:
-            self._wake.wait(INTERVAL if self._logs else 1.0)
-            self._wake.clear()
-            with self._lock:
-                waiters, self._waiters = self._waiters, []
-                logs = list(self._logs)
-            try:
-                self._cycle(logs)
-            except Exception:  # noqa: BLE001 - keep the thread alive whatever happens
-                log.warning("flyte_nb: the run store writer failed", exc_info=True)
-            finally:
-                for waiter in waiters:
-                    waiter.set()
-            self._close_idle()
-
-    def _cycle(self, logs: list[RunLog]) -> None:
-        by_store: dict[Store, list[RunLog]] = {}
-        for run_log in logs:
-            by_store.setdefault(run_log.store, []).append(run_log)
-        for store, group in by_store.items():
-            for run_log in group:
-                run_log.drain()
-            try:
-                conn = self._conn(store)
-                with store.writing(conn):
-                    for run_log in group:
-                        run_log.write(conn)
-                    if self.exiting:
-                        for run_log in group:
-                            if not run_log.finished:
-                                store._mark_aborted(conn, run_log.state.name, "kernel exited")
-            except (StoreError, sqlite3.Error, OSError) as error:
-                self._failed(store, group, error)
-                continue
-            for run_log in group:
-                run_log.committed()
-                if self.exiting:
-                    run_log.closed = True
-        with self._lock:
-            self._logs = [run_log for run_log in self._logs if not run_log.closed]
-
-    def _failed(self, store: Store, group: list[RunLog], error: BaseException) -> None:
-        cause = error.__cause__ if isinstance(error, StoreError) else error
-        damaged = isinstance(cause, sqlite3.Error) and is_corruption(cause)
-        if str(error) not in self._warned:
-            self._warned.add(str(error))
-            then = "recording stops for this kernel" if damaged else "retrying"
-            log.warning("flyte_nb: writing to the run store failed (%s); %s", error, then)
-        self._drop_conn(store)
-        if damaged:  # never keep writing into a damaged file
-            for run_log in group:
-                run_log.closed = True
-
-    def _conn(self, store: Store) -> sqlite3.Connection:
-        entry = self._conns.get(store)
-        conn = entry[0] if entry else store.connect()
-        self._conns[store] = (conn, time.monotonic())
-        return conn
-
-    def _drop_conn(self, store: Store) -> None:
-        entry = self._conns.pop(store, None)
-        if entry is not None:
-            entry[0].close()
-
-    def _close_idle(self) -> None:
-        """Keep few connections: each test (or ``init(home=...)``) may bring a store of its own."""
-        now = time.monotonic()
-        stale = [s for s, (_, used) in self._conns.items() if now - used > 5.0]
-        stale += sorted(self._conns, key=lambda s: self._conns[s][1])[:-4]
-        for store in set(stale):
-            self._drop_conn(store)
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """At interpreter exit: commit what is queued, mark runs still going ``aborted: kernel exited``."""
-        if self._thread is None or not self._thread.is_alive():
-            return
-        self.exiting = True
-        self.flush(timeout)
-
-
 writer = Writer()
 atexit.register(writer.shutdown)
 
@@ -413,18 +335,18 @@ def _version() -> str | None:
     return getattr(sys.modules.get("flyte_nb"), "__version__", None)
 
 
-def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[[str], bool]) -> str:
-    """Insert the run's row, renaming it (``name-2`` …) if the store already holds that name."""
+def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[[str], bool]) -> tuple[str, int]:
+    """Insert the run's row, renaming it (``name-2`` …) if the store already holds that name; (name, id)."""
     base = name = state.name
     n = 2
     with store.writing() as conn:
         while conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() or (name != base and taken(name)):
             name, n = f"{base}-{n}", n + 1
-        conn.execute(
+        row_id = conn.execute(
             "INSERT INTO runs (name, driver, phase, created_at, updated_at, retry_of, pid, host, process, version) "
             "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-            (name, state.driver.name, state.created_at, time.time(), retry_of, PID, HOST, TOKEN, _version()))
-    return name
+            (name, state.driver.name, state.created_at, time.time(), retry_of, PID, HOST, TOKEN, _version())).lastrowid
+    return name, row_id
 
 
 def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True, retry_of: str | None = None,
@@ -438,13 +360,14 @@ def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True
         return state.name
     store = get_store()
     try:
-        state.name = _claim(store, state, retry_of, taken)
+        state.name, run_id = _claim(store, state, retry_of, taken)
         previous = previous_outputs(store, retry_of) if retry_of else None
     except (StoreError, sqlite3.Error, OSError) as error:
         warnings.warn(f"{error}\nRun {state.name} goes ahead without being recorded, and without the cache.",
                       RuntimeWarning, stacklevel=3)
         return state.name
     run_log = RunLog(writer, store, state)
+    run_log.run_id = run_id
     run_log.cache = state.cache = RunCache(store, run_log.push, read=read_cache, write=write_cache, previous=previous)
     state.listeners.append(run_log)
     writer.add(run_log)

@@ -31,62 +31,15 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .home import home_dir
+from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x464E4231  # "FNB1" in the SQLite header: marks the file as ours
 DB_NAME = "runs.sqlite"
 INLINE_MAX = 32 * 1024
 BUSY_TIMEOUT_MS = 30_000
 LIVE_PHASES = ("queued", "running")
 RUN_PHASES = ("queued", "running", "succeeded", "failed", "aborted")
 
-_V1 = """
-CREATE TABLE runs (
-    name TEXT PRIMARY KEY,
-    driver TEXT NOT NULL,                 -- task name of the driver
-    phase TEXT NOT NULL,                  -- queued, running, succeeded, failed, aborted
-    created_at REAL NOT NULL, started_at REAL, ended_at REAL, updated_at REAL,
-    abort_reason TEXT,
-    error_type TEXT, error_message TEXT, error_traceback TEXT, error_blob BLOB,
-    retry_of TEXT,                        -- the run this one retried
-    actions INTEGER NOT NULL DEFAULT 0,
-    counts TEXT,                          -- JSON {phase: count}
-    pid INTEGER, host TEXT, process TEXT, -- the kernel that ran it: dead-kernel detection
-    version TEXT                          -- flyte_nb version that recorded it
-);
-CREATE INDEX runs_created ON runs (created_at);
-CREATE INDEX runs_phase ON runs (phase);
-CREATE TABLE actions (
-    run TEXT NOT NULL, number INTEGER NOT NULL, parent INTEGER,
-    task TEXT NOT NULL, grp TEXT, tags TEXT, backend TEXT, map_index INTEGER,
-    phase TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    queued_at REAL, started_at REAL, ended_at REAL,
-    code TEXT,                            -- digest of the task's identity (name, code or version, salt)
-    cache_key TEXT,                       -- identity + inputs, for actions of cached tasks
-    inputs BLOB, outputs BLOB,            -- pickled values: BLOB inline, TEXT = digest of a file in blobs/
-    error_type TEXT, error_message TEXT, error_traceback TEXT, error_blob BLOB,
-    note TEXT,                            -- why a value was not recorded (unpicklable ...)
-    PRIMARY KEY (run, number)
-) WITHOUT ROWID;
-CREATE TABLE attempts (                   -- every attempt of actions that were retried
-    run TEXT NOT NULL, action INTEGER NOT NULL, number INTEGER NOT NULL,
-    phase TEXT NOT NULL, started_at REAL, ended_at REAL,
-    error_type TEXT, error_message TEXT, error_traceback TEXT,
-    PRIMARY KEY (run, action, number)
-) WITHOUT ROWID;
-CREATE TABLE cache (
-    id INTEGER PRIMARY KEY,               -- increasing: kernels load only entries newer than they know
-    key TEXT NOT NULL UNIQUE,
-    code TEXT NOT NULL,                   -- task identity; entries are loaded per identity
-    task TEXT NOT NULL,
-    output BLOB NOT NULL,                 -- pickled output, as in actions.outputs
-    run TEXT, action INTEGER, created_at REAL NOT NULL
-);
-CREATE INDEX cache_code ON cache (code, id);
-"""
 
-MIGRATIONS: list[str] = [_V1]
-"""``MIGRATIONS[i]`` takes a database from schema version ``i`` to ``i + 1``; append, never edit."""
 
 
 def _statements(script: str) -> list[str]:
@@ -168,6 +121,17 @@ class Store:
         self.blob_dir = home / "blobs"
         self._ready = False
         self._lock = threading.Lock()
+        self.task_ids: dict[tuple[str, str | None, str], int] = {}  # the writer's cache of tasks rows
+
+    def task_id(self, conn: sqlite3.Connection, name: str, backend: str | None, code: str) -> int:
+        """The ``tasks`` row of a task identity, created on first use (writer thread)."""
+        key = (name, backend, code)
+        found = self.task_ids.get(key)
+        if found is None:
+            conn.execute("INSERT OR IGNORE INTO tasks (name, backend, code) VALUES (?, ?, ?)", key)
+            found = self.task_ids[key] = conn.execute(
+                "SELECT id FROM tasks WHERE code = ? AND name = ? AND backend IS ?", (code, name, backend)).fetchone()[0]
+        return found
 
     def __repr__(self) -> str:
         return f"<Store {self.path}>"
@@ -188,7 +152,7 @@ class Store:
                     if not self._ready:
                         self._prepare(conn)
                         self._ready = True
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")  # in WAL: survives process crashes, not power loss
         except StoreError:
             conn.close()
@@ -197,6 +161,19 @@ class Store:
             conn.close()
             raise self.error(error) from error
         return conn
+
+    @staticmethod
+    def _wal(conn: sqlite3.Connection) -> None:
+        """WAL mode (persistent in the file). Switching needs a moment alone with the file, which a
+        kernel creating the store at the same instant may not give at once: retry briefly."""
+        for attempt in range(50):
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == 49:
+                    raise
+                time.sleep(0.02 * (1 + attempt % 5))
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -242,9 +219,11 @@ class Store:
     # ---------------------------------------------------- schema and migration
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Check the file is ours and not from the future, bring it to this schema, mark dead runs."""
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        # one statement, so one snapshot: another kernel may be creating the store right now, and
+        # tables without the application id (its migration half seen) would look like a foreign file
+        app_id, version, tables = conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id), (SELECT user_version FROM pragma_user_version), "
+            "(SELECT count(*) FROM sqlite_master)").fetchone()
         if app_id != APPLICATION_ID and (app_id != 0 or tables):
             raise StoreError(
                 f"{self.path} is a SQLite database of another program (application id {app_id:#x}), not a flyte_nb "
@@ -302,7 +281,7 @@ class Store:
     def _mark_aborted(conn: sqlite3.Connection, name: str, reason: str) -> None:
         last = conn.execute(
             "SELECT max(max(coalesce(ended_at, 0), coalesce(started_at, 0), coalesce(queued_at, 0))) "
-            "FROM actions WHERE run = ?", (name,)).fetchone()[0]
+            "FROM actions WHERE run = (SELECT id FROM runs WHERE name = ?)", (name,)).fetchone()[0]
         row = conn.execute("SELECT updated_at, started_at, created_at FROM runs WHERE name = ?", (name,)).fetchone()
         ended = max([t for t in (last, *(row or ())) if t] or [time.time()])
         changed = conn.execute(
@@ -313,7 +292,8 @@ class Store:
         if changed:
             conn.execute(
                 "UPDATE actions SET phase = 'cancelled', ended_at = coalesce(ended_at, ?), note = coalesce(note, ?) "
-                "WHERE run = ? AND phase IN ('queued', 'waiting', 'running')", (ended, reason, name))
+                "WHERE run = (SELECT id FROM runs WHERE name = ?) AND phase IN ('queued', 'waiting', 'running')",
+                (ended, reason, name))
 
     # ----------------------------------------------------------------- values
     def blob_path(self, key: str) -> Path:

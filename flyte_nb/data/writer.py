@@ -1,0 +1,158 @@
+"""The writer thread: one per kernel, it commits every run's records in batches.
+
+It wakes every ``interval`` seconds (at once when a run finishes or a reader asks for a flush),
+drains each :class:`~.recorder.RunLog`, builds rows outside any transaction, then writes all runs
+of a store in one ``BEGIN IMMEDIATE`` transaction. A failure is logged and retried at the next
+wake-up (the pending changes stay); a damaged database stops recording into it for this kernel.
+At interpreter exit :meth:`Writer.shutdown` commits what is queued and marks runs still going
+``aborted: kernel exited``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ..errors import StoreError
+from .store import Store, is_corruption
+
+if TYPE_CHECKING:
+    from .recorder import RunLog
+
+log = logging.getLogger("flyte_nb.store")
+
+INTERVAL = 0.25  # seconds between batches while runs are live (a finishing run is written at once)
+GIVE_UP = 10  # consecutive failed batches after which a store's pending runs stop being recorded
+
+
+class Writer:
+    """The one thread per kernel that commits every run's records, whatever store they go to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logs: list[RunLog] = []
+        self._wake = threading.Event()
+        self._waiters: list[threading.Event] = []
+        self._thread: threading.Thread | None = None
+        self._conns: dict[Store, tuple[sqlite3.Connection, float]] = {}
+        self._warned: set[str] = set()
+        self.exiting = False
+        self.interval = INTERVAL
+        self._failures: dict[Store, int] = {}
+
+    def add(self, run_log: RunLog) -> None:
+        with self._lock:
+            self._logs.append(run_log)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._main, name="flyte_nb-store", daemon=True)
+                self._thread.start()
+        self._wake.set()  # an idle writer sleeps long: start batching now
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Write now rather than at the next interval (a run finished)."""
+        self._wake.set()
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until everything queued before this call is committed (or could not be)."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or threading.current_thread() is thread:
+            return True
+        done = threading.Event()
+        with self._lock:
+            self._waiters.append(done)
+        self._wake.set()
+        return done.wait(timeout)
+
+    def _main(self) -> None:
+        while True:
+            self._wake.wait(self.interval if self._logs else 1.0)
+            self._wake.clear()
+            with self._lock:
+                waiters, self._waiters = self._waiters, []
+                logs = list(self._logs)
+            try:
+                self._cycle(logs)
+            except Exception:  # noqa: BLE001 - keep the thread alive whatever happens
+                log.warning("flyte_nb: the run store writer failed", exc_info=True)
+            finally:
+                for waiter in waiters:
+                    waiter.set()
+            self._close_idle()
+
+    def _cycle(self, logs: list[RunLog]) -> None:
+        exiting = self.exiting  # read once, before draining: a cycle already under way when the interpreter
+        # began to exit may have drained before a run's last events; only the next one is the final word
+        by_store: dict[Store, list[RunLog]] = {}
+        for run_log in logs:
+            by_store.setdefault(run_log.store, []).append(run_log)
+        for store, group in by_store.items():
+            try:
+                batches = []
+                conn = self._conn(store)
+                for run_log in group:
+                    run_log.drain()
+                    batches.append(run_log.build(conn))
+                with store.writing(conn):
+                    for run_log, batch in zip(group, batches):
+                        run_log.write(conn, batch)
+                    if exiting:
+                        for run_log in group:
+                            if not run_log.finished:
+                                store._mark_aborted(conn, run_log.state.name, "kernel exited")
+            except (StoreError, sqlite3.Error, OSError) as error:
+                self._failed(store, group, error)
+                continue
+            self._failures.pop(store, None)
+            for run_log in group:
+                run_log.committed()
+                if exiting:
+                    run_log.closed = True
+        with self._lock:
+            self._logs = [run_log for run_log in self._logs if not run_log.closed]
+
+    def _failed(self, store: Store, group: list[RunLog], error: BaseException) -> None:
+        cause = error.__cause__ if isinstance(error, StoreError) else error
+        damaged = isinstance(cause, sqlite3.Error) and is_corruption(cause)
+        failures = self._failures[store] = self._failures.get(store, 0) + 1
+        give_up = damaged or failures >= GIVE_UP  # never keep writing into a damaged file; never hoard forever
+        if str(error) not in self._warned or give_up:
+            self._warned.add(str(error))
+            then = "recording of these runs stops" if give_up else "retrying"
+            log.warning("flyte_nb: writing to the run store failed (%s); %s", error, then)
+        self._drop_conn(store)
+        if give_up:
+            self._failures.pop(store, None)
+            for run_log in group:
+                run_log.closed = True
+
+    def _conn(self, store: Store) -> sqlite3.Connection:
+        entry = self._conns.get(store)
+        conn = entry[0] if entry else store.connect()
+        self._conns[store] = (conn, time.monotonic())
+        return conn
+
+    def _drop_conn(self, store: Store) -> None:
+        entry = self._conns.pop(store, None)
+        if entry is not None:
+            entry[0].close()
+
+    def _close_idle(self) -> None:
+        """Keep few connections: each test (or ``init(home=...)``) may bring a store of its own."""
+        now = time.monotonic()
+        stale = [s for s, (_, used) in self._conns.items() if now - used > 5.0]
+        stale += sorted(self._conns, key=lambda s: self._conns[s][1])[:-4]
+        for store in set(stale):
+            self._drop_conn(store)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """At interpreter exit: commit what is queued, mark runs still going ``aborted: kernel exited``."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        self.exiting = True
+        self.flush(timeout)

@@ -1,0 +1,116 @@
+"""Two kernels writing to one store at the same time lose nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import flyte_nb as flyte
+from flyte_nb import Phase
+from flyte_nb.data.store import DB_NAME
+
+from .conftest import assert_quiet, script, start
+
+N = 2000
+
+WRITER = """
+import json, os, sys, time
+from pathlib import Path
+import flyte_nb as flyte
+from flyte_nb.data import recorder
+from tests.data.store_tasks import many, many_together
+
+recorder.writer.interval = 0.002  # commit very often, so that the two kernels' transactions interleave
+commits = []
+write = recorder.RunLog.write
+def timed_write(self, conn, batch):
+    write(self, conn, batch)
+    commits.append(time.time())
+recorder.RunLog.write = timed_write
+
+go = Path(os.environ["FLYTE_NB_HOME"]) / "go"
+while not go.exists():           # both kernels start writing at the same moment
+    time.sleep(0.005)
+me = sys.argv[1] if len(sys.argv) > 1 else None
+run = flyte.run(many_together, %d, 10, f"half-{me}", f"half-{1 - int(me)}") if me else flyte.run(many, %d, 10)
+total = run.outputs()
+recorder.flush()
+print(json.dumps({"name": run.name, "total": total, "commits": commits}))
+""" % (N, N)
+
+
+def test_two_kernels_writing_at_once_lose_nothing(tmp_path, home):
+    path = script(tmp_path, WRITER)
+    kernels = [start(path, home, str(i)) for i in range(2)]
+    time.sleep(0.5)  # both imported and waiting
+    (home / "go").write_text("")
+    results = []
+    for kernel in kernels:
+        out, err = kernel.communicate(timeout=120)
+        assert kernel.returncode == 0, err
+        assert_quiet(err)
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    expected = 3 * sum(range(N))
+    assert [r["total"] for r in results] == [expected, expected]
+    first, second = (r["commits"] for r in results)
+    assert len(first) > 5 and len(second) > 5
+    assert max(first[0], second[0]) < min(first[-1], second[-1])  # their writing overlapped (see many_together)
+
+    conn = sqlite3.connect(home / DB_NAME)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert conn.execute("SELECT count(*), count(DISTINCT key) FROM cache").fetchone() == (N, N)
+    conn.close()
+    for result in results:
+        run = flyte.get_run(result["name"])
+        assert run.phase == "succeeded" and run.outputs() == expected
+        actions = run.actions
+        assert len(actions) == N + 1 and [a.number for a in actions] == list(range(N + 1))
+        children = actions[1:]
+        assert {a.phase for a in children} <= {Phase.SUCCEEDED, Phase.CACHED}
+        assert sorted(a.inputs()["x"] for a in children) == list(range(N))
+        assert all(a.output() == 3 * a.inputs()["x"] for a in children)
+        assert run.counts["succeeded"] + run.counts["cached"] == N + 1
+
+
+def test_reading_while_another_kernel_writes(tmp_path, home):
+    kernel = start(script(tmp_path, WRITER), home)
+    (home / "go").write_text("")
+    seen = set()
+    deadline = time.monotonic() + 60
+    while kernel.poll() is None and time.monotonic() < deadline:
+        try:
+            for run in flyte.runs():  # never blocks on the writer, never fails
+                seen.add((run.phase, len(run.actions) > 0))
+        except flyte.StoreError as error:
+            assert "no such table" in str(error)  # only before the writer created the schema
+        time.sleep(0.02)
+    _, err = kernel.communicate(timeout=60)
+    assert kernel.returncode == 0, err
+    assert_quiet(err)
+    assert ("succeeded", True) in {(r.phase, len(r.actions) > 0) for r in flyte.runs()}
+
+
+OPENER = """
+import os, time
+from pathlib import Path
+from flyte_nb.data.store import get_store
+go = Path(os.environ["FLYTE_NB_HOME"]) / "go"
+while not go.exists():
+    time.sleep(0.001)
+get_store().connect().close()   # the first open creates the schema: all of them at once
+print("ok")
+"""
+
+
+def test_kernels_creating_the_store_at_the_same_instant_all_succeed(tmp_path, home):
+    for attempt in range(3):
+        where = home / f"fresh-{attempt}"
+        where.mkdir()
+        path = script(tmp_path, OPENER, f"opener{attempt}.py")
+        kernels = [start(path, where) for _ in range(4)]
+        time.sleep(0.5)
+        (where / "go").write_text("")
+        for kernel in kernels:
+            out, err = kernel.communicate(timeout=60)
+            assert (kernel.returncode, out.strip()) == (0, "ok"), err
