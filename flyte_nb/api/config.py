@@ -24,11 +24,22 @@ _FLYTE_INIT_OPTIONS = {
 
 
 def init(backend: str | None = None, *, root_dir: str | os.PathLike[str] | None = None,
-         home: str | os.PathLike[str] | None = None, **flyte_options: Any) -> None:
-    """Set the default backend of environments that name none, and the flyte_nb home folder."""
+         home: str | os.PathLike[str] | None = None, cluster: Any = None, **flyte_options: Any) -> None:
+    """Set the default backend of environments that name none, and the flyte_nb home folder.
+
+    For ``backend="dask"``, ``endpoint`` is the scheduler address (``"tcp://host:8786"``) and
+    ``cluster`` an existing ``distributed.Client`` or cluster object (LocalCluster, KubeCluster …).
+    """
     unknown = set(flyte_options) - _FLYTE_INIT_OPTIONS
     if unknown:
         raise ConfigurationError(f"init got unknown option(s): {', '.join(sorted(unknown))}")
+    if cluster is not None and backend != "dask":
+        raise ConfigurationError("cluster=... is for the dask backend: flyte_nb.init(backend='dask', cluster=...)")
+    if backend == "dask":
+        check_backend_name(backend)
+        from ..backends.dask import configure  # imports distributed only when dask is asked for
+
+        configure(endpoint=flyte_options.get("endpoint"), cluster=cluster)
     # check everything before changing anything
     if backend is not None:
         check_backend_name(backend)

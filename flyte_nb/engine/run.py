@@ -78,6 +78,7 @@ class RunState:
         self.aborting = False
         self.abort_reason: str | None = None
         self._pools_for: dict[tuple[int, tuple[str, ...]], tuple[SlotPool, ...]] = {}
+        self.backends: set[str] = set()  # names of the backends its actions use
 
     # ----------------------------------------------------------------- actions
     def new_action(
@@ -107,7 +108,9 @@ class RunState:
             found = [self.throttles[t] for t in tags if t in self.throttles]
             if spec.env_pool is not None:
                 found.append(spec.env_pool)
-            found.extend(get_backend(spec.backend).pools(spec))
+            backend = get_backend(spec.backend)
+            self.backends.add(backend.name)
+            found.extend(backend.pools(spec))
             for pool in found:
                 self.pools.setdefault(pool.name, pool)
             pools = self._pools_for[key] = in_order(found)

@@ -12,7 +12,7 @@ from collections import deque
 from itertools import islice
 from typing import Any
 
-from ..backends.base import default_backend
+from ..backends.base import default_backend, get_backend
 from ..engine.action import Action, Phase
 from ..engine.run import RunState
 from ..errors import user_traceback
@@ -57,6 +57,13 @@ class Recent:
         return results, errors
 
 
+def _dashboard(run: RunState) -> str | None:
+    """The Dask dashboard of a run that uses the dask backend."""
+    if "dask" not in run.backends:
+        return None
+    return getattr(get_backend("dask"), "dashboard_link", None)
+
+
 def snapshot(run: RunState, recent: Recent | None = None) -> dict[str, Any]:
     """Everything the widget shows, as of now."""
     now = time.time()
@@ -80,7 +87,8 @@ def snapshot(run: RunState, recent: Recent | None = None) -> dict[str, Any]:
         "name": run.name,
         "phase": run.phase,
         "driver": run.driver.name,
-        "backend": run.driver.backend or default_backend(),
+        "backend": ", ".join(sorted(run.backends)) or run.driver.backend or default_backend(),
+        "dashboard": _dashboard(run),
         "started_at": run.started_at,
         "ended_at": run.ended_at,
         "server_time": now,

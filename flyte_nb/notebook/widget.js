@@ -46,6 +46,7 @@ function header(state, model, offset) {
     h("span", { class: `flyte-nb-phase flyte-nb-${state.phase}` }, state.phase),
     h("span", { class: "flyte-nb-elapsed" }, formatSeconds(elapsed(state, offset))),
     h("span", { class: "flyte-nb-meta" }, `${state.driver} · ${state.backend} · ${state.actions} actions`),
+    state.dashboard ? h("a", { class: "flyte-nb-link", href: state.dashboard, target: "_blank", rel: "noopener" }, "Dask dashboard") : null,
     h("span", { class: "flyte-nb-chips" }, chips),
     cancel);
 }
