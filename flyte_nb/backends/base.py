@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 _KNOWN = {
     "inline": "flyte_nb.backends.inline:InlineBackend",
     "process": "flyte_nb.backends.process:ProcessBackend",
+    "docker": "flyte_nb.backends.docker:DockerBackend",
+    "dask": "flyte_nb.backends.dask:DaskBackend",
 }
 _loaded: dict[str, Backend] = {}
 _default = "inline"

@@ -80,7 +80,11 @@ class Worker:
         except (EOFError, OSError):
             self.loop.remove_reader(self.conn.fileno())
             self.conn.close()
-            self.loop.run_in_executor(None, self._reap)
+            try:
+                self.loop.run_in_executor(None, self._reap)
+            except RuntimeError:  # the interpreter is shutting down: reap without waiting
+                self.dead = True
+                self.process.poll()
 
     def _reap(self) -> None:
         code = self.process.wait()  # no zombie

@@ -1,5 +1,7 @@
 """A worker process of the process backend: ``python -m flyte_nb.backends.worker FD``.
 
+(The docker backend's reusable containers run ``... worker --connect SOCKET_PATH`` instead.)
+
 Talks to the kernel over one socket (length-prefixed cloudpickle messages). It keeps the
 functions it was sent, runs one action at a time (async ones on its own event loop), streams what
 the action prints, and exits when the kernel closes the socket, so it never outlives it.
@@ -108,6 +110,17 @@ def serve(conn: Connection) -> None:
 
 
 def main() -> None:
+    if sys.argv[1] == "--connect":  # a worker in a container: a unix socket in a mounted folder
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(sys.argv[2])
+        except OSError:  # the kernel is gone: exit 0 so that the container does not start us again
+            sock.close()
+            return
+        serve(Connection(sock.detach()))
+        return
     fd = int(sys.argv[1])
     serve(Connection(fd))
 
