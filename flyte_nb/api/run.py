@@ -104,14 +104,20 @@ class Run:
 
         return bind_inputs(self._state.driver, self._state.args, self._state.kwargs)
 
-    def retry_failed(self, name: str | None = None) -> Run:
+    def retry_failed(self, task: TaskTemplate | None = None, name: str | None = None) -> Run:
         """A new run of the same driver and inputs where the actions that succeeded here come from the
-        run store (phase ``cached``, not executed) and only the failed ones run again."""
+        run store (phase ``cached``, not executed) and only the failed ones run again.
+
+        ``task``: the driver as a re-run cell defines it now (same name), if it changed.
+        """
         if not self.done():
             raise ConfigurationError(f"run {self.name} is still {self.phase}; wait for it or abort it first")
+        driver = self._state.driver.extras["task"]
+        if task is not None and (not isinstance(task, TaskTemplate) or task.name != driver.name):
+            raise ConfigurationError(f"run {self.name} was driven by task {driver.name}, not {task!r}")
         from .history import retry_run
 
-        return retry_run(self.name, self._state.driver.extras["task"], self._state.args, self._state.kwargs, name)
+        return retry_run(self.name, task or driver, self._state.args, self._state.kwargs, name)
 
     # ------------------------------------------------------------- records
     @property
@@ -219,6 +225,7 @@ class RunContext:
         overwrite_cache: bool = False,
         disable_run_cache: bool = False,
         listeners: list[Callable[[Any], Any]] | None = None,
+        cluster_wide: bool | list[str] | tuple[str, ...] = False,
         **flyte_options: Any,
     ) -> None:
         unknown = set(flyte_options) - _FLYTE_RUN_OPTIONS
@@ -234,6 +241,14 @@ class RunContext:
         self.overwrite_cache = overwrite_cache
         self.disable_run_cache = disable_run_cache
         self.listeners = list(listeners or ())
+        if cluster_wide is True:
+            cluster_wide = tuple(self.throttle)
+        elif cluster_wide is False:
+            cluster_wide = ()
+        if not isinstance(cluster_wide, (list, tuple)) or any(t not in self.throttle for t in cluster_wide):
+            raise ConfigurationError(f"cluster_wide must be True or a list of tags throttled here ({sorted(self.throttle)}), "
+                                     f"got {cluster_wide!r}")
+        self.cluster_wide = tuple(cluster_wide)  # tag throttles held on the Dask scheduler, for every kernel
         self.options = flyte_options
         self.run = _Runner(self)
         self._retry_of: str | None = None  # set by Run.retry_failed: serve that run's successes first
@@ -243,11 +258,25 @@ class RunContext:
         throttle = driver.environment.throttle | driver.throttle | self.throttle
         state = RunState(_unique(self.name), driver.spec, args, kwargs, throttle)
         state.listeners.extend(self.listeners)
+        if self.cluster_wide:
+            _cluster_wide_throttles(state, self.cluster_wide, throttle)
         _names_in_use.add(attach(state, read_cache=not (self.overwrite_cache or self.disable_run_cache),
                                  write_cache=not self.disable_run_cache, retry_of=self._retry_of,
                                  taken=_names_in_use.__contains__))  # run store + cache; may rename
         controller.start(state)
         return _remember(Run(state))
+
+
+def _cluster_wide_throttles(state: RunState, tags: tuple[str, ...], throttle: Mapping[str, int]) -> None:
+    """Replace these tags' pools of ``state`` by pools leased from the Dask scheduler."""
+    from ..backends.base import get_backend
+
+    backend = get_backend("dask")
+    for tag in tags:
+        old = state.throttles[tag]
+        state.pools.pop(old.name, None)
+        pool = state.throttles[tag] = backend.cluster_pool(f"tag:{tag}", throttle[tag])  # type: ignore[attr-defined]
+        state.pools[pool.name] = pool
 
 
 def _remember(run: Run) -> Run:
