@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -19,8 +20,13 @@ from .threads import current_call
 T = TypeVar("T")
 
 
+BREATH_EVERY = 0.005  # seconds of busy engine between breaths
+BREATH = 0.0002  # a real sleep: long enough for a waiting thread to take the GIL
+
+
 def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], **options: Any) -> asyncio.Task[T]:
     """Task factory of the engine loop: every task is driven, so sync waits work in any of them."""
+    engine().keep_fair()
     return asyncio.Task(drive(coro, contextvars.copy_context()), loop=loop, **options)
 
 
@@ -30,6 +36,7 @@ class EngineLoop:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.loop.set_task_factory(_driven_task)
+        self._breathing = False
         ready = threading.Event()
         self.thread = threading.Thread(target=self._main, args=(ready,), name="flyte_nb-engine", daemon=True)
         self.thread.start()
@@ -39,6 +46,26 @@ class EngineLoop:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(ready.set)
         self.loop.run_forever()
+
+    def keep_fair(self) -> None:
+        """While the engine is busy, let the kernel's other threads run (see ``_breathe``)."""
+        if not self._breathing:
+            self._breathing = True
+            self.loop.call_later(BREATH_EVERY, self._breathe)
+
+    def _breathe(self) -> None:
+        """Hand the GIL over for a moment if the loop is busy.
+
+        A busy loop gives the GIL back at every zero-timeout poll and takes it again before a
+        waiting thread wakes, so CPython's switch interval never helps: the notebook's own thread
+        (cells, output) could wait hundreds of milliseconds. A short real sleep every few
+        milliseconds costs a busy engine ~4 % and an idle one nothing (the breaths stop).
+        """
+        if self.loop._ready:  # type: ignore[attr-defined]  # more work queued: we are busy
+            time.sleep(BREATH)
+            self.loop.call_later(BREATH_EVERY, self._breathe)
+        else:
+            self._breathing = False
 
     def on_thread(self) -> bool:
         """True when called from the engine thread itself."""

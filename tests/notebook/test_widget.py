@@ -27,6 +27,17 @@ async def fan_out(n: int) -> int:
     return ok
 
 @env.task
+async def ident(i: int) -> int:
+    return i
+
+@env.task
+async def busy(n: int) -> int:
+    count = 0
+    async for _ in flyte.map.aio(ident, range(n), concurrency=50):
+        count += 1
+    return count
+
+@env.task
 async def slow(seconds: float) -> str:
     await asyncio.sleep(seconds)
     return "slept"
@@ -74,6 +85,20 @@ def test_notebook_stays_usable_while_a_run_is_live(kernel):
     assert quick.stdout == "2 running\n"
     assert quick.seconds < 0.1, quick.seconds
     kernel.execute("live.abort()")
+
+
+def test_notebook_stays_usable_while_a_busy_run_keeps_the_engine_on_the_cpu(kernel):
+    """A CPU-bound engine must not starve the kernel's own thread of the GIL."""
+    # recording off: the store's writer thread would hand the GIL around and hide the problem
+    started = kernel.execute("import os; os.environ['FLYTE_NB_STORE'] = 'off'; hog = flyte.run(busy, 100_000)")
+    assert started.status == "ok"
+    times = []
+    for _ in range(5):
+        quick = kernel.execute("print(hog.phase)")
+        times.append(quick.seconds)
+    assert "running" in quick.stdout or "succeeded" in quick.stdout
+    assert sorted(times)[2] < 0.1, times  # the median cell round trip while the run is busy
+    kernel.execute("hog.abort(); del os.environ['FLYTE_NB_STORE']")
 
 
 def test_cancel_button_message_aborts_the_run(kernel):
