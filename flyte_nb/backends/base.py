@@ -19,7 +19,7 @@ _KNOWN = {
     "inline": "flyte_nb.backends.inline:InlineBackend",
     "process": "flyte_nb.backends.process:ProcessBackend",
     "docker": "flyte_nb.backends.docker:DockerBackend",
-    "dask": "flyte_nb.backends.dask:DaskBackend",
+    "dask": "flyte_nb.backends.dask.backend:DaskBackend",
 }
 _loaded: dict[str, Backend] = {}
 _default = "inline"

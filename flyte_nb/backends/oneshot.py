@@ -1,6 +1,6 @@
 """One action in a fresh container of the docker backend: ``PREFIX.in`` in, ``PREFIX.out`` out.
 
-The container's command is a short bootstrap (``docker._BOOT``) that makes ``flyte_nb`` a lazy
+The container's command is a short bootstrap (``docker.runtime._BOOT``) that makes ``flyte_nb`` a lazy
 package (its ``__init__`` runs only if the task touches ``flyte_nb.<name>``), so a cold action pays
 for cloudpickle and this module, not for the whole API. What the body prints goes to the
 container's stdout/stderr (unbuffered), which the kernel streams from the container's logs.

@@ -1,0 +1,128 @@
+"""Cluster-wide limits: a slot pool whose leases the Dask scheduler holds.
+
+``ClusterSlotPool`` is a slot pool whose leases are held on the scheduler (the semaphore extension
+behind ``distributed.Semaphore``, same names, same lease timeouts), so kernels sharing a cluster
+never exceed a limit together and its ``statistics()`` report cluster-wide holders. The
+concurrency of a dask environment is cluster-wide (semaphore ``flyte_nb/env/<name>``); tag
+throttles become cluster-wide with ``with_runcontext(throttle={...}, cluster_wide=True)``
+(semaphore ``flyte_nb/tag/<tag>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import dask
+
+from ...engine.slots import PoolStatistics, SlotPool
+from ...errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from . import _Connection
+    from .backend import DaskBackend
+
+
+def _lease_timeout() -> float | None:
+    value = dask.config.get("distributed.scheduler.locks.lease-timeout")
+    return None if value == "inf" else dask.utils.parse_timedelta(value, "s")
+
+
+class ClusterSlotPool(SlotPool):
+    """A slot pool whose leases the Dask scheduler grants: one limit for every kernel on the cluster.
+
+    Backed by the scheduler's semaphore extension (what ``distributed.Semaphore`` uses: a
+    ``distributed.Semaphore(name=pool.semaphore)`` sees the same leases). Leases are refreshed by
+    the backend and expire on the scheduler if this kernel dies. ``statistics()`` reports the
+    cluster-wide holders (refreshed every half second, adjusted at once for our own changes).
+    """
+
+    __slots__ = ("backend", "semaphore", "leases", "cluster_held", "waiting", "_registered")
+
+    def __init__(self, backend: DaskBackend, capacity: int, name: str) -> None:
+        super().__init__(capacity, f"cluster:{name}")
+        self.backend = backend
+        self.semaphore = "flyte_nb/" + name.replace(":", "/", 1)
+        self.leases: collections.deque[str] = collections.deque()
+        self.cluster_held = 0
+        self.waiting = 0
+        self._registered: Any = None
+
+    def try_acquire(self) -> bool:
+        return False  # every lease is the scheduler's decision
+
+    async def acquire(self) -> bool:
+        connection = await self.backend.connection()
+        lease = uuid.uuid4().hex
+        granted = connection.on_client_loop(self._acquire(connection, lease))
+        self.waiting += 1
+        try:
+            await asyncio.shield(asyncio.wrap_future(granted))
+        except asyncio.CancelledError:
+            # the request goes on at the scheduler: give the lease back if it is granted after all
+            granted.add_done_callback(lambda f: f.cancelled() or f.exception() or connection.on_client_loop(
+                self._release(connection, lease)))
+            raise
+        finally:
+            self.waiting -= 1
+        self.leases.append(lease)
+        self.held += 1
+        self.cluster_held = max(self.cluster_held, self.held)
+        return True
+
+    async def _acquire(self, connection: _Connection, lease: str) -> None:
+        scheduler = connection.client.scheduler
+        if self._registered is not connection:
+            try:
+                await scheduler.semaphore_register(name=self.semaphore, max_leases=self.capacity,
+                                                   lease_timeout=_lease_timeout())
+            except ValueError as error:
+                raise ConfigurationError(f"cluster-wide limit `{self.name}` of {self.capacity} conflicts with the "
+                                         f"one another kernel set on this cluster ({error})") from None
+            self._registered = connection
+        while not await scheduler.semaphore_acquire(name=self.semaphore, lease_id=lease, timeout=None):
+            pass
+
+    async def _release(self, connection: _Connection, lease: str) -> None:
+        try:
+            await connection.client.scheduler.semaphore_release(name=self.semaphore, lease_id=lease)
+        except Exception:  # noqa: BLE001 - the lease times out on the scheduler anyway
+            pass
+
+    def release(self) -> None:
+        if not self.leases:
+            raise RuntimeError(f"slot pool `{self.name}` released more often than acquired")
+        lease = self.leases.popleft()
+        self.held -= 1
+        self.cluster_held = max(0, self.cluster_held - 1)
+        connection = self.backend._connection
+        if connection is not None:
+            connection.on_client_loop(self._release(connection, lease))
+
+    async def poll(self, connection: _Connection, refresh: bool) -> None:
+        """On the client loop: refresh our leases and the cluster-wide count."""
+        if self._registered is not connection:
+            return
+        scheduler = connection.client.scheduler
+        leases = list(self.leases)
+        if refresh and leases:
+            await scheduler.semaphore_refresh_leases(name=self.semaphore, lease_ids=leases)
+        self.cluster_held = await scheduler.semaphore_value(name=self.semaphore)
+
+    def drop_all(self, connection: _Connection) -> None:
+        """The connection goes away: release what we hold."""
+        while self.leases:
+            lease = self.leases.popleft()
+            try:
+                connection.on_client_loop(self._release(connection, lease))
+            except Exception:  # noqa: BLE001
+                pass
+        self.held = 0
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(self.name, self.capacity, self.cluster_held, self.waiting)
+
+    def __repr__(self) -> str:
+        return f"<ClusterSlotPool {self.name!r} {self.held} held here, {self.cluster_held}/{self.capacity} on the cluster>"
