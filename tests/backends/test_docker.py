@@ -356,3 +356,32 @@ def test_reusable_containers_take_many_actions_scale_and_stop_when_idle():
     again = flyte.run(where, 99).outputs(timeout=60)
     assert again[1] in hosts and again[0] == 99, "a killed worker is replaced inside the same container"
     assert _wait_until(lambda: not _docker_ps("flyte_nb.env=dk-reused"), 6), "idle replicas stop after idle_ttl"
+
+
+def test_images_with_apt_and_pip_packages_are_built_from_the_local_base():
+    """Installs from Debian's mirror and PyPI inside the build (the registries this machine reaches)."""
+    image = flyte.Image.from_debian_base().with_apt_packages("jq").with_pip_packages("six==1.16.0")
+    env = flyte.TaskEnvironment("dk-packages", backend="docker", image=image)
+
+    @env.task
+    def versions() -> tuple[str, str]:
+        import shutil
+
+        import six
+
+        return six.__version__, str(shutil.which("jq"))
+
+    try:
+        assert flyte.run(versions).outputs(timeout=600) == ("1.16.0", "/usr/bin/jq")
+    finally:
+        subprocess.run(["docker", "rmi", "-f", f"flyte-nb-image:{image.digest}"], capture_output=True)
+
+
+def test_a_reusable_container_that_dies_is_replaced():
+    first = flyte.run(where, 1).outputs(timeout=120)
+    for name in _docker_ps("flyte_nb.env=dk-reused"):
+        subprocess.run(["docker", "kill", name], capture_output=True)
+    start = time.monotonic()
+    again = flyte.run(where, 2).outputs(timeout=60)
+    assert again[0] == 2 and again[1] != first[1], "a new container took the action"
+    assert time.monotonic() - start < 20

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
 import sys
+import tarfile
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +29,37 @@ class ImageBuildError(FlyteNbError):
     """An ``Image`` could not be built; the message names the failing step and ends with the log's tail."""
 
 
-def _dockerfile_steps(image: Any, base: str) -> str:
+_CA_NAME = "flyte-nb-ca.pem"
+
+
+def host_ca_bundle() -> Path | None:
+    """The CA bundle this kernel's pip and requests trust, if one is configured.
+
+    Builds pass it to ``pip`` so that installs work behind the same TLS-inspecting proxy the
+    kernel's own machine sits behind (the base image knows nothing of that proxy's CA).
+    """
+    for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(var)
+        if value and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def _context(dockerfile: str, ca: Path | None) -> io.BytesIO:
+    """A build context (a tar) with the Dockerfile and, when given, the CA bundle."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in (("Dockerfile", dockerfile.encode()), (_CA_NAME, ca.read_bytes() if ca else None)):
+            if data is None:
+                continue
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+def _dockerfile_steps(image: Any, base: str, ca: Path | None = None) -> str:
     lines = [f"FROM {base}"]
     if image.apt_packages:
         packages = " ".join(shlex.quote(p) for p in image.apt_packages)
@@ -35,7 +67,11 @@ def _dockerfile_steps(image: Any, base: str) -> str:
                      f"apt-get install -y -qq --no-install-recommends {packages} && rm -rf /var/lib/apt/lists/*")
     if image.pip_packages:
         packages = " ".join(shlex.quote(p) for p in image.pip_packages)
-        lines.append("RUN export DEBIAN_FRONTEND=noninteractive PIP_BREAK_SYSTEM_PACKAGES=1 && "
+        cert = ""
+        if ca is not None:
+            lines.append(f"COPY {_CA_NAME} /etc/flyte-nb/{_CA_NAME}")
+            cert = f" PIP_CERT=/etc/flyte-nb/{_CA_NAME}"
+        lines.append(f"RUN export DEBIAN_FRONTEND=noninteractive PIP_BREAK_SYSTEM_PACKAGES=1{cert} && "
                      "(python3 -m pip --version > /dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq "
                      "--no-install-recommends python3-pip && rm -rf /var/lib/apt/lists/*)) && "
                      f"python3 -m pip install --no-cache-dir --disable-pip-version-check {packages}")
@@ -93,7 +129,9 @@ def image_ref(client: Any, image: Any, locks: dict[str, threading.Lock], log: Ca
             base = first
         if extras:
             require(client, base)
-            _build(client, tag, image.digest, log, fileobj=io.BytesIO(_dockerfile_steps(image, base).encode()))
+            ca = host_ca_bundle() if image.pip_packages else None
+            _build(client, tag, image.digest, log, fileobj=_context(_dockerfile_steps(image, base, ca), ca),
+                   custom_context=True)
     return tag
 
 

@@ -166,6 +166,10 @@ class _Replica:
             threading.Thread(target=self.pool.backend._remove_quietly, args=(container,), daemon=True).start()
 
 
+_RECHECK = 2.0  # seconds between checks for dead replicas while actions wait for a worker
+_START_LIMIT = 120.0
+
+
 class _ReusePool:
     """The reusable containers of one environment, scaled between ``replicas`` bounds."""
 
@@ -193,6 +197,7 @@ class _ReusePool:
                 return
 
     async def checkout(self, spec: TaskSpec, config: dict[str, Any]) -> _Slot:
+        waited = 0.0
         while True:
             for replica in self.replicas:
                 while replica.idle:
@@ -206,9 +211,28 @@ class _ReusePool:
             waiter = self.loop.create_future()
             self.waiters.append(waiter)
             try:
-                await asyncio.wait_for(waiter, 120)
+                await asyncio.wait_for(waiter, _RECHECK)
             except asyncio.TimeoutError:
-                raise WorkerDiedError(f"no worker container of environment `{self.env_name}` came up within 120 s") from None
+                waited += _RECHECK
+                if waited >= _START_LIMIT:
+                    raise WorkerDiedError(f"no worker container of environment `{self.env_name}` came up "
+                                          f"within {_START_LIMIT:g} s") from None
+                await self._forget_exited()
+
+    async def _forget_exited(self) -> None:
+        """Drop replicas whose container is gone (killed, out of memory) so that new ones can start."""
+        for replica in list(self.replicas):
+            container = replica.container
+            if container is None or any(not slot.dead for slot in replica.slots):
+                continue
+            try:
+                await self.loop.run_in_executor(self.backend.executor, container.reload)
+                gone = container.status in ("exited", "dead", "removing")
+            except Exception:  # noqa: BLE001 - a container the daemon no longer knows is gone too
+                gone = True
+            if gone and replica in self.replicas:
+                self.replicas.remove(replica)
+                replica.stop()
 
     async def _start(self, config: dict[str, Any]) -> None:
         self.numbers += 1
