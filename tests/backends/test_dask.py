@@ -398,6 +398,23 @@ def test_init_with_an_endpoint_or_a_client(cluster):
         flyte.init(cluster=cluster["client"])
 
 
+def test_init_with_a_cluster_object(cluster):
+    """Any cluster object with a scheduler address (LocalCluster here; KubeCluster, GatewayCluster,
+    SLURMCluster alike) is accepted as it is."""
+    from distributed import LocalCluster
+
+    local = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+    try:
+        flyte.init(backend="dask", cluster=local)
+        result = flyte.run(where, 3).outputs(timeout=60)
+        assert result[0] == 3 and result[2].startswith("dask-leaves.where-")
+        assert base.get_backend("dask").dashboard_link.startswith("http")
+    finally:
+        base.set_default_backend("inline")
+        dask_backend.configure(endpoint=cluster["address"])
+        local.close()
+
+
 def test_an_unreachable_scheduler_is_a_clear_error_not_a_hang(cluster):
     address = f"tcp://127.0.0.1:{_free_port()}"
     try:
