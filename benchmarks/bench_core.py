@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,20 +193,6 @@ def run_flyte(driver: flyte_nb.TaskTemplate, *args: object) -> flyte_nb.Run:
     run = flyte_nb.run(driver, *args)
     run.outputs()
     return run
-
-
-def peak_concurrency(actions: Iterable[flyte_nb.Action], task_name: str) -> int:
-    """Most actions of ``task_name`` running at one instant (an end at t is counted before a start at t)."""
-    events: list[tuple[float, int]] = []
-    for action in actions:
-        if action.task == task_name and action.started_at is not None:
-            events.append((action.started_at, 1))
-            events.append((action.ended_at if action.ended_at is not None else float("inf"), -1))
-    peak = running = 0
-    for _, step in sorted(events):
-        running += step
-        peak = max(peak, running)
-    return peak
 
 
 def fmt_time(seconds: float) -> str:
@@ -404,7 +390,7 @@ def bench_seed(repeats: int) -> list[Check]:
             outputs = run.outputs()
             walls[name].append(time.perf_counter() - start)
             assert outputs == list(range(SEED_CALLS)), outputs
-            peaks[name].append(peak_concurrency(run.actions, task.name))
+            peaks[name].append(run.peak_concurrency(task))
     rows, checks = [], []
     for name in variants:
         med, best = statistics.median(walls[name]), min(walls[name])

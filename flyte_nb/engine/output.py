@@ -106,7 +106,3 @@ def install() -> None:
             if stream is not None and not isinstance(stream, ActionStream):
                 setattr(sys, name, ActionStream(name, stream))
 
-
-def captured(action: Any) -> str:
-    """Everything ``action``'s body printed (the last ``MAX_CHARS`` characters)."""
-    return "".join(action.output or ())

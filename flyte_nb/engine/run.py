@@ -28,9 +28,6 @@ class GroupStats:
         self.pool = pool
         self.created_at = time.time()
 
-    def count(self, phase: Phase) -> int:
-        return self.counts[phase]
-
     @property
     def finished(self) -> int:
         return sum(self.counts[Phase.SUCCEEDED:])
@@ -150,9 +147,6 @@ class RunState:
 
     def statistics(self) -> list[PoolStatistics]:
         return [pool.statistics() for pool in self.pools.values()]
-
-    def count(self, phase: Phase) -> int:
-        return self.counts[phase]
 
     @property
     def finished(self) -> bool:

@@ -19,7 +19,6 @@ from ..api.run import Run
 from ..engine.action import Phase
 from ..engine.events import Event, EventKind
 from ..engine.loop import engine
-from ..engine.output import captured
 from .snapshot import Recent, snapshot, summary_line
 from .summary_html import summary_html
 
@@ -86,7 +85,7 @@ class RunWidget(anywidget.AnyWidget):
         elif kind == "output":
             name = str(content.get("action", ""))
             try:
-                text = captured(self._run.action(name))
+                text = self._run.action(name).logs
             except KeyError:
                 text = f"(no action {name})"
             self.send({"type": "output", "action": name, "text": text or "(no output)"})

@@ -34,9 +34,9 @@ def test_each_action_keeps_its_own_output(capsys):
     events = []
     run = flyte.with_runcontext(listeners=[events.append]).run(main)
     assert run.outputs(timeout=5) == [0, 1, 2, 7]
-    by_task = {a.name: output.captured(a) for a in run.actions}
+    by_task = {a.name: a.logs for a in run.actions}
     assert by_task["a0"] == "driver speaks\n"
-    texts = sorted(output.captured(a) for a in run.actions[1:])
+    texts = sorted(a.logs for a in run.actions[1:])
     assert texts == ["hello from 0\nbye from 0\n", "hello from 1\nbye from 1\n",
                      "hello from 2\nbye from 2\n", "sync 7\n"]
     streamed: dict[str, str] = {}
@@ -44,7 +44,7 @@ def test_each_action_keeps_its_own_output(capsys):
         if event.kind is flyte.EventKind.OUTPUT:
             assert event.data[0] == "stdout"
             streamed[event.action.name] = streamed.get(event.action.name, "") + event.data[1]
-    assert streamed == {a.name: output.captured(a) for a in run.actions}
+    assert streamed == {a.name: a.logs for a in run.actions}
 
 
 def test_echo_prefixes_lines_with_the_action(capsys):
@@ -65,5 +65,5 @@ def test_output_is_bounded(monkeypatch):
 
     run = flyte.run(floods)
     run.outputs(timeout=5)
-    kept = output.captured(run.actions[0])
+    kept = run.actions[0].logs
     assert len(kept) <= 100 and kept.endswith("line 099\n")
