@@ -28,6 +28,10 @@ class GroupStats:
         self.pool = pool
         self.created_at = time.time()
 
+    def count(self, phase: Phase) -> int:
+        """How many of the group's actions are in ``phase`` (``group.count(flyte.Phase.FAILED)``)."""
+        return self.counts[phase]
+
     @property
     def finished(self) -> int:
         return sum(self.counts[Phase.SUCCEEDED:])
