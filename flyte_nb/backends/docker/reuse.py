@@ -16,6 +16,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import docker.errors
+
 from ...data.serialization import FORMAT, dumps, loads
 from ...engine.output import record
 from ...errors import WorkerDiedError
@@ -228,8 +230,10 @@ class _ReusePool:
             try:
                 await self.loop.run_in_executor(self.backend.executor, container.reload)
                 gone = container.status in ("exited", "dead", "removing")
-            except Exception:  # noqa: BLE001 - a container the daemon no longer knows is gone too
+            except docker.errors.NotFound:  # the daemon no longer knows it: gone too
                 gone = True
+            except Exception:  # noqa: BLE001 - unsure (a busy daemon): keep it, look again later
+                gone = False
             if gone and replica in self.replicas:
                 self.replicas.remove(replica)
                 replica.stop()
