@@ -92,12 +92,6 @@ def unload_ipython_extension(ipython: object) -> None:
     unload(ipython)
 
 
-def _install_listeners() -> None:
-    from .data.summary import write_summary
-
-    subscribe(write_summary)
-
-
 def _register_display() -> None:
     """Inside a Jupyter kernel, a displayed ``Run`` becomes a live widget (no %load_ext needed)."""
     from .notebook.display import register_if_in_kernel
@@ -105,7 +99,4 @@ def _register_display() -> None:
     register_if_in_kernel()
 
 
-if not globals().get("_listening"):  # `%reload_ext flyte_nb` re-executes this module: subscribe once
-    _install_listeners()
-    _listening = True
 _register_display()

@@ -20,7 +20,7 @@ from typing import Any
 from ..data import recorder
 from ..data.cache import loads
 from ..data.store import RUN_PHASES, Store, get_store, recording_enabled
-from ..data.summary import summary_path
+from ..data.origin import run_url
 from ..engine.action import Phase
 from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError, StoreError, add_note
 from .run import Run, RunContext, kernel_runs
@@ -229,7 +229,8 @@ class StoredRun:
 
     @property
     def url(self) -> str:
-        return summary_path(self.name).as_uri()
+        """Where the run can be looked at: the Runs panel of the Jupyter server, or the run store's file."""
+        return run_url(self.name, self._store.path)
 
     @property
     def duration(self) -> float | None:

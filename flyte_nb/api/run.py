@@ -9,7 +9,8 @@ from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from ..data.recorder import attach
-from ..data.summary import summary_path
+from ..data.origin import run_url
+from ..data.store import get_store
 from ..engine import controller
 from ..engine.action import Action, Phase
 from ..engine.loop import engine
@@ -40,8 +41,8 @@ class Run:
 
     @property
     def url(self) -> str:
-        """Where the run can be looked at (for now its JSON summary, written when it ends)."""
-        return summary_path(self.name).as_uri()
+        """Where the run can be looked at: the Runs panel of the Jupyter server, or the run store's file."""
+        return run_url(self.name, get_store().path)
 
     @property
     def phase(self) -> str:
@@ -262,7 +263,8 @@ class RunContext:
             _cluster_wide_throttles(state, self.cluster_wide, throttle)
         _names_in_use.add(attach(state, read_cache=not (self.overwrite_cache or self.disable_run_cache),
                                  write_cache=not self.disable_run_cache, retry_of=self._retry_of,
-                                 taken=_names_in_use.__contains__))  # run store + cache; may rename
+                                 taken=_names_in_use.__contains__,
+                                 on_abort=lambda reason: controller.abort(state, reason)))  # store + cache; may rename
         controller.start(state)
         return _remember(Run(state))
 

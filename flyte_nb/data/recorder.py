@@ -46,6 +46,7 @@ from ..engine.events import Event, EventKind
 from ..engine.run import RunState
 from ..engine.spec import TaskSpec
 from ..errors import StoreError, user_traceback
+from . import origin
 from .cache import Note, Prepared, RunCache, dumps, encode_inputs, previous_outputs, task_info
 from .store import HOST, PID, TOKEN, Store, get_store, insert_many, recording_enabled
 from .writer import Writer
@@ -99,6 +100,8 @@ class RunLog:
         self.state = state
         self.run_id = 0  # runs.id, set when the run's row is claimed
         self.cache: RunCache | None = None
+        self.on_abort: Callable[[str], None] | None = None  # how an abort request from another process lands
+        self.abort_seen = False  # an abort request was handed to on_abort (writer thread)
         self.queue: collections.deque[tuple] = collections.deque()  # (action, phase, payload)
         self.other: collections.deque[tuple] = collections.deque()  # run phase changes and cache entries
         self.finished = False  # RUN_FINISHED seen (engine thread)
@@ -235,8 +238,8 @@ class RunLog:
         if output is not None:
             self.outputs[number] = output
 
-    def build(self, conn: sqlite3.Connection) -> tuple[list, list, list, tuple | None]:
-        """The rows for what is pending: actions, attempts and cache entries (flat), and the run's row.
+    def build(self, conn: sqlite3.Connection) -> tuple[list, list, list, list, tuple | None]:
+        """The rows for what is pending: actions, attempts, cache entries and logs (flat), and the run's row.
 
         This is the Python-heavy part, so it runs outside the transaction and pauses every
         ``YIELD_EVERY`` rows: once the writer has the GIL it would otherwise keep it for a whole
@@ -251,6 +254,7 @@ class RunLog:
         tasks = self._tasks
         rows: list[Any] = []  # flat: _ACTION_WIDTH values per action (see insert_many)
         attempts: list[tuple] = []
+        logs: list[Any] = []  # flat: run, action, text — only actions that printed
         extend = rows.extend
         for count, (number, (action, phase)) in enumerate(self.actions.items(), 1):
             if count % YIELD_EVERY == 0:
@@ -275,24 +279,28 @@ class RunLog:
                 output if output is None or type(output) is str else pack(output), *error, notes.get(number)))
             if terminal and action.history:
                 attempts += self._attempts(action, phase)
+            if action.output:
+                logs += (run, number, action.logs)
         cache_rows = [v for key, code, name, data, *rest in self.cache_rows for v in (key, code, name, pack(data), *rest)]
         run_row = self._run_row() if self.run_dirty or rows else None
-        return rows, [v for row in attempts for v in row], cache_rows, run_row
+        return rows, [v for row in attempts for v in row], cache_rows, logs, run_row
 
-    def write(self, conn: sqlite3.Connection, batch: tuple[list, list, list, tuple | None]) -> None:
+    def write(self, conn: sqlite3.Connection, batch: tuple[list, list, list, list, tuple | None]) -> None:
         """Write a built batch (inside the writer's transaction: SQLite work only)."""
-        rows, attempts, cache_rows, run_row = batch
+        rows, attempts, cache_rows, logs, run_row = batch
         insert_many(conn, _INSERT_ACTIONS, _ACTION_WIDTH, rows, _UPSERT_ACTIONS)
         if attempts:
             insert_many(conn, "INSERT OR REPLACE INTO attempts", 9, attempts)
         if cache_rows:
             insert_many(conn, "INSERT OR REPLACE INTO cache (key, code, task, output, run, action, created_at)", 7,
                         cache_rows)
+        if logs:
+            insert_many(conn, "INSERT OR REPLACE INTO logs (run, action, text)", 3, logs)
         if run_row is not None:
             conn.execute(
                 "UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
-                "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ? WHERE id = ?",
-                run_row)
+                "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ?, groups = ?, "
+                "pools = ? WHERE id = ?", run_row)
 
     def _attempts(self, action: Action, phase: Phase) -> list[tuple]:
         rows = []
@@ -311,9 +319,11 @@ class RunLog:
         phase = state.phase if finished else self.run_phase
         counts = {str(p): n for p, n in zip(Phase, list(state.counts)) if n}
         error = error_fields(state.error, self.store) if finished else (None,) * 4
+        groups = {g.name: [g.total, g.pool.capacity if g.pool is not None else None] for g in list(state.groups.values())}
+        pools = {p.name: p.capacity for p in list(state.pools.values())}
         return (phase, state.started_at, state.ended_at if finished else None, time.time(),
                 state.abort_reason if phase == "aborted" else None, len(state.actions), json.dumps(counts), *error,
-                self.run_id)
+                json.dumps(groups), json.dumps(pools), self.run_id)
 
     def committed(self) -> None:
         self.actions.clear()
@@ -343,15 +353,19 @@ def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[
         while conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() or (name != base and taken(name)):
             name, n = f"{base}-{n}", n + 1
         row_id = conn.execute(
-            "INSERT INTO runs (name, driver, phase, created_at, updated_at, retry_of, pid, host, process, version) "
-            "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-            (name, state.driver.name, state.created_at, time.time(), retry_of, PID, HOST, TOKEN, _version())).lastrowid
+            "INSERT INTO runs (name, driver, phase, created_at, updated_at, retry_of, pid, host, process, version, "
+            "notebook, kernel, cell) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, state.driver.name, state.created_at, time.time(), retry_of, PID, HOST, TOKEN, _version(),
+             *origin.current())).lastrowid
     return name, row_id
 
 
 def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True, retry_of: str | None = None,
-           taken: Callable[[str], bool] = lambda name: False) -> str:
+           taken: Callable[[str], bool] = lambda name: False, on_abort: Callable[[str], None] | None = None) -> str:
     """Record ``state`` in the run store and give it a cache, before it starts; returns its final name.
+
+    ``on_abort(reason)`` is called (on the writer thread) when another process, such as the Jupyter
+    server's Runs panel, asks for the run to be aborted (see :meth:`.writer.Writer.abort_requests`).
 
     With recording off (``FLYTE_NB_STORE=off``) nothing happens. When the store cannot be used the
     run still goes ahead, unrecorded and uncached, with a warning that says why.
@@ -368,6 +382,7 @@ def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True
         return state.name
     run_log = RunLog(writer, store, state)
     run_log.run_id = run_id
+    run_log.on_abort = on_abort
     run_log.cache = state.cache = RunCache(store, run_log.push, read=read_cache, write=write_cache, previous=previous)
     state.listeners.append(run_log)
     writer.add(run_log)

@@ -134,5 +134,23 @@ CREATE INDEX runs_phase ON runs (phase);
 CREATE INDEX cache_code ON cache (code, id);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+_V3 = """
+-- version 3: what the Jupyter server extension shows and asks: where a run came from (notebook,
+-- kernel, cell), its limits (for the slot-occupancy timeline), abort requests from outside the
+-- kernel, and what actions printed (a table of its own: most actions print nothing).
+ALTER TABLE runs ADD COLUMN notebook TEXT;        -- absolute path of the notebook whose kernel started it
+ALTER TABLE runs ADD COLUMN kernel TEXT;          -- Jupyter kernel id
+ALTER TABLE runs ADD COLUMN cell TEXT;            -- id of the cell that started it (JupyterLab's cellId)
+ALTER TABLE runs ADD COLUMN groups TEXT;          -- JSON {group: [total, capacity]}
+ALTER TABLE runs ADD COLUMN pools TEXT;           -- JSON {pool: capacity}
+ALTER TABLE runs ADD COLUMN abort_request TEXT;   -- reason, set by another process; the owning kernel aborts
+CREATE INDEX runs_kernel ON runs (kernel, cell);
+CREATE TABLE logs (
+    run INTEGER NOT NULL, action INTEGER NOT NULL,
+    text TEXT NOT NULL,                   -- stdout and stderr of the body, the last 256 KiB
+    PRIMARY KEY (run, action)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -40,8 +40,6 @@ LIVE_PHASES = ("queued", "running")
 RUN_PHASES = ("queued", "running", "succeeded", "failed", "aborted")
 
 
-
-
 def _statements(script: str) -> list[str]:
     """Split a migration into statements (``;`` inside comments or strings does not split)."""
     statements, current = [], ""
@@ -276,6 +274,27 @@ class Store:
         finally:
             if own:
                 conn.close()
+
+    def request_abort(self, name: str, reason: str) -> tuple[bool, str]:
+        """Ask the kernel that owns run ``name`` to abort it: (whether it was live, its phase now).
+
+        The owning kernel's writer sees the request within about a quarter of a second (see
+        :mod:`.writer`). A run whose kernel has died meanwhile is marked aborted here and now.
+        Raises ``KeyError`` for an unknown run.
+        """
+        with self.reading() as conn:
+            row = conn.execute("SELECT phase, pid, process, host FROM runs WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise KeyError(name)
+            phase, pid, token, host = row
+            if phase not in LIVE_PHASES:
+                return False, phase
+            with self.writing(conn):
+                conn.execute("UPDATE runs SET abort_request = ?, updated_at = ? WHERE name = ? AND abort_request IS NULL",
+                             (reason, time.time(), name))
+                if host == HOST and pid is not None and not process_alive(pid, token):
+                    self._mark_aborted(conn, name, "kernel exited")
+            return True, conn.execute("SELECT phase FROM runs WHERE name = ?", (name,)).fetchone()[0]
 
     @staticmethod
     def _mark_aborted(conn: sqlite3.Connection, name: str, reason: str) -> None:

@@ -6,6 +6,11 @@ of a store in one ``BEGIN IMMEDIATE`` transaction. A failure is logged and retri
 wake-up (the pending changes stay); a damaged database stops recording into it for this kernel.
 At interpreter exit :meth:`Writer.shutdown` commits what is queued and marks runs still going
 ``aborted: kernel exited``.
+
+The writer is also the kernel's ear for abort requests. Another process (the Jupyter server's
+Runs panel) cannot reach into a kernel's engine, and the kernel's shell may be busy with a cell;
+so it sets ``runs.abort_request`` and the writer, which polls the store anyway while runs are
+live, hands the request to the run after its next batch (within about ``interval`` seconds).
 """
 
 from __future__ import annotations
@@ -109,12 +114,35 @@ class Writer:
                 self._failed(store, group, error)
                 continue
             self._failures.pop(store, None)
+            self.abort_requests(conn, group)
             for run_log in group:
                 run_log.committed()
                 if exiting:
                     run_log.closed = True
         with self._lock:
             self._logs = [run_log for run_log in self._logs if not run_log.closed]
+
+    @staticmethod
+    def abort_requests(conn: sqlite3.Connection, group: list[RunLog]) -> None:
+        """Hand abort requests recorded by other processes to the live runs they name."""
+        live = {run_log.run_id: run_log for run_log in group
+                if not run_log.finished and not run_log.abort_seen and run_log.on_abort is not None}
+        if not live:
+            return
+        marks = ", ".join("?" * len(live))
+        try:
+            found = conn.execute(f"SELECT id, abort_request FROM runs WHERE abort_request IS NOT NULL AND id IN ({marks})",
+                                 tuple(live)).fetchall()
+        except sqlite3.Error as error:  # a busy or damaged file: the next cycle asks again
+            log.debug("flyte_nb: reading abort requests failed: %s", error)
+            return
+        for run_id, reason in found:
+            run_log = live[run_id]
+            run_log.abort_seen = True
+            try:
+                run_log.on_abort(reason or "aborted from the Runs panel")  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 - one run's failure must not stop the writer
+                log.warning("flyte_nb: aborting run %s on request failed", run_log.state.name, exc_info=True)
 
     def _failed(self, store: Store, group: list[RunLog], error: BaseException) -> None:
         cause = error.__cause__ if isinstance(error, StoreError) else error

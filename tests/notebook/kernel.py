@@ -69,19 +69,31 @@ class Outputs(list):
 class Kernel:
     """One ipykernel with its Jupyter, IPython and flyte_nb files under ``home``."""
 
-    def __init__(self, home: Path) -> None:
-        env = dict(os.environ, JUPYTER_PLATFORM_DIRS="1")
+    def __init__(self, home: Path, env: dict[str, str] | None = None, kernel_id: str | None = None) -> None:
+        """``env`` adds to the kernel's environment; ``kernel_id`` names its connection file as Jupyter does."""
+        env = dict(os.environ, JUPYTER_PLATFORM_DIRS="1", **(env or {}))
         env.update({var: str(home / sub) for var, sub in _SANDBOX.items()})
-        self.manager = KernelManager(kernel_name="python3", connection_file=str(home / "kernel.json"))
+        connection = f"kernel-{kernel_id}.json" if kernel_id else "kernel.json"
+        self.manager = KernelManager(kernel_name="python3", connection_file=str(home / connection))
         self.manager.start_kernel(env=env, cwd=str(home))
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
         self.backlog: list[dict[str, Any]] = []  # iopub messages of earlier requests that came late
 
-    def execute(self, code: str, timeout: float = 60, interrupt_after: float | None = None) -> Outputs:
+    def execute(self, code: str, timeout: float = 60, interrupt_after: float | None = None,
+                metadata: dict[str, Any] | None = None) -> Outputs:
+        """Run ``code``; ``metadata`` rides on the request as JupyterLab's does (``cellId``)."""
         start = time.perf_counter()
-        msg_id = self.client.execute(textwrap.dedent(code).strip("\n") + "\n")
+        code = textwrap.dedent(code).strip("\n") + "\n"
+        if metadata is None:
+            msg_id = self.client.execute(code)
+        else:
+            content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                       "allow_stdin": False, "stop_on_error": True}
+            request = self.client.session.msg("execute_request", content, metadata=metadata)
+            self.client.shell_channel.send(request)
+            msg_id = request["header"]["msg_id"]
         if interrupt_after is not None:
             time.sleep(interrupt_after)
             self.manager.interrupt_kernel()
@@ -114,8 +126,8 @@ class Kernel:
         outputs = self.execute(code, timeout, interrupt_after)
         return outputs, outputs.error
 
-    def ok(self, code: str, timeout: float = 60) -> Outputs:
-        outputs = self.execute(code, timeout)
+    def ok(self, code: str, timeout: float = 60, metadata: dict[str, Any] | None = None) -> Outputs:
+        outputs = self.execute(code, timeout, metadata=metadata)
         assert outputs.error is None, f"{outputs.error['ename']}: {outputs.error['evalue']}\n{outputs.text}"
         return outputs
 
