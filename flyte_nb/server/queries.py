@@ -1,0 +1,239 @@
+"""The REST API's answers, read straight from the run store as JSON-ready dicts.
+
+Plain SQL over the schema (:mod:`flyte_nb.data.schema`) rather than ``flyte_nb.get_run``: the
+server never unpickles user objects (see :mod:`.preview`), and a page of runs must cost one
+indexed query, not a Python object per action. Paths are made relative to the server's root so
+JupyterLab can open them; a notebook outside the root has no path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from typing import Any
+
+from ..data.store import LIVE_PHASES, RUN_PHASES
+from . import timeline
+from .preview import preview
+
+STATUSES = ("live", *RUN_PHASES)
+ACTION_PHASES = ("queued", "waiting", "running", "succeeded", "failed", "timed_out", "cancelled", "cached")
+_RUN_COLUMNS = ("id, name, driver, phase, created_at, started_at, ended_at, actions, counts, error_type, "
+                "error_message, abort_reason, notebook, kernel, cell, retry_of")
+_ACTION_COLUMNS = ("a.number, t.name, a.grp, a.map_index, a.phase, a.attempts, a.queued_at, a.started_at, a.ended_at, "
+                   "a.error_type, a.error_message, a.parent")
+ERRORS_SHOWN = 50
+
+
+class Paths:
+    """Notebook paths as the kernel recorded them (absolute) ↔ as JupyterLab names them (relative)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+
+    def relative(self, path: str | None) -> str | None:
+        if not path:
+            return None
+        full = os.path.realpath(path)
+        if os.path.commonpath([full, self.root]) != self.root:
+            return None
+        return os.path.relpath(full, self.root).replace(os.sep, "/")
+
+    def absolute(self, relative: str) -> str:
+        return os.path.realpath(os.path.join(self.root, relative.lstrip("/")))
+
+
+def _duration(started: float | None, ended: float | None, live: bool) -> float | None:
+    if started is None:
+        return None
+    end = ended if ended is not None else (time.time() if live else None)
+    return None if end is None else max(0.0, end - started)
+
+
+def _error(kind: str | None, message: str | None, traceback: str | None = None, *, full: bool = False) -> Any:
+    if kind is None:
+        return None
+    error = {"type": kind, "message": message}
+    if full:
+        error["traceback"] = traceback
+    return error
+
+
+def _run_summary(row: tuple, paths: Paths) -> dict[str, Any]:
+    (_, name, driver, phase, created, started, ended, actions, counts, error_type, error_message, abort_reason,
+     notebook, kernel, cell, retry_of) = row
+    live = phase in LIVE_PHASES
+    return {
+        "name": name, "driver": driver, "phase": phase, "created_at": created, "started_at": started,
+        "ended_at": ended, "duration": _duration(started, ended, live), "actions": actions,
+        "counts": json.loads(counts) if counts else {}, "error": _error(error_type, error_message),
+        "abort_reason": abort_reason, "notebook": paths.relative(notebook), "kernel": kernel, "cell": cell,
+        "live": live, "retry_of": retry_of,
+    }
+
+
+def list_runs(conn: sqlite3.Connection, paths: Paths, *, status: str | None = None, notebook: str | None = None,
+              kernel: str | None = None, cell: str | None = None, limit: int = 50,
+              before: int | None = None) -> dict[str, Any]:
+    """A page of runs, newest first; ``next`` is the cursor of the following page."""
+    where, args = [], []
+    if status == "live":
+        where.append(f"phase IN {LIVE_PHASES}")
+    elif status:
+        where.append("phase = ?")
+        args.append(status)
+    if notebook:
+        where.append("notebook = ?")
+        args.append(paths.absolute(notebook))
+    for column, value in (("kernel", kernel), ("cell", cell)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    filtered = " AND ".join(where) or "1"
+    total = conn.execute(f"SELECT count(*) FROM runs WHERE {filtered}", args).fetchone()[0]
+    page_where = filtered + (" AND id < ?" if before is not None else "")
+    page_args = [*args, *([before] if before is not None else [])]
+    rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {page_where} ORDER BY id DESC LIMIT ?",
+                        [*page_args, limit + 1]).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"runs": [_run_summary(row, paths) for row in rows], "total": total,
+            "next": str(rows[-1][0]) if more else None}
+
+
+def _run_row(conn: sqlite3.Connection, name: str) -> tuple | None:
+    return conn.execute(f"SELECT {_RUN_COLUMNS}, error_traceback, groups, pools FROM runs WHERE name = ?",
+                        (name,)).fetchone()
+
+
+def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, Any] | None:
+    """One run with its groups, limits, slot-occupancy timeline and first errors; ``None`` if unknown."""
+    row = _run_row(conn, name)
+    if row is None:
+        return None
+    run_id = row[0]
+    detail = _run_summary(row[:16], paths)
+    traceback, groups_json, pools_json = row[16:]
+    if detail["error"] is not None:
+        detail["error"]["traceback"] = traceback
+    limits = json.loads(groups_json) if groups_json else {}
+    pools = json.loads(pools_json) if pools_json else {}
+    detail["pools"] = [{"name": pool, "capacity": capacity} for pool, capacity in pools.items()]
+    detail["groups"] = _groups(conn, run_id, limits)
+    detail["timeline"] = _timeline(conn, run_id, detail, limits, pools)
+    detail["errors"] = [
+        {"number": number, "name": f"a{number}", "task": task, "group": group, "type": kind, "message": message}
+        for number, task, group, kind, message in conn.execute(
+            "SELECT a.number, t.name, a.grp, a.error_type, a.error_message FROM actions a JOIN tasks t ON t.id = a.task "
+            "WHERE a.run = ? AND a.error_type IS NOT NULL ORDER BY a.number LIMIT ?", (run_id, ERRORS_SHOWN))]
+    return detail
+
+
+def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, list]) -> list[dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for group, (total, capacity) in limits.items():
+        groups[group] = {"name": group, "total": total, "counts": {}, "capacity": capacity}
+    for group, phase, count in conn.execute(
+            "SELECT grp, phase, count(*) FROM actions WHERE run = ? AND grp IS NOT NULL GROUP BY grp, phase", (run_id,)):
+        entry = groups.setdefault(group, {"name": group, "total": None, "counts": {}, "capacity": None})
+        entry["counts"][phase] = count
+    return list(groups.values())
+
+
+def _timeline(conn: sqlite3.Connection, run_id: int, run: dict[str, Any], limits: dict[str, list],
+              pools: dict[str, int | None]) -> dict[str, Any]:
+    """Running leaf actions over time: the run, each group, each throttled tag (parents only wait)."""
+    rows = conn.execute(
+        "SELECT grp, tags, started_at, coalesce(ended_at, ?) FROM actions WHERE run = ? AND started_at IS NOT NULL "
+        "AND phase != 'cached' AND number NOT IN (SELECT parent FROM actions WHERE run = ? AND parent IS NOT NULL)",
+        (time.time(), run_id, run_id)).fetchall()
+    start = run["started_at"] or run["created_at"]
+    end = run["ended_at"] or max([start, *(r[3] for r in rows)])
+    intervals = [(r[2], r[3]) for r in rows]
+    out = [timeline.series("run", "run", None, intervals, start, end)]
+    by_group: dict[str, list[tuple[float, float]]] = {}
+    for group, _, began, ended in rows:
+        if group is not None:
+            by_group.setdefault(group, []).append((began, ended))
+    for group, spans in by_group.items():
+        out.append(timeline.series(group, "group", (limits.get(group) or [None, None])[1], spans, start, end))
+    for pool, capacity in pools.items():
+        if pool.startswith("tag:"):
+            tag = json.dumps(pool[4:])
+            spans = [(r[2], r[3]) for r in rows if r[1] and tag in r[1]]
+            out.append(timeline.series(pool, "tag", capacity, spans, start, end))
+    return {"start": start, "end": end, "series": out}
+
+
+def _action_row(row: tuple, live: bool) -> dict[str, Any]:
+    number, task, group, index, phase, attempts, queued, started, ended, error_type, error_message, parent = row
+    return {
+        "number": number, "name": f"a{number}", "task": task, "group": group, "index": index, "phase": phase,
+        "attempts": attempts, "queued_at": queued, "started_at": started, "ended_at": ended,
+        "duration": _duration(started, ended, live and phase in ("running", "waiting")),
+        "error": _error(error_type, error_message), "parent": parent,
+    }
+
+
+def _run_id(conn: sqlite3.Connection, name: str) -> tuple[int, bool] | None:
+    row = conn.execute("SELECT id, phase FROM runs WHERE name = ?", (name,)).fetchone()
+    return None if row is None else (row[0], row[1] in LIVE_PHASES)
+
+
+def list_actions(conn: sqlite3.Connection, name: str, *, offset: int = 0, limit: int = 100, phase: str | None = None,
+                 group: str | None = None) -> dict[str, Any] | None:
+    """A page of a run's actions in call order; ``None`` if the run is unknown."""
+    found = _run_id(conn, name)
+    if found is None:
+        return None
+    run_id, live = found
+    where, args = ["a.run = ?"], [run_id]
+    for column, value in (("a.phase", phase), ("a.grp", group)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    filtered = " AND ".join(where)
+    total = conn.execute(f"SELECT count(*) FROM actions a WHERE {filtered}", args).fetchone()[0]
+    rows = conn.execute(f"SELECT {_ACTION_COLUMNS} FROM actions a JOIN tasks t ON t.id = a.task WHERE {filtered} "
+                        "ORDER BY a.number LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+    return {"total": total, "actions": [_action_row(row, live) for row in rows]}
+
+
+def action_detail(conn: sqlite3.Connection, store_unpack: Any, name: str, number: int) -> dict[str, Any] | None:
+    """One action with its error traceback, attempts, logs and value previews; ``None`` if unknown."""
+    found = _run_id(conn, name)
+    if found is None:
+        return None
+    run_id, live = found
+    row = conn.execute(f"SELECT {_ACTION_COLUMNS}, a.error_traceback, a.inputs, a.outputs, a.note FROM actions a "
+                       "JOIN tasks t ON t.id = a.task WHERE a.run = ? AND a.number = ?", (run_id, number)).fetchone()
+    if row is None:
+        return None
+    detail = _action_row(row[:12], live)
+    traceback, inputs, outputs, note = row[12:]
+    if detail["error"] is not None:
+        detail["error"]["traceback"] = traceback
+    detail["attempt_history"] = [
+        {"number": n, "phase": phase, "started_at": started, "ended_at": ended,
+         "error": _error(kind, message, tb, full=True)}
+        for n, phase, started, ended, kind, message, tb in conn.execute(
+            "SELECT number, phase, started_at, ended_at, error_type, error_message, error_traceback FROM attempts "
+            "WHERE run = ? AND action = ? ORDER BY number", (run_id, number))]
+    logs = conn.execute("SELECT text FROM logs WHERE run = ? AND action = ?", (run_id, number)).fetchone()
+    detail["logs"] = logs[0] if logs else ""
+    detail["note"] = note
+    detail["inputs"] = _value(store_unpack, inputs)
+    detail["output"] = _value(store_unpack, outputs)
+    return detail
+
+
+def _value(unpack: Any, value: bytes | str | None) -> dict[str, Any]:
+    if value is None:
+        return preview(None)
+    try:
+        data = unpack(value)
+    except Exception as error:  # noqa: BLE001 - a missing value file: say so in the preview
+        return {"preview": f"<{error}>", "size": None}
+    return preview(data)

@@ -1,0 +1,236 @@
+"""The REST API on a real Jupyter server, over runs recorded by real processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from flyte_nb.data.store import get_store
+
+from .conftest import TOKEN, run_script
+
+RECORDED = """
+import asyncio, os, flyte_nb as flyte
+env = flyte.TaskEnvironment("api")
+
+@env.task
+async def square(x: int) -> int:
+    await asyncio.sleep(0.01)
+    print("squared", x)
+    if x == 5:
+        raise ValueError("five is not welcome")
+    return x * x
+
+@env.task
+async def main(n: int) -> list:
+    return list(flyte.map(square, range(n), concurrency=3, return_exceptions=True, group_name="squares"))
+
+run = flyte.with_runcontext(name="recorded").run(main, 12)
+run.wait()
+"""
+
+
+@pytest.fixture(scope="module")
+def recorded(server):
+    os_env = {"JPY_SESSION_NAME": str(server["root"] / "work" / "demo.ipynb")}
+    run_script(server["home"], RECORDED, env=os_env)
+    return "recorded"
+
+
+def test_requests_without_the_token_are_refused(server, client):
+    for method, path in (("GET", "runs"), ("GET", "runs/recorded"), ("POST", "runs/recorded/abort")):
+        status, _, _ = client.request(method, path, body={} if method == "POST" else None, token=False)
+        assert status == 403, (method, path)
+
+
+def test_a_post_with_only_the_login_cookie_needs_the_xsrf_token(server):
+    """A browser session (cookie, no token header) must pass Jupyter's XSRF check to abort."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    opener.open(f"{server['url']}/login?token={TOKEN}", timeout=10)  # sets the login and _xsrf cookies
+    request = urllib.request.Request(f"{server['url']}/flyte-nb/api/runs/nothing/abort", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(request, timeout=10)
+    assert refused.value.code == 403
+    assert opener.open(f"{server['url']}/flyte-nb/api/runs", timeout=10).status == 200  # GET needs no XSRF
+
+
+def test_aborting_an_unknown_run_is_a_404_that_says_so(client):
+    status, body, _ = client.post("runs/no-such-run/abort")
+    assert status == 404 and "no run named 'no-such-run'" in body["message"]
+    status, body, _ = client.get("runs/no-such-run")
+    assert status == 404 and "no-such-run" in body["message"]
+    assert client.get("runs/no-such-run/actions")[0] == 404
+
+
+def test_bad_parameters_get_a_400_that_says_what_to_send(client):
+    status, body, _ = client.get("runs?limit=100000")
+    assert status == 400 and "limit must be a whole number between 1 and 500" in body["message"]
+    status, body, _ = client.get("runs?status=done")
+    assert status == 400 and "status must be one of live, queued, running" in body["message"]
+    status, body, _ = client.get("runs?before=abc")
+    assert status == 400 and "before" in body["message"]
+    status, body, _ = client.post("runs/x/abort", body=None, headers={"Content-Type": "application/json"})
+    assert status == 404  # an empty body is fine
+    status, body, _ = client.request("POST", "runs/x/abort", body="not json")
+    assert status == 400 and "JSON" in body["message"]
+
+
+def test_a_recorded_run_lists_with_its_notebook_and_counts(recorded, client):
+    status, body, headers = client.get("runs")
+    assert status == 200
+    run = next(r for r in body["runs"] if r["name"] == recorded)
+    assert run["phase"] == "succeeded" and not run["live"] and run["driver"].endswith("main")
+    assert run["notebook"] == "work/demo.ipynb"  # relative to the server's root, as JupyterLab opens it
+    assert run["counts"] == {"succeeded": 12, "failed": 1} and run["actions"] == 13
+    assert run["duration"] > 0
+    assert client.get("runs?notebook=work/demo.ipynb")[1]["total"] == 1
+    assert client.get("runs?notebook=other.ipynb")[1]["total"] == 0
+    assert client.get("runs?status=failed")[1]["runs"] == []
+
+
+def test_an_unchanged_list_is_a_304(recorded, client):
+    _, _, headers = client.get("runs")
+    status, body, _ = client.get("runs", headers={"If-None-Match": headers["Etag"]})
+    assert status == 304 and body is None
+
+
+def test_run_detail_has_groups_limits_timeline_and_errors(recorded, client):
+    status, run, _ = client.get(f"runs/{recorded}")
+    assert status == 200
+    (squares,) = run["groups"]
+    assert squares == {"name": "squares", "total": 12, "counts": {"succeeded": 11, "failed": 1}, "capacity": 3}
+    series = {s["name"]: s for s in run["timeline"]["series"]}
+    assert series["squares"]["capacity"] == 3 and series["squares"]["peak"] == 3  # the limit was used, never passed
+    assert 0 < series["squares"]["mean"] <= 3
+    assert run["timeline"]["start"] <= series["squares"]["points"][1][0] <= run["timeline"]["end"]
+    assert [e["message"] for e in run["errors"]] == ["five is not welcome"]
+    assert run["errors"][0]["type"] == "builtins.ValueError" and run["errors"][0]["group"] == "squares"
+
+
+def test_actions_page_and_filter(recorded, client):
+    _, page, _ = client.get(f"runs/{recorded}/actions?limit=5&offset=2")
+    assert page["total"] == 13 and [a["number"] for a in page["actions"]] == [2, 3, 4, 5, 6]
+    _, failed, _ = client.get(f"runs/{recorded}/actions?phase=failed")
+    assert failed["total"] == 1 and failed["actions"][0]["index"] == 5
+    assert failed["actions"][0]["error"] == {"type": "builtins.ValueError", "message": "five is not welcome"}
+    assert client.get(f"runs/{recorded}/actions?group=squares")[1]["total"] == 12
+
+
+def test_action_detail_has_traceback_logs_and_previews(recorded, client):
+    _, failed, _ = client.get(f"runs/{recorded}/actions?phase=failed")
+    number = failed["actions"][0]["number"]
+    status, action, _ = client.get(f"runs/{recorded}/actions/{number}")
+    assert status == 200
+    assert "in square" in action["error"]["traceback"] and "ValueError: five" in action["error"]["traceback"]
+    assert action["logs"] == "squared 5\n"
+    assert action["inputs"]["preview"] == "{'x': 5}"
+    _, ok, _ = client.get(f"runs/{recorded}/actions/{number + 1}")
+    assert ok["output"]["preview"] == "36" and ok["output"]["size"] > 0
+    assert client.get(f"runs/{recorded}/actions/999")[0] == 404
+
+
+def test_aborting_a_finished_run_is_a_409(recorded, client):
+    status, body, _ = client.post(f"runs/{recorded}/abort")
+    assert status == 409 and "already ended" in body["message"]
+
+
+LONG = """
+import asyncio, sys, flyte_nb as flyte
+env = flyte.TaskEnvironment("long")
+
+@env.task
+async def nap(i: int) -> int:
+    await asyncio.sleep(1)
+    return i
+
+@env.task
+async def main() -> list:
+    return list(flyte.map(nap, range(100), concurrency=2))
+
+run = flyte.with_runcontext(name="long-run").run(main)
+print("started", flush=True)
+try:
+    run.outputs()
+except flyte.RunAbortedError as error:
+    print("ABORTED:", error, flush=True)
+print("phase", run.phase, flush=True)
+"""
+
+
+def test_abort_reaches_the_process_that_owns_the_run(server, client):
+    process = run_script(server["home"], LONG, wait=False)
+    assert process.stdout.readline().strip() == "started"
+    deadline = time.monotonic() + 20
+    while client.get("runs?status=running")[1]["total"] == 0:
+        assert time.monotonic() < deadline, "the run never showed up as running"
+        time.sleep(0.1)
+    asked = time.monotonic()
+    status, body, _ = client.post("runs/long-run/abort", {"reason": "stopped by a test"})
+    assert status == 202 and body["requested"] is True
+    out, _ = process.communicate(timeout=30)
+    stopped = time.monotonic() - asked
+    assert "ABORTED:" in out and "stopped by a test" in out and "phase aborted" in out, out
+    assert stopped < 5, f"the abort took {stopped:.1f}s to land"
+    _, run, _ = client.get("runs/long-run")
+    assert run["phase"] == "aborted" and run["abort_reason"] == "stopped by a test"
+    assert run["counts"].get("succeeded", 0) < 100
+
+
+def test_aborting_a_run_of_a_dead_kernel_marks_it_at_once(server, client):
+    process = run_script(server["home"], LONG.replace("long-run", "orphan-run"), wait=False)
+    assert process.stdout.readline().strip() == "started"
+    deadline = time.monotonic() + 20
+    while client.get("runs/orphan-run")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    process.kill()
+    process.wait()
+    status, body, _ = client.post("runs/orphan-run/abort")
+    assert status == 202 and body["phase"] == "aborted"
+    assert client.get("runs/orphan-run")[1]["abort_reason"] == "kernel exited"
+
+
+def test_ten_thousand_runs_page_in_under_200_ms(server, client):
+    store = get_store(server["home"])
+    conn = store.connect()
+    now = time.time()
+    with conn:
+        conn.executemany(
+            "INSERT INTO runs (name, driver, phase, created_at, started_at, ended_at, actions, counts) "
+            "VALUES (?, 'bulk.main', ?, ?, ?, ?, 10, '{\"succeeded\": 10}')",
+            [(f"bulk-{i}", "failed" if i % 10 == 0 else "succeeded", now + i, now + i, now + i + 1)
+             for i in range(10_000)])
+    conn.close()
+    seen: list[str] = []
+    cursor = ""
+    slowest = 0.0
+    for _ in range(5):
+        started = time.perf_counter()
+        status, page, _ = client.get(f"runs?limit=100{cursor}")
+        slowest = max(slowest, time.perf_counter() - started)
+        assert status == 200 and page["total"] >= 10_000
+        seen += [r["name"] for r in page["runs"]]
+        cursor = f"&before={page['next']}"
+    assert seen[:2] == ["bulk-9999", "bulk-9998"] and len(set(seen)) == 500
+    started = time.perf_counter()
+    status, failed, _ = client.get("runs?status=failed&limit=100")
+    slowest = max(slowest, time.perf_counter() - started)
+    assert failed["total"] == 1000
+    assert slowest < 0.2, f"a page of runs took {slowest * 1000:.0f} ms"
+
+
+def test_the_run_link_opens_jupyterlab_on_the_run(server):
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(f"{server['url']}/flyte-nb/runs/my%20run?token={TOKEN}", timeout=10)
+    assert redirect.value.code == 302
+    assert redirect.value.headers["Location"].endswith("/lab?flyte-nb-run=my%20run")
