@@ -1,0 +1,184 @@
+/**
+ * A run's actions, a page at a time, filtered by phase and group; a click shows one in full.
+ */
+import { ACTION_PHASES, ActionRow, FlyteApi } from './api';
+import { h, replaceChildren, setText } from './dom';
+import { formatDuration } from './format';
+import { renderActionDetail } from './actionDetail';
+import { badge } from './parts';
+
+const PAGE = 100;
+
+export class ActionsTable {
+  readonly node: HTMLElement;
+
+  constructor(
+    private readonly api: FlyteApi,
+    private readonly run: string
+  ) {
+    this.node = h(
+      'section',
+      { class: 'flyte-nb-actions' },
+      h(
+        'div',
+        { class: 'flyte-nb-actions-toolbar' },
+        h('h3', {}, 'Actions'),
+        this.phase,
+        this.group,
+        h('span', { class: 'flyte-nb-spacer' }),
+        this.range,
+        this.prev,
+        this.next
+      ),
+      h(
+        'div',
+        { class: 'flyte-nb-actions-body' },
+        h(
+          'div',
+          { class: 'flyte-nb-actions-scroll' },
+          h(
+            'table',
+            { class: 'flyte-nb-actions-table' },
+            h(
+              'thead',
+              {},
+              h('tr', {}, ...['#', 'task', 'group', 'phase', 'duration', 'attempts', 'error'].map(c => h('th', {}, c)))
+            ),
+            this.body
+          ),
+          this.empty
+        ),
+        this.detail
+      )
+    );
+  }
+
+  /** Offer the run's groups in the group filter. */
+  setGroups(groups: string[]): void {
+    const current = [...this.group.options].slice(1).map(o => o.value);
+    if (current.join('\n') === groups.join('\n')) {
+      return;
+    }
+    const selected = this.group.value;
+    replaceChildren(this.group, h('option', { value: '' }, 'all groups'), ...groups.map(g => h('option', { value: g }, g)));
+    this.group.value = groups.includes(selected) ? selected : '';
+    this.group.hidden = groups.length === 0;
+  }
+
+  /** Fetch the page shown (a 304 when nothing changed). */
+  async refresh(): Promise<void> {
+    const generation = this.generation;
+    const query = {
+      offset: this.offset,
+      limit: PAGE,
+      phase: (this.phase.value || undefined) as ActionRow['phase'] | undefined,
+      group: this.group.value || undefined
+    };
+    const fetched = await this.api.listActions(this.run, query, this.etag);
+    if (generation !== this.generation) {
+      return;
+    }
+    this.etag = fetched.etag;
+    if (!fetched.data) {
+      return;
+    }
+    const { total, actions } = fetched.data;
+    this.total = total;
+    replaceChildren(this.body, ...actions.map(action => this.row(action)));
+    setText(this.range, total ? `${this.offset + 1}–${this.offset + actions.length} of ${total}` : '');
+    this.prev.disabled = this.offset === 0;
+    this.next.disabled = this.offset + PAGE >= total;
+    this.empty.hidden = actions.length > 0;
+    const selected = actions.find(a => a.number === this.selected);
+    if (selected && selected.phase !== this.selectedPhase) {
+      void this.select(selected.number); // it moved on: show its new state
+    }
+  }
+
+  private row(action: ActionRow): HTMLTableRowElement {
+    const error = action.error ? `${action.error.type}: ${action.error.message}` : '';
+    return h(
+      'tr',
+      {
+        class: 'flyte-nb-action-row',
+        'data-action': action.number,
+        'data-phase': action.phase,
+        'aria-selected': action.number === this.selected ? 'true' : 'false',
+        tabindex: 0,
+        onclick: () => void this.select(action.number),
+        onkeydown: (event: Event) => {
+          if ((event as KeyboardEvent).key === 'Enter') {
+            void this.select(action.number);
+          }
+        }
+      },
+      h('td', { class: 'flyte-nb-num' }, action.name),
+      h('td', {}, action.task),
+      h('td', {}, action.group ? `${action.group}${action.index !== null ? ` [${action.index}]` : ''}` : ''),
+      h('td', {}, badge(action.phase)),
+      h('td', { class: 'flyte-nb-num' }, formatDuration(action.duration)),
+      h('td', { class: 'flyte-nb-num' }, String(action.attempts)),
+      h('td', { class: 'flyte-nb-action-error', title: error }, error)
+    );
+  }
+
+  /** Show one action in the detail pane. */
+  async select(number: number): Promise<void> {
+    this.selected = number;
+    for (const row of this.body.querySelectorAll('.flyte-nb-action-row')) {
+      row.setAttribute('aria-selected', String(row.getAttribute('data-action') === String(number)));
+    }
+    try {
+      const action = await this.api.getAction(this.run, number);
+      if (this.selected === number) {
+        this.selectedPhase = action.phase;
+        replaceChildren(this.detail, renderActionDetail(action));
+      }
+    } catch (error) {
+      replaceChildren(this.detail, h('div', { class: 'flyte-nb-runs-message' }, `Cannot load a${number}: ${error}`));
+    }
+  }
+
+  private filter(): void {
+    this.generation++;
+    this.offset = 0;
+    this.etag = null;
+    void this.refresh();
+  }
+
+  private page(delta: number): void {
+    this.generation++;
+    this.offset = Math.max(0, Math.min(this.offset + delta * PAGE, Math.max(0, this.total - 1)));
+    this.etag = null;
+    void this.refresh();
+  }
+
+  private etag: string | null = null;
+  private generation = 0;
+  private offset = 0;
+  private total = 0;
+  private selected: number | null = null;
+  private selectedPhase: string | null = null;
+
+  private readonly phase = h(
+    'select',
+    { class: 'flyte-nb-phase-filter jp-mod-styled', title: 'Show actions in this phase', onchange: () => this.filter() },
+    h('option', { value: '' }, 'all phases'),
+    ...ACTION_PHASES.map(p => h('option', { value: p }, p.replace('_', ' ')))
+  );
+  private readonly group = h(
+    'select',
+    { class: 'flyte-nb-group-filter jp-mod-styled', title: 'Show actions of this group', onchange: () => this.filter() },
+    h('option', { value: '' }, 'all groups')
+  );
+  private readonly range = h('span', { class: 'flyte-nb-range' });
+  private readonly prev = h('button', { class: 'jp-Button flyte-nb-prev', onclick: () => this.page(-1) }, '‹ Prev');
+  private readonly next = h('button', { class: 'jp-Button flyte-nb-next', onclick: () => this.page(1) }, 'Next ›');
+  private readonly body = h('tbody', {});
+  private readonly empty = h('div', { class: 'flyte-nb-muted flyte-nb-actions-empty' }, 'No actions match.');
+  private readonly detail = h(
+    'aside',
+    { class: 'flyte-nb-action-pane' },
+    h('div', { class: 'flyte-nb-muted' }, 'Click an action to see its error, attempts, logs and output.')
+  );
+}
