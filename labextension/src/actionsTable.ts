@@ -172,8 +172,8 @@ export class ActionsTable {
     h('option', { value: '' }, 'all groups')
   );
   private readonly range = h('span', { class: 'flyte-nb-range' });
-  private readonly prev = h('button', { class: 'jp-Button flyte-nb-prev', onclick: () => this.page(-1) }, '‹ Prev');
-  private readonly next = h('button', { class: 'jp-Button flyte-nb-next', onclick: () => this.page(1) }, 'Next ›');
+  private readonly prev = h('button', { class: 'flyte-nb-prev', onclick: () => this.page(-1) }, '‹ Prev');
+  private readonly next = h('button', { class: 'flyte-nb-next', onclick: () => this.page(1) }, 'Next ›');
   private readonly body = h('tbody', {});
   private readonly empty = h('div', { class: 'flyte-nb-muted flyte-nb-actions-empty' }, 'No actions match.');
   private readonly detail = h(

@@ -47,9 +47,13 @@ export function elapsed(run: RunSummary, now: number = Date.now() / 1000): numbe
 
 export interface Progress {
   done: number;
+  /** succeeded or cached */
   ok: number;
-  bad: number;
+  /** failed or timed out */
+  failed: number;
+  cancelled: number;
   running: number;
+  /** queued or waiting for slots */
   waiting: number;
   total: number;
 }
@@ -58,7 +62,8 @@ export interface Progress {
 export function progress(counts: Counts, total?: number | null): Progress {
   const n = (phase: keyof Counts): number => counts[phase] ?? 0;
   const ok = n('succeeded') + n('cached');
-  const bad = n('failed') + n('timed_out') + n('cancelled');
+  const failed = n('failed') + n('timed_out');
+  const cancelled = n('cancelled');
   const running = n('running');
   const waiting = n('queued') + n('waiting');
   let done = 0;
@@ -69,14 +74,17 @@ export function progress(counts: Counts, total?: number | null): Progress {
       done += count ?? 0;
     }
   }
-  return { done, ok, bad, running, waiting, total: Math.max(total ?? sum, sum) };
+  return { done, ok, failed, cancelled, running, waiting, total: Math.max(total ?? sum, sum) };
 }
 
 /** "196/200 done · 4 failed · 3 running" */
 export function progressText(p: Progress): string {
   const parts = [`${p.done}/${p.total} done`];
-  if (p.bad) {
-    parts.push(`${p.bad} failed`);
+  if (p.failed) {
+    parts.push(`${p.failed} failed`);
+  }
+  if (p.cancelled) {
+    parts.push(`${p.cancelled} cancelled`);
   }
   if (p.running) {
     parts.push(`${p.running} running`);

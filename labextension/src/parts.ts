@@ -11,9 +11,9 @@ export function updateBadge(element: HTMLElement, phase: string): void {
   setText(element, phase.replace('_', ' '));
 }
 
-const SEGMENTS = ['ok', 'bad', 'running'] as const;
+const SEGMENTS = ['ok', 'failed', 'cancelled', 'running'] as const;
 
-/** A bar with three stacked segments: succeeded (or cached), failed, running. */
+/** A bar with stacked segments: succeeded (or cached), failed (or timed out), cancelled, running. */
 export function progressBar(): HTMLDivElement {
   return h(
     'div',

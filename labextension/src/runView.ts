@@ -135,12 +135,15 @@ export class RunView extends Widget {
     this.openNotebook.hidden = !run.notebook;
     setAttr(this.openNotebook, 'title', run.notebook ? `Open ${run.notebook}` : '');
     this.renderClock(run);
-    updateProgressBar(this.bar, progress(run.counts, run.actions));
-    setText(this.counts, run.actions ? progressText(progress(run.counts, run.actions)) : 'no actions yet');
+    const overall = progress(run.counts, expectedActions(run));
+    updateProgressBar(this.bar, overall);
+    setText(this.counts, run.actions ? progressText(overall) : 'no actions yet');
+    // An aborted run's error only repeats its abort reason.
+    const aborted = run.phase === 'aborted' && !!run.abort_reason;
     replaceChildren(
       this.problem,
-      run.error ? errorBlock(run.error) : null,
-      run.abort_reason ? h('div', { class: 'flyte-nb-abort-reason' }, `Aborted: ${run.abort_reason}`) : null
+      run.error && !aborted ? errorBlock(run.error) : null,
+      aborted ? h('div', { class: 'flyte-nb-abort-reason' }, capitalize(run.abort_reason as string)) : null
     );
     replaceChildren(
       this.groups,
@@ -237,13 +240,13 @@ export class RunView extends Widget {
   private readonly problem = h('div', { class: 'flyte-nb-detail-problem' });
   private readonly abort = h(
     'button',
-    { class: 'jp-Button flyte-nb-abort', title: 'Abort this run', hidden: true, onclick: () => void this.abortRun() },
+    { class: 'flyte-nb-abort', title: 'Abort this run', hidden: true, onclick: () => void this.abortRun() },
     'Abort'
   );
   private readonly openNotebook = h(
     'button',
     {
-      class: 'jp-Button flyte-nb-open-notebook',
+      class: 'flyte-nb-open-notebook',
       hidden: true,
       onclick: () => {
         const path = this.detail_?.notebook;
@@ -275,4 +278,18 @@ export class RunView extends Widget {
   private readonly groups = h('div', { class: 'flyte-nb-groups' });
   private readonly timeline = h('div', { class: 'flyte-nb-timeline-box' });
   private readonly errors = h('section', { class: 'flyte-nb-errors', hidden: true });
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** Actions so far plus those a map will still start (maps start their actions lazily). */
+function expectedActions(run: RunDetail): number {
+  let pending = 0;
+  for (const group of run.groups) {
+    const started = Object.values(group.counts).reduce((sum, n) => sum + (n ?? 0), 0);
+    pending += Math.max(0, (group.total ?? 0) - started);
+  }
+  return run.actions + (run.live ? pending : 0);
 }

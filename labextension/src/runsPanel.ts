@@ -267,7 +267,7 @@ export class RunsPanel extends Widget {
   private readonly message = h('div', { class: 'flyte-nb-runs-message', role: 'alert' });
   private readonly list = h('ul', { class: 'flyte-nb-run-list' });
   private readonly empty = h('div', { class: 'flyte-nb-runs-empty' });
-  private readonly more = h('button', { class: 'flyte-nb-more jp-Button', onclick: () => void this.loadMore() }, 'More');
+  private readonly more = h('button', { class: 'flyte-nb-more', onclick: () => void this.loadMore() }, 'More');
 }
 
 /** One run in the list, updated in place on each poll. */
@@ -311,7 +311,12 @@ class RunRow {
     updateProgressBar(this.bar, p);
     setText(this.counts, p.total ? progressText(p) : 'no actions yet');
     this.abort.hidden = !run.live;
-    const problem = run.error ? `${run.error.type}: ${run.error.message}` : run.abort_reason ? `aborted: ${run.abort_reason}` : '';
+    const problem =
+      run.phase === 'aborted' && run.abort_reason
+        ? run.abort_reason
+        : run.error
+          ? `${shortType(run.error.type)}: ${run.error.message}`
+          : '';
     setText(this.error, problem);
     this.error.hidden = !problem;
   }
@@ -325,7 +330,7 @@ class RunRow {
   private readonly abort = h(
     'button',
     {
-      class: 'flyte-nb-abort jp-Button',
+      class: 'flyte-nb-abort',
       title: 'Abort this run',
       onclick: (event: Event) => {
         event.stopPropagation();
@@ -336,8 +341,13 @@ class RunRow {
   );
 }
 
+/** `builtins.ValueError` reads as `ValueError` where space is short. */
+function shortType(type: string): string {
+  return type.startsWith('builtins.') ? type.slice('builtins.'.length) : type;
+}
+
 function refreshButton(onclick: () => void): HTMLButtonElement {
-  const button = h('button', { class: 'flyte-nb-refresh jp-Button', title: 'Refresh now', onclick });
+  const button = h('button', { class: 'flyte-nb-refresh', title: 'Refresh now', onclick });
   refreshIcon.element({ container: button, height: '16px', width: '16px' });
   return button;
 }
