@@ -62,7 +62,7 @@ export class RunsPanel extends Widget {
   async refresh(): Promise<void> {
     const query = this.query();
     if (!query) {
-      this.show_([], 0, null);
+      this.render([], 0, null);
       return;
     }
     const generation = this.generation;
@@ -81,14 +81,14 @@ export class RunsPanel extends Widget {
     this.etag = fetched.etag;
     setText(this.message, '');
     if (fetched.data) {
-      this.head_ = fetched.data.runs;
+      this.headRuns = fetched.data.runs;
       this.headNext = fetched.data.next;
       this.total = fetched.data.total;
       if (!this.older.length) {
         this.olderNext = fetched.data.next;
       }
     }
-    this.show_([...this.head_, ...this.older], this.total, this.older.length ? this.olderNext : this.headNext);
+    this.render([...this.headRuns, ...this.older], this.total, this.older.length ? this.olderNext : this.headNext);
   }
 
   override dispose(): void {
@@ -141,11 +141,13 @@ export class RunsPanel extends Widget {
     this.generation++;
     this.etag = null;
     this.headLimit = PAGE;
-    this.head_ = [];
+    this.headRuns = [];
     this.older = [];
     this.olderNext = null;
     this.list.scrollTop = 0;
-    void this.poll.refresh();
+    if (this.isVisible) {
+      void this.poll.refresh(); // (a hidden panel fetches when shown: refreshing would restart the poll)
+    }
   }
 
   private onNotebookChanged(): void {
@@ -172,14 +174,14 @@ export class RunsPanel extends Widget {
       if (page && generation === this.generation) {
         this.older.push(...page.runs);
         this.olderNext = page.next;
-        this.show_([...this.head_, ...this.older], this.total, this.olderNext);
+        this.render([...this.headRuns, ...this.older], this.total, this.olderNext);
       }
     } catch (error) {
       this.fail(error);
     }
   }
 
-  private show_(runs: RunSummary[], total: number, next: string | null): void {
+  private render(runs: RunSummary[], total: number, next: string | null): void {
     const now = Date.now() / 1000;
     const seen = new Set<string>();
     let previous: Element | null = null;
@@ -233,7 +235,7 @@ export class RunsPanel extends Widget {
   private etag: string | null = null;
   private generation = 0;
   private headLimit = PAGE;
-  private head_: RunSummary[] = [];
+  private headRuns: RunSummary[] = [];
   private headNext: string | null = null;
   private older: RunSummary[] = [];
   private olderNext: string | null = null;
