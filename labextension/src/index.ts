@@ -1,7 +1,7 @@
 /**
  * flyte-nb: the Flyte runs side panel, run views, abort commands and the `?flyte-nb-run=` route.
  */
-import { ILabShell, ILayoutRestorer, IRouter, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILayoutRestorer, IRouter, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 
@@ -15,7 +15,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Flyte runs: a side panel of runs, run views with slot timelines, abort commands.',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ICommandPalette, ILayoutRestorer, IRouter, ILabShell],
+  optional: [ICommandPalette, ILayoutRestorer, IRouter],
   activate: (
     app: JupyterFrontEnd,
     notebooks: INotebookTracker,
