@@ -154,6 +154,11 @@ def test_fan_out_in_the_widget_the_panel_and_the_run_view(browser, lab, artifact
     page.wait_for_selector(f'{detail} .flyte-nb-action-detail[data-action="4"]', timeout=10_000)
     assert "work 3" in page.locator(f"{detail} .flyte-nb-logs").inner_text()
     assert page.locator(f"{detail} .flyte-nb-preview").first.inner_text() == "3"
+
+    # "Open notebook" brings the run's notebook forward
+    page.click(f"{detail} .flyte-nb-open-notebook")
+    page.wait_for_function("window.jupyterapp.shell.currentWidget.context?.path === 'panel_fan_out.ipynb'",
+                           timeout=10_000)
     assert errors == []
 
     # Run.url's route opens the same view in a fresh Lab
