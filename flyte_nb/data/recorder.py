@@ -1,10 +1,12 @@
 """Recording runs: a per-run event listener and one writer thread that commits in batches.
 
 The engine never calls the store. :func:`attach` gives a run a :class:`RunLog` (listener) and a
-:class:`~.cache.RunCache`. On the engine thread the listener only pickles the values it must
-snapshot (inputs when an action starts, the output when it succeeds: later mutation by the caller
-must not change the record) and appends to a deque; ``queued`` events are not even queued (every
-action reaches a later phase, which writes it). The writer thread (:mod:`.writer`) wakes every
+:class:`~.cache.RunCache`. On the engine thread the listener only snapshots the values it must
+(inputs when an action starts, the output when it succeeds: later mutation by the caller must not
+change the record) and appends to a deque; ``queued`` events are not even queued (every action
+reaches a later phase, which writes it). A value that cannot change (ints, strings, tuples of
+them ...) is kept by reference and pickled by the writer; only others are pickled on the engine
+thread (see :mod:`.snapshot`). The writer thread (:mod:`.writer`) wakes every
 ``Writer.interval`` seconds, coalesces what arrived (an action that started and succeeded
 between two wake-ups is written once) and commits everything of every run in one transaction
 with multi-row INSERTs (see :func:`~.store.insert_many`). A 10,000-action run costs a few dozen commits, not 10,000.
@@ -47,6 +49,7 @@ from ..engine.run import RunState
 from ..engine.spec import TaskSpec
 from ..errors import StoreError, user_traceback
 from .cache import Note, Prepared, RunCache, dumps, encode_inputs, previous_outputs, task_info
+from .snapshot import ATOMIC, KEPT_ARG, KEPT_ARGS, KEPT_OUTPUT, Kept, keepable, keepable_args
 from .store import HOST, INLINE_MAX, PID, TOKEN, Store, get_store, insert_many, recording_enabled
 from .writer import Writer
 
@@ -60,6 +63,7 @@ _FAILED = (Phase.FAILED, Phase.TIMED_OUT)
 _PHASE_NAMES = tuple(str(phase) for phase in Phase)  # str(Phase) costs a microsecond: too much per row
 _NO_ERROR = (None, None, None, None)
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
+_KEEP = object()  # from _inputs/_output: the value is its own snapshot (see .snapshot)
 
 _INSERT_ACTIONS = """
 INSERT INTO actions (run, number, parent, task, grp, tags, map_index, phase, attempts, queued_at, started_at,
@@ -104,12 +108,13 @@ class RunLog:
         self.state = state
         self.run_id = 0  # runs.id, set when the run's row is claimed
         self.cache: RunCache | None = None
-        self.queue: collections.deque[tuple] = collections.deque()  # (action, phase, payload)
+        self.queue: collections.deque[Any] = collections.deque()  # flat: action, phase, payload, action, ...
         self.other: collections.deque[tuple] = collections.deque()  # run phase changes and cache entries
         self.finished = False  # RUN_FINISHED seen (engine thread)
         self.closed = False  # nothing more will be written
         # writer thread only: what is drained but not yet committed
-        self.actions: dict[int, tuple[Action, Phase]] = {}
+        self.pending: dict[Action, Phase] = {}  # the phase each changed action had when drained
+        self.kept = Kept()  # values the engine kept by reference, still to pickle
         self.inputs: dict[int, bytes] = {}
         self.keys: dict[int, str] = {}
         self.outputs: dict[int, bytes | str] = {}  # bytes, or the digest of a value file (a cache hit)
@@ -118,7 +123,7 @@ class RunLog:
         self.run_dirty = False
         self.run_phase = "queued"
         self._tasks: dict[TaskSpec, int] = {}  # spec → tasks.id
-        self._catch_up_at = HIGH_WATER
+        self._catch_up_at = 3 * HIGH_WATER  # in queue items: three per event
         self.drained = threading.Event()  # set by the writer each time it has taken the queue
 
     # ------------------------------------------------------- engine thread
@@ -126,7 +131,12 @@ class RunLog:
         self.other.append(item)
 
     def __call__(self, event: Event) -> None:
-        """The listener: snapshot values, queue the change, never raise. Called 2-3 times per action."""
+        """The listener: snapshot values, queue the change, never raise. Called 2-3 times per action.
+
+        The queue is flat (three items per event, added at once by ``extend``; only the engine
+        thread calls listeners): a tuple per event would be a tracked object that the writer frees
+        late, which makes the garbage collector run more often (see :mod:`.snapshot`).
+        """
         phase = event.phase
         if phase is _QUEUED or self.closed:
             return
@@ -138,8 +148,13 @@ class RunLog:
             if phase is _RUNNING:
                 data = event.data
                 payload: Any = None if data is None else self._inputs(action, data)
+                if payload is _KEEP:
+                    args = data[0]
+                    phase, payload = (KEPT_ARG, args[0]) if len(args) == 1 else (KEPT_ARGS, args)
             elif phase is _SUCCEEDED:
                 payload = self._output(action, event.data)
+                if payload is _KEEP:
+                    phase, payload = KEPT_OUTPUT, event.data
             elif phase is _CACHED:
                 payload = self.cache.release(action.number)[:2] if self.cache is not None else (None, None)
             else:
@@ -147,7 +162,7 @@ class RunLog:
                 if phase >= _SUCCEEDED and self.cache is not None:
                     self.cache.release(action.number)
             queue = self.queue
-            queue.append((action, phase, payload))
+            queue.extend((action, phase, payload))
             if len(queue) >= self._catch_up_at:
                 self._catch_up()
         except Exception:  # noqa: BLE001 - recording must never break a run
@@ -158,10 +173,11 @@ class RunLog:
         self.drained.clear()
         self.writer.wake()
         if self.drained.wait(CATCH_UP_WAIT) or not self.writer.running():
-            self._catch_up_at = HIGH_WATER
+            self._catch_up_at = 3 * HIGH_WATER
         else:  # the writer is stuck (a lock held elsewhere?): do not stall the engine again soon
-            self._catch_up_at = len(self.queue) + HIGH_WATER
-            log.warning("flyte_nb: the run store writer is %d events behind run %s", len(self.queue), self.state.name)
+            self._catch_up_at = len(self.queue) + 3 * HIGH_WATER
+            log.warning("flyte_nb: the run store writer is %d events behind run %s", len(self.queue) // 3,
+                        self.state.name)
 
     def _run_event(self, event: Event) -> None:
         if event.kind is EventKind.RUN_STARTED:
@@ -173,23 +189,29 @@ class RunLog:
                 self.cache.close()
             self.writer.wake()
 
-    def _inputs(self, action: Action, data: tuple) -> bytes | Prepared | Note:
+    def _inputs(self, action: Action, data: tuple) -> bytes | Prepared | Note | object:
+        """The inputs' snapshot: what the cache prepared, ``_KEEP`` (the args are their own), or a pickle."""
         cache = self.cache
         if cache is not None and cache.prepared:
             prepared = cache.prepared.get(action.number)
             if prepared is not None:
                 return prepared
+        if keepable_args(*data):
+            return _KEEP
         try:
             return encode_inputs(action.spec, *data)
         except Exception as error:  # noqa: BLE001
             return Note(f"inputs not recorded: {type(error).__name__}: {error}")
 
-    def _output(self, action: Action, result: Any) -> bytes | Note:
+    def _output(self, action: Action, result: Any) -> bytes | Note | object:
+        """The output's snapshot: the cache's pickle, ``_KEEP`` (the value is its own), or a pickle."""
         cache = self.cache
         if cache is not None and (cache.prepared or cache.outputs):
             known = cache.release(action.number)[2]
             if known is not None:
                 return known
+        if type(result) in ATOMIC or keepable(result):
+            return _KEEP
         try:
             return dumps(result)
         except Exception as error:  # noqa: BLE001
@@ -198,16 +220,31 @@ class RunLog:
     # ------------------------------------------------------- writer thread
     def drain(self) -> None:
         """Coalesce what the engine queued since the last batch (and release an engine waiting for it)."""
-        queue, actions, inputs, outputs = self.queue, self.actions, self.inputs, self.outputs
+        queue, pending, inputs, outputs = self.queue, self.pending, self.inputs, self.outputs
         other = self.other
         settled = len(other)  # counted first: a "finished" among these comes after every action event below
+        kept = self.kept
         pop = queue.popleft
-        for _ in range(len(queue)):  # only what is there now; more may arrive meanwhile
-            action, phase, payload = pop()
-            number = action.number
-            actions[number] = (action, phase)
+        for _ in range(len(queue) // 3):  # only what is there now; more may arrive meanwhile
+            action = pop()
+            phase = pop()
+            payload = pop()
+            if phase is KEPT_ARG:
+                pending[action] = _RUNNING
+                kept.arg[action] = payload
+                continue
+            if phase is KEPT_ARGS:
+                pending[action] = _RUNNING
+                kept.args[action] = payload
+                continue
+            if phase is KEPT_OUTPUT:
+                pending[action] = _SUCCEEDED
+                kept.outputs[action] = payload
+                continue
+            pending[action] = phase
             if payload is None:
                 continue
+            number = action.number
             if phase is _RUNNING:
                 if type(payload) is bytes:
                     inputs[number] = payload
@@ -261,12 +298,14 @@ class RunLog:
         inputs, outputs, keys, notes = self.inputs, self.outputs, self.keys, self.notes
         names = _PHASE_NAMES
         tasks = self._tasks
+        self.kept.encode(inputs, outputs, notes, YIELD_EVERY, YIELD_PAUSE)
         plain: list[Any] = []  # flat: _PLAIN_WIDTH values per action (see insert_many)
         full: list[Any] = []  # flat: _ACTION_WIDTH values per action
         attempts: list[tuple] = []
-        for count, (number, (action, phase)) in enumerate(self.actions.items(), 1):
+        for count, (action, phase) in enumerate(self.pending.items(), 1):
             if count % YIELD_EVERY == 0:
                 time.sleep(YIELD_PAUSE)
+            number = action.number
             spec = action.spec
             task = tasks.get(spec)
             if task is None:
@@ -339,7 +378,7 @@ class RunLog:
                 self.run_id)
 
     def committed(self) -> None:
-        self.actions.clear()
+        self.pending.clear()
         self.inputs.clear()
         self.keys.clear()
         self.outputs.clear()

@@ -1,0 +1,73 @@
+"""Values kept by reference on the engine thread are recorded exactly as if pickled at once."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import flyte_nb as flyte
+from flyte_nb.data.cache import dumps, encode_inputs
+from flyte_nb.data.snapshot import keepable, keepable_args
+from flyte_nb.data.store import DB_NAME
+
+env = flyte.TaskEnvironment("snapshot_tests")
+
+
+@env.task
+async def echo(x):
+    return x
+
+
+@env.task
+async def pair(a, b=2):
+    return (a, b)
+
+
+@env.task
+async def grow(items: list) -> list:
+    items.append("grown")
+    return items
+
+
+VALUES = [0, -7, 2**80, 1.5, float("inf"), None, True, "text", "__main__", b"\x00bytes", complex(1, 2), (),
+          (1, ("a", 2.5)), [1, 2], {"k": [3]}, (1, [2]), frozenset({1})]
+
+
+@pytest.mark.parametrize("value, kept", [(1, True), ("s", True), ((1, (b"x", None)), True), ([1], False),
+                                         ({"a": 1}, False), ((1, [2]), False), (frozenset(), False)])
+def test_only_values_that_cannot_change_are_kept(value, kept):
+    assert keepable(value) is kept
+    assert keepable_args((value,), {}) is kept
+    assert not keepable_args((value,), {"k": 1})  # keyword arguments are always pickled at once
+
+
+@env.task
+async def driver() -> list:
+    for value in VALUES:
+        await echo(value)
+    await pair(1)
+    await pair(1, b=(3,))
+    mine = ["mine"]
+    await grow(mine)
+    mine.append("changed by the caller")
+    async for _ in flyte.map.aio(echo, VALUES[:8], concurrency=3):
+        pass
+    return mine
+
+
+def test_recorded_bytes_are_those_of_pickling_at_once(home):
+    run = flyte.run(driver)
+    assert run.outputs(timeout=30) == ["mine", "grown", "changed by the caller"]
+    flyte.runs()  # commits what is pending
+    conn = sqlite3.connect(home / DB_NAME)
+    rows = conn.execute("SELECT a.number, a.inputs, a.outputs, a.note FROM actions a JOIN runs r ON r.id = a.run "
+                        "WHERE r.name = ? ORDER BY a.number", (run.name,)).fetchall()
+    calls = [((v,), {}, v) for v in VALUES] + [((1,), {}, (1, 2)), ((1,), {"b": (3,)}, (1, (3,)))]
+    calls += [((["mine"],), {}, ["mine", "grown"])] + [((v,), {}, v) for v in VALUES[:8]]
+    specs = [echo.spec] * len(VALUES) + [pair.spec] * 2 + [grow.spec] + [echo.spec] * 8
+    assert len(rows) == 1 + len(calls)
+    for (number, inputs, output, note), spec, (args, kwargs, result) in zip(rows[1:], specs, calls):
+        assert note is None, number
+        assert inputs == encode_inputs(spec, args, kwargs), number
+        assert output == dumps(result), number
