@@ -295,6 +295,7 @@ class RunCache:
         self.read = read
         self.write = write
         self.previous = previous
+        self.every_task = previous is not None  # else only tasks with a cache policy need lookup/store
         self.prepared: dict[int, Prepared] = {}
         self.hits: dict[int, bytes | str] = {}  # action number → the output served (bytes, or digest of its file)
         self.outputs: dict[int, bytes | Note] = {}  # action number → pickled output of a cached task, or why not
