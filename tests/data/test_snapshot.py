@@ -25,6 +25,11 @@ async def pair(a, b=2):
 
 
 @env.task
+async def star(*xs):
+    return xs
+
+
+@env.task
 async def grow(items: list) -> list:
     items.append("grown")
     return items
@@ -53,6 +58,9 @@ async def driver() -> list:
     mine.append("changed by the caller")
     async for _ in flyte.map.aio(echo, VALUES[:8], concurrency=3):
         pass
+    async for _ in flyte.map.aio(pair, [1, "__main__"], [(2,), None], concurrency=2):
+        pass
+    await star(1, 2)
     return mine
 
 
@@ -65,7 +73,9 @@ def test_recorded_bytes_are_those_of_pickling_at_once(home):
                         "WHERE r.name = ? ORDER BY a.number", (run.name,)).fetchall()
     calls = [((v,), {}, v) for v in VALUES] + [((1,), {}, (1, 2)), ((1,), {"b": (3,)}, (1, (3,)))]
     calls += [((["mine"],), {}, ["mine", "grown"])] + [((v,), {}, v) for v in VALUES[:8]]
-    specs = [echo.spec] * len(VALUES) + [pair.spec] * 2 + [grow.spec] + [echo.spec] * 8
+    calls += [((1, (2,)), {}, (1, (2,))), (("__main__", None), {}, ("__main__", None)), ((1, 2), {}, (1, 2))]
+    specs = [echo.spec] * len(VALUES) + [pair.spec] * 2 + [grow.spec] + [echo.spec] * 8 + [pair.spec] * 2
+    specs += [star.spec]
     assert len(rows) == 1 + len(calls)
     for (number, inputs, output, note), spec, (args, kwargs, result) in zip(rows[1:], specs, calls):
         assert note is None, number
