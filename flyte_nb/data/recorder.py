@@ -1,24 +1,25 @@
 """Recording runs: a per-run event listener and one writer thread that commits in batches.
 
 The engine never calls the store. :func:`attach` gives a run a :class:`RunLog` (listener) and a
-:class:`~.cache.RunCache`. On the engine thread the listener only snapshots the values it must
-(inputs when an action starts, the output when it succeeds: later mutation by the caller must not
-change the record) and appends to a deque; ``queued`` events are not even queued (every action
-reaches a later phase, which writes it). A value that cannot change (ints, strings, tuples of
-them ...) is kept by reference and pickled by the writer; only others are pickled on the engine
-thread (see :mod:`.snapshot`). The writer thread (:mod:`.writer`) wakes every
-``Writer.interval`` seconds, coalesces what arrived (an action that started and succeeded
-between two wake-ups is written once) and commits everything of every run in one transaction
-with multi-row INSERTs (see :func:`~.store.insert_many`). A 10,000-action run costs a few dozen commits, not 10,000.
+:class:`~.cache.RunCache`. On the engine thread the listener only snapshots what it must (inputs
+when an action starts, the output when it succeeds: later mutation by the caller must not change
+the record) and appends to a deque; ``queued`` events are not queued at all (every action reaches
+a later phase, which writes it). A value that cannot change (ints, strings, tuples of them ...)
+is its own snapshot: it is kept by reference and the writer pickles it (:mod:`.snapshot`).
+
+The writer thread (:mod:`.writer`) wakes every ``Writer.interval`` seconds, coalesces what
+arrived (an action that started and succeeded between two wake-ups is written once) and commits
+every run's changes in one transaction with multi-row INSERTs (:func:`~.store.insert_many`; rows
+in :mod:`.rows`). A 10,000-action run costs a few dozen commits, not 10,000.
 
 The engine never waits for the disk. ``RUN_FINISHED`` wakes the writer at once, and reads of
 history in this kernel (``runs()``, ``get_run()``, ``retry_failed``) and interpreter exit commit
 what is pending first, so the kernel always reads its own writes and a normal exit or restart
 loses nothing. The price: a kernel killed with SIGKILL within the writer's lag (about
 ``Writer.interval``, more on a run the writer is still catching up with) may lose the last
-changes; the next store open then marks that run ``aborted: kernel exited``. A failing write never breaks a
-run: it is logged and retried on the next wake-up; a damaged database stops recording for this
-kernel.
+changes; the next store open then marks that run ``aborted: kernel exited``. A failing write
+never breaks a run: it is logged and retried on the next wake-up; a damaged database stops
+recording for this kernel.
 
 Memory stays bounded. While the engine is busy the writer rarely gets the GIL (each of the
 loop's zero-timeout polls gives it back and takes it again at once, so CPython never asks it to
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import json
 import logging
 import sqlite3
@@ -47,10 +49,19 @@ from ..engine.action import Action, Phase
 from ..engine.events import Event, EventKind
 from ..engine.run import RunState
 from ..engine.spec import TaskSpec
-from ..errors import StoreError, user_traceback
-from .cache import Note, Prepared, RunCache, dumps, encode_inputs, previous_outputs, task_info
-from .snapshot import ATOMIC, KEPT_ARG, KEPT_ARGS, KEPT_OUTPUT, Kept, keepable, keepable_args
-from .store import HOST, INLINE_MAX, PID, TOKEN, Store, get_store, insert_many, recording_enabled
+from ..errors import StoreError
+from .cache import Note, Prepared, RunCache, previous_outputs, task_info
+from .rows import (
+    ACTION_WIDTH,
+    INSERT_ACTIONS,
+    INSERT_PLAIN,
+    PLAIN_WIDTH,
+    UPSERT_ACTIONS,
+    error_fields,
+    pending_rows,
+)
+from .snapshot import KEEP, KEPT_ARG, KEPT_ARGS, KEPT_OUTPUT, Kept, inputs_snapshot, output_snapshot
+from .store import HOST, PID, TOKEN, Store, get_store, insert_many, recording_enabled
 from .writer import Writer
 
 log = logging.getLogger("flyte_nb.store")
@@ -59,44 +70,7 @@ YIELD_EVERY = 200  # rows of Python work between pauses that hand the GIL back t
 YIELD_PAUSE = 0.0001
 HIGH_WATER = 8_192  # queued events of one run (~1.5 MB) beyond which the engine waits for the writer
 CATCH_UP_WAIT = 5.0  # longest such a wait
-_FAILED = (Phase.FAILED, Phase.TIMED_OUT)
-_PHASE_NAMES = tuple(str(phase) for phase in Phase)  # str(Phase) costs a microsecond: too much per row
-_NO_ERROR = (None, None, None, None)
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
-_KEEP = object()  # from _inputs/_output: the value is its own snapshot (see .snapshot)
-
-_INSERT_ACTIONS = """
-INSERT INTO actions (run, number, parent, task, grp, tags, map_index, phase, attempts, queued_at, started_at,
-    ended_at, cache_key, inputs, outputs, error_type, error_message, error_traceback, error_blob, note)
-"""
-_ACTION_WIDTH = 20
-_INSERT_PLAIN = """
-INSERT INTO actions (run, number, parent, task, grp, map_index, phase, attempts, queued_at, started_at, ended_at,
-    inputs, outputs)
-"""
-_PLAIN_WIDTH = 13  # the columns left out are NULL; the upsert below treats them exactly as bound NULLs
-_UPSERT_ACTIONS = """
-ON CONFLICT (run, number) DO UPDATE SET phase = excluded.phase, attempts = excluded.attempts,
-    started_at = excluded.started_at, ended_at = excluded.ended_at,
-    cache_key = coalesce(excluded.cache_key, cache_key), inputs = coalesce(excluded.inputs, inputs),
-    outputs = coalesce(excluded.outputs, outputs), error_type = excluded.error_type,
-    error_message = excluded.error_message, error_traceback = excluded.error_traceback,
-    error_blob = excluded.error_blob, note = coalesce(excluded.note, note)
-"""
-
-
-def error_fields(error: BaseException | None, store: Store | None) -> tuple[Any, ...]:
-    """Type, message, traceback text and (with ``store``) the pickled error, which is best effort."""
-    if error is None:
-        return (None, None, None, None)
-    kind = type(error)
-    pickled = None
-    if store is not None:
-        try:
-            pickled = store.pack(dumps(error))
-        except Exception:  # noqa: BLE001 - the type name, message and traceback text still tell the story
-            pickled = None
-    return (f"{kind.__module__}.{kind.__qualname__}", str(error), user_traceback(error), pickled)
 
 
 class RunLog:
@@ -147,13 +121,13 @@ class RunLog:
             action = event.action
             if phase is _RUNNING:
                 data = event.data
-                payload: Any = None if data is None else self._inputs(action, data)
-                if payload is _KEEP:
+                payload: Any = None if data is None else inputs_snapshot(self.cache, action, data)
+                if payload is KEEP:
                     args = data[0]
                     phase, payload = (KEPT_ARG, args[0]) if len(args) == 1 else (KEPT_ARGS, args)
             elif phase is _SUCCEEDED:
-                payload = self._output(action, event.data)
-                if payload is _KEEP:
+                payload = output_snapshot(self.cache, action, event.data)
+                if payload is KEEP:
                     phase, payload = KEPT_OUTPUT, event.data
             elif phase is _CACHED:
                 payload = self.cache.release(action.number)[:2] if self.cache is not None else (None, None)
@@ -188,34 +162,6 @@ class RunLog:
             if self.cache is not None:
                 self.cache.close()
             self.writer.wake()
-
-    def _inputs(self, action: Action, data: tuple) -> bytes | Prepared | Note | object:
-        """The inputs' snapshot: what the cache prepared, ``_KEEP`` (the args are their own), or a pickle."""
-        cache = self.cache
-        if cache is not None and cache.prepared:
-            prepared = cache.prepared.get(action.number)
-            if prepared is not None:
-                return prepared
-        if keepable_args(*data):
-            return _KEEP
-        try:
-            return encode_inputs(action.spec, *data)
-        except Exception as error:  # noqa: BLE001
-            return Note(f"inputs not recorded: {type(error).__name__}: {error}")
-
-    def _output(self, action: Action, result: Any) -> bytes | Note | object:
-        """The output's snapshot: the cache's pickle, ``_KEEP`` (the value is its own), or a pickle."""
-        cache = self.cache
-        if cache is not None and (cache.prepared or cache.outputs):
-            known = cache.release(action.number)[2]
-            if known is not None:
-                return known
-        if type(result) in ATOMIC or keepable(result):
-            return _KEEP
-        try:
-            return dumps(result)
-        except Exception as error:  # noqa: BLE001
-            return Note(f"output not recorded: {type(error).__name__}: {error}")
 
     # ------------------------------------------------------- writer thread
     def drain(self) -> None:
@@ -284,67 +230,30 @@ class RunLog:
         This is the Python-heavy part, so it runs outside the transaction and pauses every
         ``YIELD_EVERY`` rows: once the writer has the GIL it would otherwise keep it for a whole
         switch interval (5 ms) while a busy engine waits. Background persistence yields to the
-        engine; it catches up in the engine's idle moments or after the run.
-
-        Binding a parameter holds the GIL, and a ``None`` or ``bytes`` costs sqlite3 about 0.3 us
-        (an adaptation lookup) against 0.03 us for a number: most actions (in a group, no tags,
-        cache key, error or note) therefore go in a *plain* row that leaves out the columns that
-        would be NULL, and their values are bound as ``bytearray`` (never adapted). The rest get a
-        full row.
+        engine; it catches up in the engine's idle moments or after the run. Plain and full
+        rows: see :mod:`.rows`.
         """
         run = self.run_id
-        store = self.store
-        pack = store.pack
-        inputs, outputs, keys, notes = self.inputs, self.outputs, self.keys, self.notes
-        names = _PHASE_NAMES
-        tasks = self._tasks
-        self.kept.encode(inputs, outputs, notes, YIELD_EVERY, YIELD_PAUSE)
-        plain: list[Any] = []  # flat: _PLAIN_WIDTH values per action (see insert_many)
-        full: list[Any] = []  # flat: _ACTION_WIDTH values per action
-        attempts: list[tuple] = []
-        for count, (action, phase) in enumerate(self.pending.items(), 1):
-            if count % YIELD_EVERY == 0:
-                time.sleep(YIELD_PAUSE)
-            number = action.number
-            spec = action.spec
-            task = tasks.get(spec)
-            if task is None:
-                task = tasks[spec] = store.task_id(conn, spec.name, spec.backend, task_info(spec).code)
-            value = inputs.get(number)
-            if value is not None:
-                value = bytearray(value) if len(value) <= INLINE_MAX else pack(value)
-            output = outputs.get(number)
-            if type(output) is bytes:  # else None, or a value file's digest already
-                output = bytearray(output) if len(output) <= INLINE_MAX else pack(output)
-            terminal = phase >= 3  # Phase.terminal, without the property call
-            parent = action.parent
-            group = action.group
-            index = action.index
-            tags = action.tags
-            if (parent is None or group is None or type(index) is not int or tags or phase in _FAILED
-                    or (keys and number in keys) or (notes and number in notes)):
-                error = _NO_ERROR if phase not in _FAILED else error_fields(action.error, store)
-                full.extend((
-                    run, number, None if parent is None else parent.number, task,
-                    None if group is None else group.name, json.dumps(tags) if tags else None,
-                    index if type(index) is int else None, names[phase], action.attempts, action.queued_at,
-                    action.started_at, action.ended_at if terminal else None, keys.get(number), value, output,
-                    *error, notes.get(number)))
-            else:
-                plain.extend((
-                    run, number, parent.number, task, group.name, index, names[phase], action.attempts,
-                    action.queued_at, action.started_at, action.ended_at if terminal else None, value, output))
-            if terminal and action.history:
-                attempts += self._attempts(action, phase)
+        task_id = functools.partial(self._task, conn)
+        self.kept.encode(self.inputs, self.outputs, self.notes, YIELD_EVERY, YIELD_PAUSE)
+        plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
+                                             task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
+        pack = self.store.pack
         cache_rows = [v for key, code, name, data, *rest in self.cache_rows for v in (key, code, name, pack(data), *rest)]
         run_row = self._run_row() if self.run_dirty or plain or full else None
-        return plain, full, [v for row in attempts for v in row], cache_rows, run_row
+        return plain, full, attempts, cache_rows, run_row
+
+    def _task(self, conn: sqlite3.Connection, spec: TaskSpec) -> int:
+        task = self._tasks.get(spec)
+        if task is None:
+            task = self._tasks[spec] = self.store.task_id(conn, spec.name, spec.backend, task_info(spec).code)
+        return task
 
     def write(self, conn: sqlite3.Connection, batch: tuple[list, list, list, list, tuple | None]) -> None:
         """Write a built batch (inside the writer's transaction: SQLite work only)."""
         plain, full, attempts, cache_rows, run_row = batch
-        insert_many(conn, _INSERT_PLAIN, _PLAIN_WIDTH, plain, _UPSERT_ACTIONS)
-        insert_many(conn, _INSERT_ACTIONS, _ACTION_WIDTH, full, _UPSERT_ACTIONS)
+        insert_many(conn, INSERT_PLAIN, PLAIN_WIDTH, plain, UPSERT_ACTIONS)
+        insert_many(conn, INSERT_ACTIONS, ACTION_WIDTH, full, UPSERT_ACTIONS)
         if attempts:
             insert_many(conn, "INSERT OR REPLACE INTO attempts", 9, attempts)
         if cache_rows:
@@ -355,17 +264,6 @@ class RunLog:
                 "UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
                 "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ? WHERE id = ?",
                 run_row)
-
-    def _attempts(self, action: Action, phase: Phase) -> list[tuple]:
-        rows = []
-        for attempt in list(action.history or ()):
-            failed = "timed_out" if type(attempt.error).__name__ == "ActionTimeoutError" else "failed"
-            rows.append((self.run_id, action.number, attempt.number, failed, attempt.started_at,
-                         attempt.ended_at, *error_fields(attempt.error, None)[:3]))
-        if rows and rows[-1][2] < action.attempts:  # the last attempt is only on the action itself
-            error = error_fields(action.error if phase in _FAILED else None, None)[:3]
-            rows.append((self.run_id, action.number, action.attempts, str(phase), None, action.ended_at, *error))
-        return rows
 
     def _run_row(self) -> tuple:
         state = self.state

@@ -4,14 +4,14 @@ A record must show a value as it was when the action started (inputs) or ended (
 the caller mutates it afterwards. Pickling it at once is such a snapshot, but costs the busy
 engine thread a microsecond or more per value. A value that can never change (None, bool, int,
 float, complex, str, bytes, and tuples of those) is its own snapshot: the engine keeps a
-reference (:func:`keepable`, :func:`keepable_args`) and the writer thread pickles it later
-(:class:`Kept`) with the very functions the engine would have used, so the recorded bytes are
-identical.
+reference (:func:`inputs_snapshot`, :func:`output_snapshot` say :data:`KEEP`) and the writer
+thread pickles it later (:class:`Kept`, :func:`pickle_all`) with what the engine would have
+used, so the recorded bytes are identical.
 
 What the engine keeps should not be an object the garbage collector tracks (a tuple built for
 the purpose): allocated on the engine thread and freed by the writer after a collection has reset
 the allocation count, each such object brings the next collection closer, which cost more than
-the rest of the listener. So a lone argument is kept without its args tuple (:data:`KEPT_ARG`).
+the rest of the listener. So a lone argument is kept without its args tuple.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Iterable, Iterator
-from itertools import groupby, repeat
-from operator import attrgetter, itemgetter
+from itertools import repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from ..engine.spec import TaskSpec
-from .cache import Note, dumps, encode_inputs, task_info
+from .cache import Note, Prepared, RunCache, dumps, encode_inputs, task_info
 
 if TYPE_CHECKING:
     from ..engine.action import Action
@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 ATOMIC = frozenset({type(None), bool, int, float, complex, str, bytes})
 _DEPTH = 8  # nesting of tuples checked before a value is simply pickled at once
 _NO_KWARGS: dict[str, Any] = {}  # shared, never mutated: encode_inputs only reads it
-_SPEC, _NUMBER, _FIRST = attrgetter("spec"), attrgetter("number"), itemgetter(0)
+_SPEC, _NUMBER = attrgetter("spec"), attrgetter("number")
 _pickle = pickle.dumps  # what dumps() tries first
 
+KEEP: Any = object()  # from inputs_snapshot / output_snapshot: the value is its own snapshot
 # In the recorder's queue, in place of the phase: what the payload is (a value to pickle later)
 KEPT_ARG = "running, its only argument kept"
 KEPT_ARGS = "running, its args tuple kept"
@@ -64,6 +65,35 @@ def keepable_args(args: tuple, kwargs: dict) -> bool:
     return True
 
 
+def inputs_snapshot(cache: RunCache | None, action: Action, data: tuple) -> bytes | Prepared | Note | object:
+    """A call's inputs as the record keeps them (engine thread): what the cache prepared for a
+    cached task, :data:`KEEP` (they are their own snapshot), or their pickle."""
+    if cache is not None and cache.prepared:
+        prepared = cache.prepared.get(action.number)
+        if prepared is not None:
+            return prepared
+    if keepable_args(*data):
+        return KEEP
+    try:
+        return encode_inputs(action.spec, *data)
+    except Exception as error:  # noqa: BLE001 - the record says why
+        return Note(f"inputs not recorded: {type(error).__name__}: {error}")
+
+
+def output_snapshot(cache: RunCache | None, action: Action, result: Any) -> bytes | Note | object:
+    """An output as the record keeps it (engine thread): the cache's pickle, :data:`KEEP`, or its pickle."""
+    if cache is not None and (cache.prepared or cache.outputs):
+        known = cache.release(action.number)[2]
+        if known is not None:
+            return known
+    if type(result) in ATOMIC or keepable(result):
+        return KEEP
+    try:
+        return dumps(result)
+    except Exception as error:  # noqa: BLE001
+        return Note(f"output not recorded: {type(error).__name__}: {error}")
+
+
 def encode_args(spec: TaskSpec, args: tuple) -> bytes | Note:
     """The recorded inputs of a kept call: exactly what :func:`~.cache.encode_inputs` gives."""
     try:
@@ -83,22 +113,31 @@ def encode_output(value: Any) -> bytes | Note:
         return Note(f"output not recorded: {type(error).__name__}: {error}")
 
 
-def _groups(kept: dict[Action, Any], every: int, pause: float) -> Iterator[tuple[TaskSpec, tuple, tuple]]:
-    """``kept`` as (spec, actions, values) runs of one task, at most ``every`` values at a time, with
-    a pause between chunks: the work comes in C loops that hold the GIL, and the engine needs it."""
+def by_task(actions: list[Action], *columns: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """(spec, actions, *columns) for each task among ``actions`` (``columns`` run alongside them)."""
+    specs = list(map(_SPEC, actions))
+    if specs.count(specs[0]) == len(specs):  # the usual case: all of one map
+        yield (specs[0], actions, *columns)
+        return
+    where: dict[TaskSpec, list[int]] = {}
+    for i, spec in enumerate(specs):
+        where.setdefault(spec, []).append(i)
+    for spec, indexes in where.items():
+        yield (spec, [actions[i] for i in indexes], *([column[i] for i in indexes] for column in columns))
+
+
+def _chunks(kept: dict[Action, Any], every: int, pause: float) -> Iterator[tuple[Any, ...]]:
+    """``kept`` as (spec, actions, values) of one task, at most ``every`` values at a time, with a
+    pause between chunks: the work comes in C loops that hold the GIL, and the engine needs it."""
     actions = list(kept)
     values = list(kept.values())
-    specs = list(map(_SPEC, actions))
     for start in range(0, len(actions), every):
         if start:
             time.sleep(pause)
-        end = start + every
-        for spec, run in groupby(zip(specs[start:end], actions[start:end], values[start:end]), _FIRST):
-            _, acts, vals = zip(*run)
-            yield spec, acts, vals
+        yield from by_task(actions[start:start + every], values[start:start + every])
 
 
-def _pickle_all(values: Iterable[Any]) -> list[bytes] | None:
+def pickle_all(values: Iterable[Any]) -> list[bytes] | None:
     """What :func:`~.cache.dumps` gives for each value, in one C loop; None if one of them needs
     ``dumps`` itself (it could not be pickled, or its pickle mentions ``__main__``)."""
     try:
@@ -129,26 +168,26 @@ class Kept:
                every: int, pause: float) -> None:
         """Pickle them into ``inputs``/``outputs`` (or say why not in ``notes``), pausing every
         ``every`` values so that a busy engine thread gets the GIL back."""
-        for spec, actions, values in _groups(self.arg, every, pause):
+        for spec, actions, values in _chunks(self.arg, every, pause):
             names = task_info(spec).names
             data = None
             if names is not None and len(names) == 1:
-                data = _pickle_all(map(dict.fromkeys, repeat(names), values))  # {name: value}
+                data = pickle_all(map(dict.fromkeys, repeat(names), values))  # {name: value}
             _put(inputs, notes, actions, data or [encode_args(spec, (value,)) for value in values], False)
         self.arg.clear()
-        for spec, actions, values in _groups(self.args, every, pause):
+        for spec, actions, values in _chunks(self.args, every, pause):
             names = task_info(spec).names
             data = None
             if names is not None and set(map(len, values)) == {len(names)}:
-                data = _pickle_all(map(dict, map(zip, repeat(names), values)))
+                data = pickle_all(map(dict, map(zip, repeat(names), values)))
             _put(inputs, notes, actions, data or [encode_args(spec, value) for value in values], False)
         self.args.clear()
-        for _, actions, values in _groups(self.outputs, every, pause):
-            _put(outputs, notes, actions, _pickle_all(values) or [encode_output(value) for value in values], True)
+        for _, actions, values in _chunks(self.outputs, every, pause):
+            _put(outputs, notes, actions, pickle_all(values) or [encode_output(value) for value in values], True)
         self.outputs.clear()
 
 
-def _put(into: dict[int, Any], notes: dict[int, str], actions: tuple, data: list, final: bool) -> None:
+def _put(into: dict[int, Any], notes: dict[int, str], actions: list[Action], data: list, final: bool) -> None:
     """Record ``data`` by action number; a Note goes to ``notes`` (an output's note wins over the
     inputs' one, as when both were noted on the engine thread)."""
     numbers = map(_NUMBER, actions)
