@@ -5,12 +5,15 @@ The engine never calls the store. :func:`attach` gives a run a :class:`RunLog` (
 when an action starts, the output when it succeeds: later mutation by the caller must not change
 the record) and appends to a deque; ``queued`` events are not queued at all (every action reaches
 a later phase, which writes it). A value that cannot change (ints, strings, tuples of them ...)
-is its own snapshot: it is kept by reference and the writer pickles it (:mod:`.snapshot`).
+is its own snapshot: it is kept by reference and the writer pickles it (:mod:`.snapshot`). The
+usual action, one such argument and output, costs one queued record: while it runs its argument
+waits in ``RunLog.started``, and its success queues (action, argument, output) on ``done``.
 
 The writer thread (:mod:`.writer`) wakes every ``Writer.interval`` seconds, coalesces what
-arrived (an action that started and succeeded between two wake-ups is written once) and commits
-every run's changes in one transaction with multi-row INSERTs (:func:`~.store.insert_many`; rows
-in :mod:`.rows`). A 10,000-action run costs a few dozen commits, not 10,000.
+arrived (an action that started and succeeded between two wake-ups is written once; one still
+running is written from ``started``) and commits every run's changes in one transaction with
+multi-row INSERTs (:func:`~.store.insert_many`; rows in :mod:`.rows`). A 10,000-action run costs
+a few commits, not 10,000.
 
 The engine never waits for the disk. ``RUN_FINISHED`` wakes the writer at once, and reads of
 history in this kernel (``runs()``, ``get_run()``, ``retry_failed``) and interpreter exit commit
@@ -43,6 +46,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from itertools import islice, repeat
 from typing import Any
 
 from ..engine.action import Action, Phase
@@ -59,6 +63,7 @@ from .rows import (
     UPSERT_ACTIONS,
     error_fields,
     pending_rows,
+    succeeded_rows,
 )
 from .snapshot import KEEP, KEPT_ARG, KEPT_ARGS, KEPT_OUTPUT, Kept, inputs_snapshot, output_snapshot
 from .store import HOST, PID, TOKEN, Store, get_store, insert_many, recording_enabled
@@ -71,6 +76,7 @@ YIELD_PAUSE = 0.0001
 HIGH_WATER = 8_192  # queued events of one run (~1.5 MB) beyond which the engine waits for the writer
 CATCH_UP_WAIT = 5.0  # longest such a wait
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
+_NONE = object()  # not in RunLog.started (never queued either: iter(popleft, _NONE) pops until stopped)
 
 
 class RunLog:
@@ -83,12 +89,17 @@ class RunLog:
         self.run_id = 0  # runs.id, set when the run's row is claimed
         self.cache: RunCache | None = None
         self.queue: collections.deque[Any] = collections.deque()  # flat: action, phase, payload, action, ...
+        self.started: dict[Action, Any] = {}  # running actions whose lone argument is kept (engine thread writes)
+        self.done: collections.deque[Any] = collections.deque()  # flat: action, argument, output (they succeeded)
         self.other: collections.deque[tuple] = collections.deque()  # run phase changes and cache entries
         self.finished = False  # RUN_FINISHED seen (engine thread)
         self.closed = False  # nothing more will be written
         # writer thread only: what is drained but not yet committed
         self.pending: dict[Action, Phase] = {}  # the phase each changed action had when drained
         self.kept = Kept()  # values the engine kept by reference, still to pickle
+        self.succeeded: list[Any] = []  # drained from ``done``, flat: action, argument, output
+        self.succeeded_rows: list[Any] = []  # their rows, built
+        self.shown_running: set[Action] = set()  # actions of ``started`` written as running
         self.inputs: dict[int, bytes] = {}
         self.keys: dict[int, str] = {}
         self.outputs: dict[int, bytes | str] = {}  # bytes, or the digest of a value file (a cache hit)
@@ -119,25 +130,40 @@ class RunLog:
                 self._run_event(event)
                 return
             action = event.action
+            queue = self.queue
             if phase is _RUNNING:
                 data = event.data
                 payload: Any = None if data is None else inputs_snapshot(self.cache, action, data)
                 if payload is KEEP:
                     args = data[0]
-                    phase, payload = (KEPT_ARG, args[0]) if len(args) == 1 else (KEPT_ARGS, args)
+                    if len(args) == 1:  # the common case: queued once it ends (see drain for the meantime)
+                        self.started[action] = args[0]
+                        return
+                    phase, payload = KEPT_ARGS, args
             elif phase is _SUCCEEDED:
+                started = self.started.pop(action, _NONE) if self.started else _NONE
                 payload = output_snapshot(self.cache, action, event.data)
                 if payload is KEEP:
+                    if started is not _NONE:
+                        self.done.extend((action, started, event.data))
+                        if len(self.done) + len(queue) >= self._catch_up_at:
+                            self._catch_up()
+                        return
                     phase, payload = KEPT_OUTPUT, event.data
+                if started is not _NONE:
+                    queue.extend((action, KEPT_ARG, started))
             elif phase is _CACHED:
                 payload = self.cache.release(action.number)[:2] if self.cache is not None else (None, None)
             else:
                 payload = None
-                if phase >= _SUCCEEDED and self.cache is not None:
-                    self.cache.release(action.number)
-            queue = self.queue
+                if phase >= _SUCCEEDED:
+                    if self.cache is not None:
+                        self.cache.release(action.number)
+                    started = self.started.pop(action, _NONE) if self.started else _NONE
+                    if started is not _NONE:
+                        queue.extend((action, KEPT_ARG, started))
             queue.extend((action, phase, payload))
-            if len(queue) >= self._catch_up_at:
+            if len(queue) + len(self.done) >= self._catch_up_at:
                 self._catch_up()
         except Exception:  # noqa: BLE001 - recording must never break a run
             log.warning("flyte_nb: recording an event of run %s failed", self.state.name, exc_info=True)
@@ -149,9 +175,9 @@ class RunLog:
         if self.drained.wait(CATCH_UP_WAIT) or not self.writer.running():
             self._catch_up_at = 3 * HIGH_WATER
         else:  # the writer is stuck (a lock held elsewhere?): do not stall the engine again soon
-            self._catch_up_at = len(self.queue) + 3 * HIGH_WATER
-            log.warning("flyte_nb: the run store writer is %d events behind run %s", len(self.queue) // 3,
-                        self.state.name)
+            behind = len(self.queue) + len(self.done)
+            self._catch_up_at = behind + 3 * HIGH_WATER
+            log.warning("flyte_nb: the run store writer is %d events behind run %s", behind // 3, self.state.name)
 
     def _run_event(self, event: Event) -> None:
         if event.kind is EventKind.RUN_STARTED:
@@ -169,6 +195,7 @@ class RunLog:
         queue, pending, inputs, outputs = self.queue, self.pending, self.inputs, self.outputs
         other = self.other
         settled = len(other)  # counted first: a "finished" among these comes after every action event below
+        done = len(self.done) // 3 * 3  # then these: the earlier events of their actions are all queued by now
         kept = self.kept
         pop = queue.popleft
         for _ in range(len(queue) // 3):  # only what is there now; more may arrive meanwhile
@@ -203,6 +230,12 @@ class RunLog:
                     self.notes[number] = payload
             else:  # cached: the call as prepared by the lookup, and the output it served
                 self._take(number, *payload)
+        if done:
+            items = list(islice(iter(self.done.popleft, _NONE), done))  # popped by a C loop
+            finished = items[0::3]
+            collections.deque(map(pending.pop, finished, repeat(None)), maxlen=0)  # their earlier phases
+            self.succeeded += items
+        self._show_running()
         for _ in range(settled):
             item = other.popleft()
             if item[0] == "c":
@@ -212,6 +245,17 @@ class RunLog:
                 self.run_dirty = True
                 self.run_phase = item[1]
         self.drained.set()
+
+    def _show_running(self) -> None:
+        """Running actions of ``started`` not written yet go in this batch, as running."""
+        running = self.started.copy()  # one C call: the engine thread may change it at any moment
+        shown = self.shown_running
+        shown.intersection_update(running)
+        for action in running.keys() - shown:
+            if action.phase is _RUNNING:  # else between two tries: its events tell
+                self.pending[action] = _RUNNING
+                self.kept.arg[action] = running[action]
+                shown.add(action)
 
     def _take(self, number: int, prepared: Prepared | Note | None, output: bytes | str | None) -> None:
         if isinstance(prepared, Note):
@@ -235,13 +279,21 @@ class RunLog:
         """
         run = self.run_id
         task_id = functools.partial(self._task, conn)
+        succeeded_rows(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_rows, self._misfit)
         self.kept.encode(self.inputs, self.outputs, self.notes, YIELD_EVERY, YIELD_PAUSE)
         plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
                                              task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
         pack = self.store.pack
         cache_rows = [v for key, code, name, data, *rest in self.cache_rows for v in (key, code, name, pack(data), *rest)]
+        plain = self.succeeded_rows + plain
         run_row = self._run_row() if self.run_dirty or plain or full else None
         return plain, full, attempts, cache_rows, run_row
+
+    def _misfit(self, action: Action, arg: Any, result: Any) -> None:
+        """A succeeded record whose row is built the usual way."""
+        self.pending[action] = _SUCCEEDED
+        self.kept.arg[action] = arg
+        self.kept.outputs[action] = result
 
     def _task(self, conn: sqlite3.Connection, spec: TaskSpec) -> int:
         task = self._tasks.get(spec)
@@ -276,6 +328,7 @@ class RunLog:
                 self.run_id)
 
     def committed(self) -> None:
+        self.succeeded_rows.clear()
         self.pending.clear()
         self.inputs.clear()
         self.keys.clear()
@@ -283,7 +336,7 @@ class RunLog:
         self.notes.clear()
         self.cache_rows.clear()
         self.run_dirty = False
-        if self.finished and not self.queue and not self.other:
+        if self.finished and not self.queue and not self.other and not self.done:
             self.closed = True
 
 

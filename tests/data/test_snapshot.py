@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 
 import pytest
 
@@ -81,3 +83,34 @@ def test_recorded_bytes_are_those_of_pickling_at_once(home):
         assert note is None, number
         assert inputs == encode_inputs(spec, args, kwargs), number
         assert output == dumps(result), number
+
+
+@env.task
+async def nap(x: int) -> int:
+    await asyncio.sleep(0.05 if x < 3 else 1.5)
+    return x
+
+
+@env.task
+async def napping() -> list:
+    return [r async for r in flyte.map.aio(nap, range(6), concurrency=6)]
+
+
+def test_running_actions_are_written_with_their_inputs_while_they_run(home):
+    from flyte_nb.data import recorder
+
+    run = flyte.run(napping)
+    time.sleep(0.6)
+    recorder.flush()
+    conn = sqlite3.connect(home / DB_NAME)
+    query = ("SELECT a.map_index, a.phase, a.inputs, a.outputs FROM actions a JOIN runs r ON r.id = a.run "
+             "WHERE r.name = ? AND a.parent IS NOT NULL ORDER BY a.map_index")
+    rows = conn.execute(query, (run.name,)).fetchall()
+    assert [(i, phase) for i, phase, _, _ in rows] == [(0, "succeeded"), (1, "succeeded"), (2, "succeeded"),
+                                                       (3, "running"), (4, "running"), (5, "running")]
+    assert all(inputs == encode_inputs(nap.spec, (i,), {}) for i, _, inputs, _ in rows)
+    assert [output for _, _, _, output in rows][3:] == [None] * 3
+    assert run.outputs(timeout=30) == list(range(6))
+    flyte.runs()
+    rows = conn.execute(query, (run.name,)).fetchall()
+    assert [(phase, output) for _, phase, _, output in rows] == [("succeeded", dumps(i)) for i in range(6)]
