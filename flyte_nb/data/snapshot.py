@@ -34,6 +34,7 @@ _DEPTH = 8  # nesting of tuples checked before a value is simply pickled at once
 _NO_KWARGS: dict[str, Any] = {}  # shared, never mutated: encode_inputs only reads it
 _SPEC, _NUMBER = attrgetter("spec"), attrgetter("number")
 _pickle = pickle.dumps  # what dumps() tries first
+_JOIN_MAX = 1 << 20  # pickles searched for "__main__" in one joined copy up to this many bytes
 
 KEEP: Any = object()  # from inputs_snapshot / output_snapshot: the value is its own snapshot
 # In the recorder's queue, in place of the phase: what the payload is (a value to pickle later)
@@ -144,9 +145,11 @@ def pickle_all(values: Iterable[Any]) -> list[bytes] | None:
         data = list(map(_pickle, values, repeat(5)))
     except Exception:  # noqa: BLE001 - dumps() knows what to do with it
         return None
-    if b"".join(data).find(b"__main__") != -1:  # rare (a string that says so): check them one by one
-        return None
-    return data
+    if sum(map(len, data)) > _JOIN_MAX:  # large values: no joined copy
+        mentions = any(d.find(b"__main__") != -1 for d in data)
+    else:
+        mentions = b"".join(data).find(b"__main__") != -1
+    return None if mentions else data  # rare (a string that says so): dumps() checks them one by one
 
 
 class Kept:

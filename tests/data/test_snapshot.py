@@ -11,7 +11,7 @@ import pytest
 import flyte_nb as flyte
 from flyte_nb.data.cache import dumps, encode_inputs
 from flyte_nb.data.snapshot import keepable, keepable_args
-from flyte_nb.data.store import DB_NAME
+from flyte_nb.data.store import DB_NAME, get_store
 
 env = flyte.TaskEnvironment("snapshot_tests")
 
@@ -38,7 +38,8 @@ async def grow(items: list) -> list:
 
 
 VALUES = [0, -7, 2**80, 1.5, float("inf"), None, True, "text", "__main__", b"\x00bytes", complex(1, 2), (),
-          (1, ("a", 2.5)), [1, 2], {"k": [3]}, (1, [2]), frozenset({1})]
+          (1, ("a", 2.5)), [1, 2], {"k": [3]}, (1, [2]), frozenset({1}), b"large" * 10_000]  # the last: a value file
+MAPPED = VALUES[:8] + VALUES[-1:]
 
 
 @pytest.mark.parametrize("value, kept", [(1, True), ("s", True), ((1, (b"x", None)), True), ([1], False),
@@ -58,7 +59,7 @@ async def driver() -> list:
     mine = ["mine"]
     await grow(mine)
     mine.append("changed by the caller")
-    async for _ in flyte.map.aio(echo, VALUES[:8], concurrency=3):
+    async for _ in flyte.map.aio(echo, MAPPED, concurrency=3):
         pass
     async for _ in flyte.map.aio(pair, [1, "__main__"], [(2,), None], concurrency=2):
         pass
@@ -74,15 +75,17 @@ def test_recorded_bytes_are_those_of_pickling_at_once(home):
     rows = conn.execute("SELECT a.number, a.inputs, a.outputs, a.note FROM actions a JOIN runs r ON r.id = a.run "
                         "WHERE r.name = ? ORDER BY a.number", (run.name,)).fetchall()
     calls = [((v,), {}, v) for v in VALUES] + [((1,), {}, (1, 2)), ((1,), {"b": (3,)}, (1, (3,)))]
-    calls += [((["mine"],), {}, ["mine", "grown"])] + [((v,), {}, v) for v in VALUES[:8]]
+    calls += [((["mine"],), {}, ["mine", "grown"])] + [((v,), {}, v) for v in MAPPED]
     calls += [((1, (2,)), {}, (1, (2,))), (("__main__", None), {}, ("__main__", None)), ((1, 2), {}, (1, 2))]
-    specs = [echo.spec] * len(VALUES) + [pair.spec] * 2 + [grow.spec] + [echo.spec] * 8 + [pair.spec] * 2
+    specs = [echo.spec] * len(VALUES) + [pair.spec] * 2 + [grow.spec] + [echo.spec] * len(MAPPED) + [pair.spec] * 2
     specs += [star.spec]
     assert len(rows) == 1 + len(calls)
+    store = get_store()
     for (number, inputs, output, note), spec, (args, kwargs, result) in zip(rows[1:], specs, calls):
         assert note is None, number
-        assert inputs == encode_inputs(spec, args, kwargs), number
-        assert output == dumps(result), number
+        assert store.unpack(inputs) == encode_inputs(spec, args, kwargs), number
+        assert store.unpack(output) == dumps(result), number
+    assert sum(isinstance(value, str) for row in rows for value in row[1:3]) == 4  # the large value: in and out, alone and mapped
 
 
 @env.task
