@@ -1,22 +1,28 @@
 """Recording runs: a per-run event listener and one writer thread that commits in batches.
 
 The engine never calls the store. :func:`attach` gives a run a :class:`RunLog` (listener) and a
-:class:`~.cache.RunCache`. On the engine thread the listener only pickles the values it must
-snapshot (inputs when an action starts, the output when it succeeds: later mutation by the caller
-must not change the record) and appends to a deque; ``queued`` events are not even queued (every
-action reaches a later phase, which writes it). The writer thread (:mod:`.writer`) wakes every
-``Writer.interval`` seconds, coalesces what arrived (an action that started and succeeded
-between two wake-ups is written once) and commits everything of every run in one transaction
-with multi-row INSERTs (see :func:`~.store.insert_many`). A 10,000-action run costs a few dozen commits, not 10,000.
+:class:`~.cache.RunCache`. On the engine thread the listener only snapshots what it must (inputs
+when an action starts, the output when it succeeds: later mutation by the caller must not change
+the record) and appends to a deque; ``queued`` events are not queued at all (every action reaches
+a later phase, which writes it). A value that cannot change (ints, strings, tuples of them ...)
+is its own snapshot: it is kept by reference and the writer pickles it (:mod:`.snapshot`). The
+usual action, one such argument and output, costs one queued record: while it runs its argument
+waits in ``RunLog.started``, and its success queues (action, argument, output) on ``done``.
+
+The writer thread (:mod:`.writer`) wakes every ``Writer.interval`` seconds, coalesces what
+arrived (an action that started and succeeded between two wake-ups is written once; one still
+running is written from ``started``) and commits every run's changes in one transaction with
+multi-row INSERTs (:func:`~.store.insert_many`; rows in :mod:`.rows`). A 10,000-action run costs
+a few commits, not 10,000.
 
 The engine never waits for the disk. ``RUN_FINISHED`` wakes the writer at once, and reads of
 history in this kernel (``runs()``, ``get_run()``, ``retry_failed``) and interpreter exit commit
 what is pending first, so the kernel always reads its own writes and a normal exit or restart
 loses nothing. The price: a kernel killed with SIGKILL within the writer's lag (about
 ``Writer.interval``, more on a run the writer is still catching up with) may lose the last
-changes; the next store open then marks that run ``aborted: kernel exited``. A failing write never breaks a
-run: it is logged and retried on the next wake-up; a damaged database stops recording for this
-kernel.
+changes; the next store open then marks that run ``aborted: kernel exited``. A failing write
+never breaks a run: it is logged and retried on the next wake-up; a damaged database stops
+recording for this kernel.
 
 Memory stays bounded. While the engine is busy the writer rarely gets the GIL (each of the
 loop's zero-timeout polls gives it back and takes it again at once, so CPython never asks it to
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import json
 import logging
 import sqlite3
@@ -39,15 +46,27 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from itertools import islice, repeat
 from typing import Any
 
 from ..engine.action import Action, Phase
 from ..engine.events import Event, EventKind
 from ..engine.run import RunState
 from ..engine.spec import TaskSpec
-from ..errors import StoreError, user_traceback
+from ..errors import StoreError
 from . import origin
-from .cache import Note, Prepared, RunCache, dumps, encode_inputs, previous_outputs, task_info
+from .cache import Note, Prepared, RunCache, previous_outputs, task_info
+from .rows import (
+    ACTION_WIDTH,
+    INSERT_ACTIONS,
+    INSERT_PLAIN,
+    PLAIN_WIDTH,
+    UPSERT_ACTIONS,
+    error_fields,
+    pending_rows,
+    succeeded_rows,
+)
+from .snapshot import KEEP, KEPT_ARG, KEPT_ARGS, KEPT_OUTPUT, Kept, inputs_snapshot, output_snapshot
 from .store import HOST, PID, TOKEN, Store, get_store, insert_many, recording_enabled
 from .writer import Writer
 
@@ -57,38 +76,8 @@ YIELD_EVERY = 200  # rows of Python work between pauses that hand the GIL back t
 YIELD_PAUSE = 0.0001
 HIGH_WATER = 8_192  # queued events of one run (~1.5 MB) beyond which the engine waits for the writer
 CATCH_UP_WAIT = 5.0  # longest such a wait
-_FAILED = (Phase.FAILED, Phase.TIMED_OUT)
-_PHASE_NAMES = tuple(str(phase) for phase in Phase)  # str(Phase) costs a microsecond: too much per row
-_NO_ERROR = (None, None, None, None)
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
-
-_INSERT_ACTIONS = """
-INSERT INTO actions (run, number, parent, task, grp, tags, map_index, phase, attempts, queued_at, started_at,
-    ended_at, cache_key, inputs, outputs, error_type, error_message, error_traceback, error_blob, note)
-"""
-_ACTION_WIDTH = 20
-_UPSERT_ACTIONS = """
-ON CONFLICT (run, number) DO UPDATE SET phase = excluded.phase, attempts = excluded.attempts,
-    started_at = excluded.started_at, ended_at = excluded.ended_at,
-    cache_key = coalesce(excluded.cache_key, cache_key), inputs = coalesce(excluded.inputs, inputs),
-    outputs = coalesce(excluded.outputs, outputs), error_type = excluded.error_type,
-    error_message = excluded.error_message, error_traceback = excluded.error_traceback,
-    error_blob = excluded.error_blob, note = coalesce(excluded.note, note)
-"""
-
-
-def error_fields(error: BaseException | None, store: Store | None) -> tuple[Any, ...]:
-    """Type, message, traceback text and (with ``store``) the pickled error, which is best effort."""
-    if error is None:
-        return (None, None, None, None)
-    kind = type(error)
-    pickled = None
-    if store is not None:
-        try:
-            pickled = store.pack(dumps(error))
-        except Exception:  # noqa: BLE001 - the type name, message and traceback text still tell the story
-            pickled = None
-    return (f"{kind.__module__}.{kind.__qualname__}", str(error), user_traceback(error), pickled)
+_NONE = object()  # not in RunLog.started (never queued either: iter(popleft, _NONE) pops until stopped)
 
 
 class RunLog:
@@ -102,12 +91,20 @@ class RunLog:
         self.cache: RunCache | None = None
         self.on_abort: Callable[[str], None] | None = None  # how an abort request from another process lands
         self.abort_seen = False  # an abort request was handed to on_abort (writer thread)
-        self.queue: collections.deque[tuple] = collections.deque()  # (action, phase, payload)
+        self.queue: collections.deque[Any] = collections.deque()  # flat: action, phase, payload, action, ...
+        self.printed: collections.deque[Action] = collections.deque()  # actions that wrote output (engine thread)
+        self.printing: dict[Action, None] = {}  # writer thread: their logs are written until they end
+        self.started: dict[Action, Any] = {}  # running actions whose lone argument is kept (engine thread writes)
+        self.done: collections.deque[Any] = collections.deque()  # flat: action, argument, output (they succeeded)
         self.other: collections.deque[tuple] = collections.deque()  # run phase changes and cache entries
         self.finished = False  # RUN_FINISHED seen (engine thread)
         self.closed = False  # nothing more will be written
         # writer thread only: what is drained but not yet committed
-        self.actions: dict[int, tuple[Action, Phase]] = {}
+        self.pending: dict[Action, Phase] = {}  # the phase each changed action had when drained
+        self.kept = Kept()  # values the engine kept by reference, still to pickle
+        self.succeeded: list[Any] = []  # drained from ``done``, flat: action, argument, output
+        self.succeeded_rows: list[Any] = []  # their rows, built
+        self.shown_running: set[Action] = set()  # actions of ``started`` written as running
         self.inputs: dict[int, bytes] = {}
         self.keys: dict[int, str] = {}
         self.outputs: dict[int, bytes | str] = {}  # bytes, or the digest of a value file (a cache hit)
@@ -116,7 +113,7 @@ class RunLog:
         self.run_dirty = False
         self.run_phase = "queued"
         self._tasks: dict[TaskSpec, int] = {}  # spec → tasks.id
-        self._catch_up_at = HIGH_WATER
+        self._catch_up_at = 3 * HIGH_WATER  # in queue items: three per event
         self.drained = threading.Event()  # set by the writer each time it has taken the queue
 
     # ------------------------------------------------------- engine thread
@@ -124,7 +121,12 @@ class RunLog:
         self.other.append(item)
 
     def __call__(self, event: Event) -> None:
-        """The listener: snapshot values, queue the change, never raise. Called 2-3 times per action."""
+        """The listener: snapshot values, queue the change, never raise. Called 2-3 times per action.
+
+        The queue is flat (three items per event, added at once by ``extend``; only the engine
+        thread calls listeners): a tuple per event would be a tracked object that the writer frees
+        late, which makes the garbage collector run more often (see :mod:`.snapshot`).
+        """
         phase = event.phase
         if phase is _QUEUED or self.closed:
             return
@@ -133,20 +135,40 @@ class RunLog:
                 self._run_event(event)
                 return
             action = event.action
+            queue = self.queue
             if phase is _RUNNING:
                 data = event.data
-                payload: Any = None if data is None else self._inputs(action, data)
+                payload: Any = None if data is None else inputs_snapshot(self.cache, action, data)
+                if payload is KEEP:
+                    args = data[0]
+                    if len(args) == 1:  # the common case: queued once it ends (see drain for the meantime)
+                        self.started[action] = args[0]
+                        return
+                    phase, payload = KEPT_ARGS, args
             elif phase is _SUCCEEDED:
-                payload = self._output(action, event.data)
+                started = self.started.pop(action, _NONE) if self.started else _NONE
+                payload = output_snapshot(self.cache, action, event.data)
+                if payload is KEEP:
+                    if started is not _NONE:
+                        self.done.extend((action, started, event.data))
+                        if len(self.done) + len(queue) >= self._catch_up_at:
+                            self._catch_up()
+                        return
+                    phase, payload = KEPT_OUTPUT, event.data
+                if started is not _NONE:
+                    queue.extend((action, KEPT_ARG, started))
             elif phase is _CACHED:
                 payload = self.cache.release(action.number)[:2] if self.cache is not None else (None, None)
             else:
                 payload = None
-                if phase >= _SUCCEEDED and self.cache is not None:
-                    self.cache.release(action.number)
-            queue = self.queue
-            queue.append((action, phase, payload))
-            if len(queue) >= self._catch_up_at:
+                if phase >= _SUCCEEDED:
+                    if self.cache is not None:
+                        self.cache.release(action.number)
+                    started = self.started.pop(action, _NONE) if self.started else _NONE
+                    if started is not _NONE:
+                        queue.extend((action, KEPT_ARG, started))
+            queue.extend((action, phase, payload))
+            if len(queue) + len(self.done) >= self._catch_up_at:
                 self._catch_up()
         except Exception:  # noqa: BLE001 - recording must never break a run
             log.warning("flyte_nb: recording an event of run %s failed", self.state.name, exc_info=True)
@@ -156,13 +178,16 @@ class RunLog:
         self.drained.clear()
         self.writer.wake()
         if self.drained.wait(CATCH_UP_WAIT) or not self.writer.running():
-            self._catch_up_at = HIGH_WATER
+            self._catch_up_at = 3 * HIGH_WATER
         else:  # the writer is stuck (a lock held elsewhere?): do not stall the engine again soon
-            self._catch_up_at = len(self.queue) + HIGH_WATER
-            log.warning("flyte_nb: the run store writer is %d events behind run %s", len(self.queue), self.state.name)
+            behind = len(self.queue) + len(self.done)
+            self._catch_up_at = behind + 3 * HIGH_WATER
+            log.warning("flyte_nb: the run store writer is %d events behind run %s", behind // 3, self.state.name)
 
     def _run_event(self, event: Event) -> None:
-        if event.kind is EventKind.RUN_STARTED:
+        if event.kind is EventKind.OUTPUT:
+            self.printed.append(event.action)
+        elif event.kind is EventKind.RUN_STARTED:
             self.other.append(("r", "running"))
         elif event.kind is EventKind.RUN_FINISHED:
             self.other.append(("r", "finished"))
@@ -171,41 +196,35 @@ class RunLog:
                 self.cache.close()
             self.writer.wake()
 
-    def _inputs(self, action: Action, data: tuple) -> bytes | Prepared | Note:
-        cache = self.cache
-        if cache is not None and cache.prepared:
-            prepared = cache.prepared.get(action.number)
-            if prepared is not None:
-                return prepared
-        try:
-            return encode_inputs(action.spec, *data)
-        except Exception as error:  # noqa: BLE001
-            return Note(f"inputs not recorded: {type(error).__name__}: {error}")
-
-    def _output(self, action: Action, result: Any) -> bytes | Note:
-        cache = self.cache
-        if cache is not None and (cache.prepared or cache.outputs):
-            known = cache.release(action.number)[2]
-            if known is not None:
-                return known
-        try:
-            return dumps(result)
-        except Exception as error:  # noqa: BLE001
-            return Note(f"output not recorded: {type(error).__name__}: {error}")
-
     # ------------------------------------------------------- writer thread
     def drain(self) -> None:
         """Coalesce what the engine queued since the last batch (and release an engine waiting for it)."""
-        queue, actions, inputs, outputs = self.queue, self.actions, self.inputs, self.outputs
+        queue, pending, inputs, outputs = self.queue, self.pending, self.inputs, self.outputs
         other = self.other
         settled = len(other)  # counted first: a "finished" among these comes after every action event below
+        done = len(self.done) // 3 * 3  # then these: the earlier events of their actions are all queued by now
+        kept = self.kept
         pop = queue.popleft
-        for _ in range(len(queue)):  # only what is there now; more may arrive meanwhile
-            action, phase, payload = pop()
-            number = action.number
-            actions[number] = (action, phase)
+        for _ in range(len(queue) // 3):  # only what is there now; more may arrive meanwhile
+            action = pop()
+            phase = pop()
+            payload = pop()
+            if phase is KEPT_ARG:
+                pending[action] = _RUNNING
+                kept.arg[action] = payload
+                continue
+            if phase is KEPT_ARGS:
+                pending[action] = _RUNNING
+                kept.args[action] = payload
+                continue
+            if phase is KEPT_OUTPUT:
+                pending[action] = _SUCCEEDED
+                kept.outputs[action] = payload
+                continue
+            pending[action] = phase
             if payload is None:
                 continue
+            number = action.number
             if phase is _RUNNING:
                 if type(payload) is bytes:
                     inputs[number] = payload
@@ -218,6 +237,12 @@ class RunLog:
                     self.notes[number] = payload
             else:  # cached: the call as prepared by the lookup, and the output it served
                 self._take(number, *payload)
+        if done:
+            items = list(islice(iter(self.done.popleft, _NONE), done))  # popped by a C loop
+            finished = items[0::3]
+            collections.deque(map(pending.pop, finished, repeat(None)), maxlen=0)  # their earlier phases
+            self.succeeded += items
+        self._show_running()
         for _ in range(settled):
             item = other.popleft()
             if item[0] == "c":
@@ -227,6 +252,17 @@ class RunLog:
                 self.run_dirty = True
                 self.run_phase = item[1]
         self.drained.set()
+
+    def _show_running(self) -> None:
+        """Running actions of ``started`` not written yet go in this batch, as running."""
+        running = self.started.copy()  # one C call: the engine thread may change it at any moment
+        shown = self.shown_running
+        shown.intersection_update(running)
+        for action in running.keys() - shown:
+            if action.phase is _RUNNING:  # else between two tries: its events tell
+                self.pending[action] = _RUNNING
+                self.kept.arg[action] = running[action]
+                shown.add(action)
 
     def _take(self, number: int, prepared: Prepared | Note | None, output: bytes | str | None) -> None:
         if isinstance(prepared, Note):
@@ -238,57 +274,57 @@ class RunLog:
         if output is not None:
             self.outputs[number] = output
 
-    def build(self, conn: sqlite3.Connection) -> tuple[list, list, list, list, tuple | None]:
-        """The rows for what is pending: actions, attempts, cache entries and logs (flat), and the run's row.
+    def build(self, conn: sqlite3.Connection) -> tuple[list, list, list, list, list, tuple | None]:
+        """The rows for what is pending: plain and full action rows, attempts, cache entries, logs (all
+        flat), and the run's row.
 
         This is the Python-heavy part, so it runs outside the transaction and pauses every
         ``YIELD_EVERY`` rows: once the writer has the GIL it would otherwise keep it for a whole
         switch interval (5 ms) while a busy engine waits. Background persistence yields to the
-        engine; it catches up in the engine's idle moments or after the run.
+        engine; it catches up in the engine's idle moments or after the run. Plain and full
+        rows: see :mod:`.rows`.
         """
         run = self.run_id
-        store = self.store
-        pack = store.pack
-        inputs, outputs, keys, notes = self.inputs, self.outputs, self.keys, self.notes
-        names = _PHASE_NAMES
-        tasks = self._tasks
-        rows: list[Any] = []  # flat: _ACTION_WIDTH values per action (see insert_many)
-        attempts: list[tuple] = []
-        logs: list[Any] = []  # flat: run, action, text — only actions that printed
-        extend = rows.extend
-        for count, (number, (action, phase)) in enumerate(self.actions.items(), 1):
-            if count % YIELD_EVERY == 0:
-                time.sleep(YIELD_PAUSE)
-            spec = action.spec
-            task = tasks.get(spec)
-            if task is None:
-                task = tasks[spec] = store.task_id(conn, spec.name, spec.backend, task_info(spec).code)
-            terminal = phase >= 3  # Phase.terminal, without the property call
-            parent = action.parent
-            group = action.group
-            index = action.index
-            value = inputs.get(number)
-            output = outputs.get(number)
-            tags = action.tags
-            error = _NO_ERROR if phase not in _FAILED else error_fields(action.error, store)
-            extend((
-                run, number, None if parent is None else parent.number, task, None if group is None else group.name,
-                json.dumps(tags) if tags else None, index if type(index) is int else None, names[phase],
-                action.attempts, action.queued_at, action.started_at, action.ended_at if terminal else None,
-                keys.get(number), None if value is None else pack(value),
-                output if output is None or type(output) is str else pack(output), *error, notes.get(number)))
-            if terminal and action.history:
-                attempts += self._attempts(action, phase)
-            if action.output:
-                logs += (run, number, action.logs)
+        task_id = functools.partial(self._task, conn)
+        succeeded_rows(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_rows, self._misfit)
+        self.kept.encode(self.inputs, self.outputs, self.notes, YIELD_EVERY, YIELD_PAUSE)
+        plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
+                                             task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
+        pack = self.store.pack
         cache_rows = [v for key, code, name, data, *rest in self.cache_rows for v in (key, code, name, pack(data), *rest)]
-        run_row = self._run_row() if self.run_dirty or rows else None
-        return rows, [v for row in attempts for v in row], cache_rows, logs, run_row
+        plain = self.succeeded_rows + plain
+        run_row = self._run_row() if self.run_dirty or plain or full else None
+        return plain, full, attempts, cache_rows, self._logs(run), run_row
 
-    def write(self, conn: sqlite3.Connection, batch: tuple[list, list, list, list, tuple | None]) -> None:
+    def _logs(self, run: int) -> list[Any]:
+        """Rows (flat: run, action, text) for what actions printed; rewritten until each action ends."""
+        printed, printing = self.printed, self.printing
+        for _ in range(len(printed)):
+            printing[printed.popleft()] = None
+        rows: list[Any] = []
+        for action in list(printing):
+            rows += (run, action.number, action.logs)
+            if action.phase >= _SUCCEEDED:
+                del printing[action]
+        return rows
+
+    def _misfit(self, action: Action, arg: Any, result: Any) -> None:
+        """A succeeded record whose row is built the usual way."""
+        self.pending[action] = _SUCCEEDED
+        self.kept.arg[action] = arg
+        self.kept.outputs[action] = result
+
+    def _task(self, conn: sqlite3.Connection, spec: TaskSpec) -> int:
+        task = self._tasks.get(spec)
+        if task is None:
+            task = self._tasks[spec] = self.store.task_id(conn, spec.name, spec.backend, task_info(spec).code)
+        return task
+
+    def write(self, conn: sqlite3.Connection, batch: tuple[list, list, list, list, list, tuple | None]) -> None:
         """Write a built batch (inside the writer's transaction: SQLite work only)."""
-        rows, attempts, cache_rows, logs, run_row = batch
-        insert_many(conn, _INSERT_ACTIONS, _ACTION_WIDTH, rows, _UPSERT_ACTIONS)
+        plain, full, attempts, cache_rows, logs, run_row = batch
+        insert_many(conn, INSERT_PLAIN, PLAIN_WIDTH, plain, UPSERT_ACTIONS)
+        insert_many(conn, INSERT_ACTIONS, ACTION_WIDTH, full, UPSERT_ACTIONS)
         if attempts:
             insert_many(conn, "INSERT OR REPLACE INTO attempts", 9, attempts)
         if cache_rows:
@@ -301,17 +337,6 @@ class RunLog:
                 "UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
                 "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ?, groups = ?, "
                 "pools = ? WHERE id = ?", run_row)
-
-    def _attempts(self, action: Action, phase: Phase) -> list[tuple]:
-        rows = []
-        for attempt in list(action.history or ()):
-            failed = "timed_out" if type(attempt.error).__name__ == "ActionTimeoutError" else "failed"
-            rows.append((self.run_id, action.number, attempt.number, failed, attempt.started_at,
-                         attempt.ended_at, *error_fields(attempt.error, None)[:3]))
-        if rows and rows[-1][2] < action.attempts:  # the last attempt is only on the action itself
-            error = error_fields(action.error if phase in _FAILED else None, None)[:3]
-            rows.append((self.run_id, action.number, action.attempts, str(phase), None, action.ended_at, *error))
-        return rows
 
     def _run_row(self) -> tuple:
         state = self.state
@@ -326,14 +351,15 @@ class RunLog:
                 json.dumps(groups), json.dumps(pools), self.run_id)
 
     def committed(self) -> None:
-        self.actions.clear()
+        self.succeeded_rows.clear()
+        self.pending.clear()
         self.inputs.clear()
         self.keys.clear()
         self.outputs.clear()
         self.notes.clear()
         self.cache_rows.clear()
         self.run_dirty = False
-        if self.finished and not self.queue and not self.other:
+        if self.finished and not self.queue and not self.other and not self.done:
             self.closed = True
 
 

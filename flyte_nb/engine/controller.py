@@ -130,6 +130,8 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
     backend = get_backend(spec.backend)
     pools = action.pools
     cache = run.cache
+    if cache is not None and spec.cache is None and not getattr(cache, "every_task", True):
+        cache = None  # nothing to look up or record for this task
     if cache is not None:
         cached = cache.lookup(action, args, kwargs)
         if cached is not MISS:

@@ -38,6 +38,10 @@ MISS: Any = object()
 class ActionCache(Protocol):
     """Where a run looks up and records action outputs (implemented by the data layer)."""
 
+    every_task: bool
+    """Whether calls of tasks without a cache policy (``spec.cache is None``) concern it too; when
+    False the engine does not call it for them (two calls per action saved). Absent means True."""
+
     def lookup(self, action: Action, args: tuple, kwargs: dict) -> Any:
         """The recorded output for this call, or :data:`MISS`."""
 
