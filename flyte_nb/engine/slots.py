@@ -100,6 +100,15 @@ async def acquire_all(pools: Sequence[SlotPool]) -> None:
             raise
 
 
+def try_acquire_all(pools: Sequence[SlotPool]) -> bool:
+    """Acquire every pool at once if each has a free slot and no queue; else hold nothing."""
+    for index, pool in enumerate(pools):
+        if not pool.try_acquire():
+            release_all(pools[:index])
+            return False
+    return True
+
+
 def release_all(pools: Sequence[SlotPool]) -> None:
     for pool in reversed(pools):
         pool.release()

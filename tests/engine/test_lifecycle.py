@@ -46,11 +46,28 @@ async def tagged_root() -> int:
     return await tagged_double(1)
 
 
-def test_an_action_that_waits_for_slots_passes_through_waiting():
+@env.task(tags=["t"])
+async def tagged_nap(x: int) -> int:
+    await asyncio.sleep(0.05)
+    return x
+
+
+@env.task
+async def two_tagged() -> list:
+    return list(await asyncio.gather(tagged_nap(1), tagged_nap(2)))
+
+
+def test_an_action_waits_for_slots_only_when_none_is_free():
     events = []
-    flyte.with_runcontext(throttle={"t": 1}, listeners=[events.append]).run(tagged_root).outputs(timeout=5)
-    phases = [str(e.phase) for e in events if e.action is not None and e.action.task == "lifecycle.tagged_double"]
-    assert phases == ["queued", "waiting", "running", "succeeded"]
+    run = flyte.with_runcontext(throttle={"t": 1}, listeners=[events.append]).run(two_tagged)
+    assert run.outputs(timeout=5) == [1, 2]
+    phases = {}
+    for e in events:
+        if e.action is not None and e.action.task == "lifecycle.tagged_nap" and e.phase is not None:
+            phases.setdefault(e.action.number, []).append(str(e.phase))
+    first, second = phases.values()
+    assert first == ["queued", "running", "succeeded"]  # its slot was free: straight to running
+    assert second == ["queued", "waiting", "running", "succeeded"]  # the throttle held it back
 
 
 @env.task
