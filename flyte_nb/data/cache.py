@@ -19,14 +19,16 @@ from the recorded identity and inputs when the retry starts, so recording pays n
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import inspect
 import logging
 import pickle
 import sqlite3
+import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
@@ -215,13 +217,33 @@ Entry = bytes | str | tuple
 
 
 class CacheIndex:
-    """This kernel's view of a store's cache entries, per task identity (engine thread only)."""
+    """This kernel's view of a store's cache entries, per task identity (engine thread, but for ``written``).
+
+    An entry this kernel stored is newer than any row of its key that a refresh may read before the
+    writer has committed it (``overwrite_cache`` replaces an entry): such keys are ``unwritten``
+    until the writer says so, and refreshes leave them alone meanwhile.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.entries: dict[str, dict[str, Entry]] = {}
         self.seen: dict[str, int] = {}  # highest cache row id loaded, per identity
         self.preloaded = 0
+        self.unwritten: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def stored(self, code: str, key: str, output: bytes) -> None:
+        """An entry this kernel computed; its row is on its way to the store."""
+        with self._lock:
+            self.unwritten[key] += 1
+        self.add(code, key, output)
+
+    def written(self, keys: Iterable[str]) -> None:
+        """The writer committed these rows (writer thread)."""
+        with self._lock:
+            self.unwritten.subtract(keys)
+            for key in [k for k, n in self.unwritten.items() if n <= 0]:
+                del self.unwritten[key]
 
     def refresh(self, code: str) -> dict[str, Entry]:
         """Load the entries of one task identity that other runs and kernels added since last time."""
@@ -232,7 +254,8 @@ class CacheIndex:
                 "SELECT id, key, CASE WHEN typeof(output) = 'text' OR length(output) <= ? THEN output END "
                 "FROM cache WHERE code = ? AND id > ? ORDER BY id", (PRELOAD_MAX, code, last)).fetchall()
         for row_id, key, output in rows:
-            self.add(code, key, output if output is not None else ("cache", key))
+            if key not in self.unwritten:
+                self.add(code, key, output if output is not None else ("cache", key))
             last = row_id
         self.seen[code] = last
         return entries
@@ -344,7 +367,7 @@ class RunCache:
             self._warn(spec.name, f"output of task {spec.name} cannot be pickled, so it is not cached: {error!r}")
             return
         self.outputs[action.number] = data
-        self.index.add(prepared.code, prepared.key, data)
+        self.index.stored(prepared.code, prepared.key, data)
         self.sink(("c", prepared.key, prepared.code, spec.name, action.number, data))
 
     def release(self, number: int) -> tuple[Prepared | None, bytes | str | None, bytes | Note | None]:

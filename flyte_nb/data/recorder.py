@@ -351,6 +351,8 @@ class RunLog:
                 json.dumps(groups), json.dumps(pools), self.run_id)
 
     def committed(self) -> None:
+        if self.cache_rows and self.cache is not None:
+            self.cache.index.written(row[0] for row in self.cache_rows)
         self.succeeded_rows.clear()
         self.pending.clear()
         self.inputs.clear()
