@@ -34,12 +34,12 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import flyte_nb  # noqa: E402
+from report import Check, fmt_time, print_table, tally, verdict  # noqa: E402
 
 try:
     import psutil
@@ -195,31 +195,8 @@ def run_flyte(driver: flyte_nb.TaskTemplate, *args: object) -> flyte_nb.Run:
     return run
 
 
-def fmt_time(seconds: float) -> str:
-    return f"{seconds * 1e3:8.1f} ms" if seconds < 10 else f"{seconds:8.2f} s "
-
-
 def fmt_mb(nbytes: float) -> str:
     return f"{nbytes / 1e6:7.1f} MB"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  " + "  ".join("{:<%d}" % w if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
-    print(line.format(*headers))
-    print("  " + "  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line.format(*row))
 
 
 # --------------------------------------------------------------------- 1. per-action overhead
@@ -465,9 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
-    failed = [c.name for c in checks if not c.ok]
-    print(f"\n{len(checks) - len(failed)}/{len(checks)} targets met" + (": FAILED " + "; ".join(failed) if failed else ""))
-    return 1 if failed and args.strict else 0
+    return tally(checks, args.strict)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ HOME = tempfile.mkdtemp(prefix="flyte_nb_bench_store_")
 os.environ["FLYTE_NB_HOME"] = HOME  # before flyte_nb is imported: nothing goes to ~/.flyte_nb
 
 import flyte_nb  # noqa: E402
+from report import Check, fmt_time, print_table, tally, verdict  # noqa: E402
 from flyte_nb.api.run import Run, _driver, _unique  # noqa: E402
 from flyte_nb.data import recorder  # noqa: E402
 from flyte_nb.data.store import DB_NAME  # noqa: E402
@@ -167,31 +168,8 @@ def interleaved(variants: dict[str, Callable[[], Sample]], rounds: int) -> dict[
     return samples
 
 
-def fmt(seconds: float) -> str:
-    return f"{seconds * 1e3:8.1f} ms" if seconds < 10 else f"{seconds:8.2f} s "
-
-
 def pct(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+6.1f} %"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  " + "  ".join("{:<%d}" % w if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
-    print(line.format(*headers))
-    print("  " + "  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line.format(*row))
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
 
 
 # ---------------------------------------------------------------------- 1. recording overhead
@@ -209,7 +187,7 @@ def bench_overhead(n: int, rounds: int) -> tuple[list[Check], list[Sample]]:
     for name, got in samples.items():
         run = statistics.median(s.run for s in got)
         committed = statistics.median(s.committed for s in got)
-        row = [name, fmt(run), fmt(min(s.run for s in got)), fmt(committed)]
+        row = [name, fmt_time(run), fmt_time(min(s.run for s in got)), fmt_time(committed)]
         if got is base:
             rows.append(row + ["-", "-", "-", "-", "(baseline)"])
             continue
@@ -249,7 +227,7 @@ def bench_cached(n_a: int, first_a: list[Sample], n_b: int, rounds: int, rounds_
             run = statistics.median(s.run for s in got)
             ratio = run / first_run
             judged = label == "B" and "re-run" in name
-            row = [f"{name}, {n:,} × {what}", fmt(first_run), fmt(run), fmt(statistics.median(s.committed for s in got)),
+            row = [f"{name}, {n:,} × {what}", fmt_time(first_run), fmt_time(run), fmt_time(statistics.median(s.committed for s in got)),
                    f"{ratio * 100:6.1f} %", f"{run / n * 1e6:6.2f} µs"]
             if judged:
                 ok = ratio < CACHED_TARGET
@@ -291,9 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         recorder.flush()
         shutil.rmtree(HOME, ignore_errors=True)
-    failed = [c.name for c in checks if not c.ok]
-    print(f"\n{len(checks) - len(failed)}/{len(checks)} targets met" + (": FAILED " + "; ".join(failed) if failed else ""))
-    return 1 if failed and args.strict else 0
+    return tally(checks, args.strict)
 
 
 if __name__ == "__main__":
