@@ -14,7 +14,9 @@ import time
 
 import pytest
 
-distributed = pytest.importorskip("distributed")
+from tests.needs import need_module
+
+distributed = need_module("distributed")
 
 import flyte_nb as flyte  # noqa: E402
 from flyte_nb import Phase  # noqa: E402

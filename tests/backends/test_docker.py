@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from tests.needs import need
+
 import flyte_nb as flyte
 from flyte_nb.backends import docker as dockerbackend
 
@@ -40,10 +42,7 @@ _PROBLEM = _daemon_problem()
 
 @pytest.fixture(autouse=True)
 def _needs_docker():
-    if _PROBLEM is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI=true but Docker is not usable: {_PROBLEM}")
-        pytest.skip(f"Docker is not usable here: {_PROBLEM}")
+    need(None if _PROBLEM is None else f"Docker is not usable here: {_PROBLEM}")
 
 
 def _docker_ps(label: str) -> list[str]:
