@@ -222,12 +222,13 @@ def test_containers_of_a_killed_kernel_are_removed_by_the_next_one(tmp_path):
         kernel.send_signal(signal.SIGKILL)
         kernel.wait()
         kernel.stdout.close()
-    folder = dockerbackend.Path(dockerbackend.tempfile.gettempdir()).glob(f"flyte_nb-docker-{kernel.pid}-*")
+    folders = list(dockerbackend.Path(dockerbackend.tempfile.gettempdir()).glob(f"flyte_nb-docker-{kernel.pid}-*"))
+    assert folders, "a SIGKILLed kernel leaves its payload folder (else this test proves nothing about removing it)"
     assert _docker_ps(f"flyte_nb.run={run_name}"), "a SIGKILLed kernel leaves its containers"
     subprocess.run([sys.executable, "-c", "from flyte_nb.backends.docker import DockerBackend; DockerBackend().client"],
                    check=True, timeout=60, env=dict(os.environ, PYTHONPATH=os.getcwd()))
     assert _docker_ps(f"flyte_nb.run={run_name}") == []
-    assert not list(folder)
+    assert not [folder for folder in folders if folder.exists()], "the dead kernel's payload folder is removed"
 
 
 def test_an_unreachable_daemon_is_a_one_line_error(monkeypatch):
