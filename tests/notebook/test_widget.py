@@ -103,9 +103,12 @@ def test_notebook_stays_usable_while_a_run_is_live(kernel):
     started = kernel.execute("live = flyte.run(slow, 3)\nlive")
     assert started.status == "ok"
     assert started.seconds < 1.0
-    quick = kernel.execute("print(1 + 1, live.phase)")
-    assert quick.stdout == "2 running\n"
-    assert quick.seconds < 0.1, quick.seconds
+    times = []
+    for _ in range(5):
+        quick = kernel.execute("print(1 + 1, live.phase)")
+        assert quick.stdout == "2 running\n"
+        times.append(quick.seconds)
+    assert sorted(times)[2] < 0.1, times  # the median cell round trip while the run is live
     kernel.execute("live.abort()")
 
 
