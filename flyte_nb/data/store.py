@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -38,6 +39,7 @@ INLINE_MAX = 32 * 1024
 BUSY_TIMEOUT_MS = 30_000
 LIVE_PHASES = ("queued", "running")
 RUN_PHASES = ("queued", "running", "succeeded", "failed", "aborted")
+_DIGEST = re.compile(r"[0-9a-f]{32}")
 
 
 def _statements(script: str) -> list[str]:
@@ -316,6 +318,10 @@ class Store:
 
     # ----------------------------------------------------------------- values
     def blob_path(self, key: str) -> Path:
+        """Where a value file lives; ``key`` must be a digest (a row's text never names another path)."""
+        if not _DIGEST.fullmatch(key):
+            raise StoreError(f"the run store at {self.path} holds {key[:80]!r} where a value digest belongs: "
+                             "it was not written by flyte_nb")
         return self.blob_dir / key[:2] / key
 
     def pack(self, data: bytes) -> bytes | str:
@@ -344,6 +350,24 @@ class Store:
             raise StoreError(f"value file {self.blob_path(value)} of the run store is damaged (its content does "
                              "not match its digest)")
         return data
+
+
+    def read_value(self, value: bytes | str, limit: int) -> tuple[bytes | None, int]:
+        """(the bytes, their size) of a value column, or (None, size) past ``limit`` bytes, left unread."""
+        if not isinstance(value, str):
+            return (bytes(value), len(value)) if len(value) <= limit else (None, len(value))
+        path = self.blob_path(value)
+        try:
+            with open(path, "rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                if size > limit:
+                    return None, size
+                data = file.read(limit + 1)
+        except OSError as error:
+            raise StoreError(f"value file {path} of the run store is missing or unreadable: {error}") from error
+        if digest(data) != value:
+            raise StoreError(f"value file {path} of the run store is damaged (its content does not match its digest)")
+        return data, len(data)
 
 
 def insert_many(conn: sqlite3.Connection, head: str, width: int, values: list, tail: str = "") -> None:

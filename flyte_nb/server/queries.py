@@ -14,9 +14,10 @@ import sqlite3
 import time
 from typing import Any
 
-from ..data.store import LIVE_PHASES, RUN_PHASES
+from ..data.store import LIVE_PHASES, RUN_PHASES, Store
+from ..errors import StoreError
 from . import timeline
-from .preview import preview
+from .preview import LOAD_MAX, preview
 
 STATUSES = ("live", *RUN_PHASES)
 ACTION_PHASES = ("queued", "waiting", "running", "succeeded", "failed", "timed_out", "cancelled", "cached")
@@ -201,18 +202,19 @@ def list_actions(conn: sqlite3.Connection, name: str, *, offset: int = 0, limit:
     return {"total": total, "actions": [_action_row(row, live) for row in rows]}
 
 
-def action_detail(conn: sqlite3.Connection, store_unpack: Any, name: str, number: int) -> dict[str, Any] | None:
+def action_detail(conn: sqlite3.Connection, store: Store, name: str, number: int) -> dict[str, Any] | None:
     """One action with its error traceback, attempts, logs and value previews; ``None`` if unknown."""
     found = _run_id(conn, name)
     if found is None:
         return None
     run_id, live = found
-    row = conn.execute(f"SELECT {_ACTION_COLUMNS}, a.error_traceback, a.inputs, a.outputs, a.note FROM actions a "
-                       "JOIN tasks t ON t.id = a.task WHERE a.run = ? AND a.number = ?", (run_id, number)).fetchone()
+    row = conn.execute(f"SELECT {_ACTION_COLUMNS}, a.error_traceback, {_bounded('a.inputs')}, {_bounded('a.outputs')}, "
+                       "a.note FROM actions a JOIN tasks t ON t.id = a.task WHERE a.run = ? AND a.number = ?",
+                       (run_id, number)).fetchone()
     if row is None:
         return None
     detail = _action_row(row[:12], live)
-    traceback, inputs, outputs, note = row[12:]
+    traceback, inputs, inputs_size, outputs, outputs_size, note = row[12:]
     if detail["error"] is not None:
         detail["error"]["traceback"] = traceback
     detail["attempt_history"] = [
@@ -224,16 +226,23 @@ def action_detail(conn: sqlite3.Connection, store_unpack: Any, name: str, number
     logs = conn.execute("SELECT text FROM logs WHERE run = ? AND action = ?", (run_id, number)).fetchone()
     detail["logs"] = logs[0] if logs else ""
     detail["note"] = note
-    detail["inputs"] = _value(store_unpack, inputs)
-    detail["output"] = _value(store_unpack, outputs)
+    detail["inputs"] = _value(store, inputs, inputs_size)
+    detail["output"] = _value(store, outputs, outputs_size)
     return detail
 
 
-def _value(unpack: Any, value: bytes | str | None) -> dict[str, Any]:
+def _bounded(column: str) -> str:
+    """A value column and its size, the value left unread when it is too large to preview (a blob's
+    length is in its record header: SQLite does not read the blob to answer it)."""
+    return (f"CASE WHEN typeof({column}) = 'blob' AND length({column}) > {LOAD_MAX} THEN NULL ELSE {column} END, "
+            f"length({column})")
+
+
+def _value(store: Store, value: bytes | str | None, size: int | None) -> dict[str, Any]:
     if value is None:
-        return preview(None)
+        return preview(None, size)
     try:
-        data = unpack(value)
-    except Exception as error:  # noqa: BLE001 - a missing value file: say so in the preview
+        data, size = store.read_value(value, LOAD_MAX)
+    except StoreError as error:  # a missing or damaged value file: say so in the preview
         return {"preview": f"<{error}>", "size": None}
-    return preview(data)
+    return preview(data, size)
