@@ -315,6 +315,12 @@ class Store:
                 "UPDATE actions SET phase = 'cancelled', ended_at = coalesce(ended_at, ?), note = coalesce(note, ?) "
                 "WHERE run = (SELECT id FROM runs WHERE name = ?) AND phase IN ('queued', 'waiting', 'running')",
                 (ended, reason, name))
+            # the counts were the dead kernel's last word (actions running, some never written): from now on
+            # they are what the actions say, so the panel's counts and its action list agree
+            conn.execute(
+                "UPDATE runs SET counts = (SELECT json_group_object(phase, n) FROM (SELECT phase, count(*) AS n "
+                "FROM actions WHERE run = runs.id GROUP BY phase)), actions = (SELECT count(*) FROM actions "
+                "WHERE run = runs.id) WHERE name = ?", (name,))
 
     # ----------------------------------------------------------------- values
     def blob_path(self, key: str) -> Path:
