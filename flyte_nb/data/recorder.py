@@ -94,6 +94,7 @@ class RunLog:
         self.queue: collections.deque[Any] = collections.deque()  # flat: action, phase, payload, action, ...
         self.printed: collections.deque[Action] = collections.deque()  # actions that wrote output (engine thread)
         self.printing: dict[Action, None] = {}  # writer thread: their logs are written until they end
+        self.logged: dict[Action, None] = {}  # writer thread: those that ended, whose last logs are in this batch
         self.started: dict[Action, Any] = {}  # running actions whose lone argument is kept (engine thread writes)
         self.done: collections.deque[Any] = collections.deque()  # flat: action, argument, output (they succeeded)
         self.other: collections.deque[tuple] = collections.deque()  # run phase changes and cache entries
@@ -305,7 +306,7 @@ class RunLog:
         for action in list(printing):
             rows += (run, action.number, action.logs)
             if action.phase >= _SUCCEEDED:
-                del printing[action]
+                self.logged[action] = None  # forgotten once committed: a failed batch writes them again
         return rows
 
     def _misfit(self, action: Action, arg: Any, result: Any) -> None:
@@ -353,6 +354,9 @@ class RunLog:
     def committed(self) -> None:
         if self.cache_rows and self.cache is not None:
             self.cache.index.written(row[0] for row in self.cache_rows)
+        for action in self.logged:
+            self.printing.pop(action, None)
+        self.logged.clear()
         self.succeeded_rows.clear()
         self.pending.clear()
         self.inputs.clear()

@@ -20,7 +20,9 @@ where the file is and what to do.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -33,6 +35,8 @@ from pathlib import Path
 from ..errors import StoreError
 from .home import home_dir
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger("flyte_nb.store")
 
 DB_NAME = "runs.sqlite"
 INLINE_MAX = 32 * 1024
@@ -59,6 +63,23 @@ def is_corruption(error: BaseException) -> bool:
     """True for SQLite's "not a database" / "malformed" errors (as opposed to locks or full disks)."""
     name = getattr(error, "sqlite_errorname", "")
     return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or type(error) is sqlite3.DatabaseError
+
+
+def no_space(error: BaseException | None, home: Path | None = None) -> bool:
+    """True when ``error`` (or what it wraps) means the store's disk is full, not that the file is bad."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        name = getattr(error, "sqlite_errorname", "")
+        if name == "SQLITE_FULL" or name == "SQLITE_IOERR_SHMSIZE":  # the WAL index cannot grow: a full disk
+            return True
+        if name.startswith("SQLITE_IOERR") and home is not None:  # some I/O errors are a full disk in disguise
+            try:
+                return os.statvfs(home).f_bavail == 0
+            except OSError:
+                return False
+        error = error.__cause__
+    return False
 
 
 def digest(data: bytes) -> str:
@@ -122,6 +143,7 @@ class Store:
         self._ready = False
         self._lock = threading.Lock()
         self.task_ids: dict[tuple[str, str | None, str], int] = {}  # the writer's cache of tasks rows
+        self.fresh: list[str] = []  # value files the writer created that no committed row names yet
 
     def task_id(self, conn: sqlite3.Connection, name: str, backend: str | None, code: str) -> int:
         """The ``tasks`` row of a task identity, created on first use (writer thread)."""
@@ -177,8 +199,23 @@ class Store:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived connection; SQLite errors become :class:`StoreError`."""
-        conn = self.connect()
+        """A short-lived connection; SQLite errors become :class:`StoreError`.
+
+        On a full disk a normal connection cannot even open (the WAL index must be created and
+        grown): then, if nothing waits in the WAL, the file itself holds every commit and is read
+        read-only, without locks or side files. Reading never needs free space.
+        """
+        try:
+            conn = self.connect()
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the WAL and its index
+            except sqlite3.Error as error:
+                conn.close()
+                raise self.error(error) from error
+        except StoreError as error:
+            if not no_space(error, self.home):
+                raise
+            conn = self._read_only(error)
         try:
             yield conn
         except sqlite3.Error as error:
@@ -186,19 +223,42 @@ class Store:
         finally:
             conn.close()
 
+    def _read_only(self, cause: StoreError) -> sqlite3.Connection:
+        """A read-only, lock-free connection to the file alone (see :meth:`reading`), checked as ours."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if not self.path.exists() or (wal.exists() and wal.stat().st_size > 0):
+            raise cause  # commits wait in the WAL: the file alone would show an older store
+        try:
+            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+            app_id, version = conn.execute("SELECT (SELECT application_id FROM pragma_application_id), "
+                                           "(SELECT user_version FROM pragma_user_version)").fetchone()
+        except sqlite3.Error as error:
+            raise self.error(error) from error
+        if app_id != APPLICATION_ID or version != SCHEMA_VERSION:
+            conn.close()
+            raise cause  # another program's file, or one to migrate (which needs space): as when writable
+        return conn
+
     @contextlib.contextmanager
     def writing(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``: take the lock first, wait for it politely)."""
+        """One write transaction (``BEGIN IMMEDIATE``: take the lock first, wait for it politely).
+
+        A failure rolls back what SQLite has not rolled back itself (on a full disk it already
+        has): the error raised is the one that happened, never "no transaction is active".
+        """
         own = conn is None
         conn = conn or self.connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
         except sqlite3.Error as error:
             raise self.error(error) from error
         finally:
@@ -212,6 +272,9 @@ class Store:
                 f"the flyte_nb run store at {self.path} is damaged or not a database ({error}). flyte_nb will "
                 "not modify it: move it aside (keep it for recovery with the sqlite3 .recover command) or point "
                 "FLYTE_NB_HOME at another folder, and a new store is created.")
+        if no_space(error, self.home):
+            return StoreError(f"the disk holding the flyte_nb run store at {self.path} is full ({error}): free some "
+                              "space there, or set FLYTE_NB_HOME to a folder on another disk")
         if isinstance(error, sqlite3.OperationalError):
             return StoreError(f"the flyte_nb run store at {self.path} could not be used: {error}")
         return error
@@ -251,19 +314,27 @@ class Store:
                     conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     # ------------------------------------------------------------ dead kernels
     def reap(self, conn: sqlite3.Connection | None = None) -> list[str]:
         """Mark runs left queued/running by a kernel that no longer exists as ``aborted: kernel exited``.
 
         Only runs recorded on this host are judged (a pid means nothing elsewhere). Returns their names.
+        Marking is best effort: on a full disk nothing is marked (and reading goes on); the next reap does it.
         """
         own = conn is None
-        conn = conn or self.connect()
+        try:
+            conn = conn or self.connect()
+        except StoreError as error:
+            if no_space(error, self.home):
+                return []
+            raise
         try:
             live = conn.execute(f"SELECT name, pid, process FROM runs WHERE host = ? AND phase IN {LIVE_PHASES}",
                                 (HOST,)).fetchall()
@@ -273,6 +344,11 @@ class Store:
                     for name in dead:
                         self._mark_aborted(conn, name, "kernel exited")
             return dead
+        except (StoreError, sqlite3.Error) as error:
+            if no_space(error, self.home):
+                log.debug("flyte_nb: runs of dead kernels not marked yet: %s", error)
+                return []
+            raise
         finally:
             if own:
                 conn.close()
@@ -339,9 +415,39 @@ class Store:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)  # atomic: readers never see half a file; same content, so races are harmless
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, path)  # atomic: readers never see half a file; same content, so races are harmless
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+                raise
+            self.fresh.append(key)
         return key
+
+    def discard_fresh(self, conn: sqlite3.Connection | None) -> int:
+        """Remove the value files the writer created for rows it will never commit; how many went.
+
+        A file another kernel's committed row has named meanwhile (same content, same name) stays,
+        and without a connection to check that none does, all of them stay: a stray file is better
+        than a row whose value is gone.
+        """
+        keys, self.fresh = set(self.fresh), []
+        if not keys or conn is None:
+            return 0
+        marks = ", ".join("?" * len(keys))
+        columns = (("actions", "inputs"), ("actions", "outputs"), ("actions", "error_blob"), ("runs", "error_blob"),
+                   ("cache", "output"))
+        try:
+            named = {row[0] for table, column in columns
+                     for row in conn.execute(f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", tuple(keys))}
+        except sqlite3.Error:
+            return 0
+        removed = 0
+        for key in keys - named:
+            with contextlib.suppress(OSError):
+                self.blob_path(key).unlink()
+                removed += 1
+        return removed
 
     def unpack(self, value: bytes | str) -> bytes:
         """The bytes a value column stands for; a file is checked against its digest."""
