@@ -161,6 +161,18 @@ class AbortHandler(_Base):
         self.finish(json.dumps({"name": name, "phase": phase, "requested": True}))
 
 
+class NotFoundHandler(_Base):
+    """Any other path under the API: a JSON 404 that lists the routes (the panel and scripts parse JSON)."""
+
+    @web.authenticated
+    @authorized
+    def prepare_404(self) -> None:
+        raise web.HTTPError(404, "no such flyte-nb API route: see GET api/runs, api/runs/<name>, "
+                                 "api/runs/<name>/actions, api/runs/<name>/actions/<n>, POST api/runs/<name>/abort")
+
+    get = post = put = delete = patch = prepare_404
+
+
 class OpenRunHandler(JupyterHandler):
     """``<base_url>flyte-nb/runs/<name>``: what ``Run.url`` points at; JupyterLab opens the run."""
 
