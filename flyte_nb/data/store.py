@@ -62,7 +62,17 @@ def _statements(script: str) -> list[str]:
 def is_corruption(error: BaseException) -> bool:
     """True for SQLite's "not a database" / "malformed" errors (as opposed to locks or full disks)."""
     name = getattr(error, "sqlite_errorname", "")
-    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or type(error) is sqlite3.DatabaseError
+    return (name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or type(error) is sqlite3.DatabaseError
+            or isinstance(error, UnicodeDecodeError))  # a damaged schema, quoted in SQLite's message, is not UTF-8
+
+
+_FAILURES = (sqlite3.Error, UnicodeDecodeError)  # what SQLite work raises: a StoreError saying what to do
+
+
+def brief(error: BaseException) -> str:
+    """An error's text on one short line: SQLite quotes a whole damaged schema statement in its message."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def no_space(error: BaseException | None, home: Path | None = None) -> bool:
@@ -166,7 +176,7 @@ class Store:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
         except (OSError, sqlite3.Error) as error:
-            raise StoreError(f"cannot open the flyte_nb run store at {self.path}: {error}") from error
+            raise StoreError(f"cannot open the flyte_nb run store at {self.path}: {brief(error)}") from error
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not self._ready:
@@ -179,7 +189,7 @@ class Store:
         except StoreError:
             conn.close()
             raise
-        except sqlite3.Error as error:
+        except _FAILURES as error:
             conn.close()
             raise self.error(error) from error
         return conn
@@ -209,7 +219,7 @@ class Store:
             conn = self.connect()
             try:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the WAL and its index
-            except sqlite3.Error as error:
+            except _FAILURES as error:
                 conn.close()
                 raise self.error(error) from error
         except StoreError as error:
@@ -218,7 +228,7 @@ class Store:
             conn = self._read_only(error)
         try:
             yield conn
-        except sqlite3.Error as error:
+        except _FAILURES as error:
             raise self.error(error) from error
         finally:
             conn.close()
@@ -233,7 +243,7 @@ class Store:
                                    check_same_thread=False)
             app_id, version = conn.execute("SELECT (SELECT application_id FROM pragma_application_id), "
                                            "(SELECT user_version FROM pragma_user_version)").fetchone()
-        except sqlite3.Error as error:
+        except _FAILURES as error:
             raise self.error(error) from error
         if app_id != APPLICATION_ID or version != SCHEMA_VERSION:
             conn.close()
@@ -259,24 +269,24 @@ class Store:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as error:
+        except _FAILURES as error:
             raise self.error(error) from error
         finally:
             if own:
                 conn.close()
 
-    def error(self, error: sqlite3.Error) -> Exception:
+    def error(self, error: BaseException) -> BaseException:
         """The exception to raise for a SQLite error: corruption is a StoreError saying what to do."""
         if is_corruption(error):
             return StoreError(
-                f"the flyte_nb run store at {self.path} is damaged or not a database ({error}). flyte_nb will "
+                f"the flyte_nb run store at {self.path} is damaged or not a database ({brief(error)}). flyte_nb will "
                 "not modify it: move it aside (keep it for recovery with the sqlite3 .recover command) or point "
                 "FLYTE_NB_HOME at another folder, and a new store is created.")
         if no_space(error, self.home):
-            return StoreError(f"the disk holding the flyte_nb run store at {self.path} is full ({error}): free some "
+            return StoreError(f"the disk holding the flyte_nb run store at {self.path} is full ({brief(error)}): free some "
                               "space there, or set FLYTE_NB_HOME to a folder on another disk")
         if isinstance(error, sqlite3.OperationalError):
-            return StoreError(f"the flyte_nb run store at {self.path} could not be used: {error}")
+            return StoreError(f"the flyte_nb run store at {self.path} could not be used: {brief(error)}")
         return error
 
     # ---------------------------------------------------- schema and migration
@@ -309,9 +319,15 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
             if version > SCHEMA_VERSION:
                 raise StoreError(self._newer(version))
-            for step in MIGRATIONS[version:SCHEMA_VERSION]:
-                for statement in _statements(step):  # not executescript: it would commit our transaction
-                    conn.execute(statement)
+            try:
+                for step in MIGRATIONS[version:SCHEMA_VERSION]:
+                    for statement in _statements(step):  # not executescript: it would commit our transaction
+                        conn.execute(statement)
+            except sqlite3.OperationalError as error:  # tables a version this old cannot have: a damaged header
+                raise StoreError(
+                    f"the flyte_nb run store at {self.path} says schema version {version} but does not look like it "
+                    f"({brief(error)}): it may be damaged. flyte_nb will not modify it: move it aside or point "
+                    "FLYTE_NB_HOME at another folder.") from error
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
