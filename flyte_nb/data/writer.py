@@ -105,6 +105,8 @@ class Writer:
             if failed_at is not None and not exiting and time.monotonic() - failed_at < RETRY_FULL:
                 continue
             try:
+                for run_log in group:
+                    run_log.claim()
                 conn = self._conn(store)
                 batches = [run_log.build(conn) for run_log in group]
                 with store.writing(conn):

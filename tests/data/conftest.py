@@ -65,12 +65,14 @@ def stored(name: str):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A folder on its own small tmpfs (a disk that can really fill), unmounted afterwards."""
+def small_disk(tmp_path, request):
+    """A folder on its own small tmpfs (8 MB, or the size given by indirect parametrisation): a disk
+    that can really fill. Unmounted afterwards."""
     where = tmp_path / "small-disk"
     where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], capture_output=True,
-                             text=True, check=False)
+    size = getattr(request, "param", "8m")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         if os.environ.get("CI"):
             pytest.fail(f"cannot mount a tmpfs for the disk-full tests: {mounted.stderr.strip()}")

@@ -8,11 +8,14 @@ left megabytes of value files no row named, and reading the store failed while t
 from __future__ import annotations
 
 import json
+import pickle
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from flyte_nb.data.store import DB_NAME
 
@@ -214,3 +217,98 @@ def test_a_write_that_hits_a_full_disk_says_so_and_leaves_the_store_as_it_was(sm
         conn.execute("INSERT INTO runs (name, driver, phase, created_at) VALUES ('after', 'd', 'succeeded', 1)")
     assert [r[0] for r in conn.execute("SELECT name FROM runs ORDER BY id")] == ["kept", "after"]
     conn.close()
+
+
+CHAOS = """
+import asyncio, json, random, sys
+from pathlib import Path
+import flyte_nb as flyte
+
+ctl = Path(sys.argv[1])
+env = flyte.TaskEnvironment("chaos")
+
+@env.task
+async def make(x: int, size: int) -> bytes:
+    print("made", x, size)
+    await asyncio.sleep(0.05)
+    return bytes([x % 256]) * size
+
+@env.task
+async def main(seed: int) -> int:
+    rng = random.Random(seed)
+    sizes = [rng.choice([100, 5_000, 40_000]) for _ in range(40)]  # inline values and value files
+    return sum(map(len, [b async for b in flyte.map.aio(make, range(40), sizes, concurrency=4)]))
+
+names = []
+while not (ctl / "stop").exists():
+    run = flyte.with_runcontext(name=f"chaos-{len(names)}").run(main, len(names))
+    run.wait(quiet=True)
+    names.append(run.name)
+print(json.dumps(names), flush=True)
+"""
+
+
+@pytest.mark.parametrize("small_disk", ["32m"], indirect=True)
+def test_a_disk_that_fills_and_frees_at_random_moments_loses_nothing(tmp_path, small_disk):
+    """Fault injection: the disk fills and frees at seeded random moments while runs record."""
+    import random
+
+    from flyte_nb.data.store import Store
+    from flyte_nb.server import queries
+    from flyte_nb.server.handlers import Reader
+
+    home = small_disk / "flyte_nb"
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    kernel = subprocess.Popen([sys.executable, str(script(tmp_path, CHAOS)), str(ctl)], env=child_env(home),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rng = random.Random(18)
+    reader = Reader(str(tmp_path), Store(home))
+    injections = reads = 0
+    deadline = time.monotonic() + 15
+    while not (home / DB_NAME).exists():
+        assert time.monotonic() < deadline and kernel.poll() is None
+        time.sleep(0.05)
+    for _ in range(5):
+        time.sleep(rng.uniform(0.2, 1.0))
+        filler = fill(small_disk)
+        injections += 1
+        time.sleep(rng.uniform(0.3, 1.5))
+        reader.read(queries.list_runs, queries.Paths(str(tmp_path)))  # the Runs panel still reads
+        reads += 1
+        filler.unlink()
+    (ctl / "stop").write_text("")
+    out, err = kernel.communicate(timeout=120)
+    assert kernel.returncode == 0, err
+    names = json.loads(out.strip().splitlines()[-1])
+    assert len(names) >= 2 and "Traceback" not in err, err
+    full, resumed = err.count("flyte_nb: the disk holding"), err.count("recording resumed, nothing was lost")
+    assert full == resumed <= injections and len(err.splitlines()) == full + resumed, err  # no flood
+    waited = {name for line in err.splitlines() if " are kept in memory" in line
+              for name in line.split("; runs ", 1)[1].split(" are kept")[0].split(", ")}
+
+    conn = sqlite3.connect(home / DB_NAME)
+    conn.row_factory = sqlite3.Row
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert {r[0] for r in conn.execute("SELECT name FROM runs")} == set(names)
+    values = 0
+    for name in names:
+        run = conn.execute("SELECT * FROM runs WHERE name = ?", (name,)).fetchone()
+        phases = dict(conn.execute("SELECT phase, count(*) FROM actions WHERE run = ? GROUP BY phase", (run["id"],)))
+        assert run["phase"] == "succeeded" and phases == {"succeeded": 41}, (name, run["phase"], phases)
+        assert json.loads(run["counts"]) == phases and run["actions"] == 41
+        logs = {text for (text,) in conn.execute("SELECT text FROM logs WHERE run = ?", (run["id"],))}
+        assert len(logs) == 40
+        for action in conn.execute("SELECT inputs, outputs FROM actions WHERE run = ? AND parent IS NOT NULL",
+                                   (run["id"],)):
+            stored = Store(home)
+            inputs = pickle.loads(stored.unpack(action["inputs"]))
+            assert pickle.loads(stored.unpack(action["outputs"])) == bytes([inputs["x"] % 256]) * inputs["size"]
+            assert f"made {inputs['x']} {inputs['size']}\n" in logs
+            values += 1
+    named = referenced_digests(conn)
+    conn.close()
+    files = value_files(home)
+    assert {f.name for f in files} == named and not [f for f in files if f.name.endswith(".tmp")]
+    print(f"\ndisk-full injections: {injections} (the writer hit {full}), reads while full: {reads}, runs: "
+          f"{len(names)} ({len(waited)} waited for space), recorded values checked: {values}")
