@@ -7,10 +7,11 @@ same time queue for the lock instead of failing.
 
 Values (inputs, outputs, pickled errors) up to ``INLINE_MAX`` bytes live in their row as a
 BLOB: SQLite reads small blobs faster than the file system, a 10,000-action map does not leave
-20,000 tiny files, and writing them costs no hashing. Larger values are files under ``blobs/``
-beside the database, named by their content digest (the row holds the digest as TEXT), written
-atomically and checked against the digest when read, so a damaged file is an error, not a
-wrong value. :func:`pack` and :meth:`Store.unpack` are the two directions.
+20,000 tiny files, and writing them costs no hashing. Larger values are files named by their
+digest (:mod:`.values`: ``Store.pack`` and ``Store.unpack`` are the two directions).
+
+A full disk loses nothing recorded: reads need no space (:meth:`Store.reading`), and the writer
+waits for space (:mod:`.writer`). Processes: :mod:`.processes`; failures: :mod:`.failures`.
 
 This module never repairs, downgrades or recreates a database it cannot read: a corrupt file,
 another program's database or a schema newer than this code is a :class:`StoreError` that says
@@ -20,12 +21,8 @@ where the file is and what to do.
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import logging
 import os
-import re
-import socket
 import sqlite3
 import threading
 import time
@@ -33,17 +30,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import StoreError
+from .failures import FAILURES, brief, is_corruption, no_space
 from .home import home_dir
+from .processes import HOST, PID, TOKEN, process_alive, process_token
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from .values import INLINE_MAX, ValueFiles, digest
+
+__all__ = ["DB_NAME", "HOST", "INLINE_MAX", "LIVE_PHASES", "PID", "RUN_PHASES", "TOKEN", "Store", "brief", "digest",
+           "get_store", "insert_many", "is_corruption", "no_space", "process_alive", "process_token",
+           "recording_enabled"]
 
 log = logging.getLogger("flyte_nb.store")
 
 DB_NAME = "runs.sqlite"
-INLINE_MAX = 32 * 1024
 BUSY_TIMEOUT_MS = 30_000
 LIVE_PHASES = ("queued", "running")
 RUN_PHASES = ("queued", "running", "succeeded", "failed", "aborted")
-_DIGEST = re.compile(r"[0-9a-f]{32}")
 
 
 def _statements(script: str) -> list[str]:
@@ -59,91 +61,7 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def is_corruption(error: BaseException) -> bool:
-    """True for SQLite's "not a database" / "malformed" errors (as opposed to locks or full disks)."""
-    name = getattr(error, "sqlite_errorname", "")
-    return (name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or type(error) is sqlite3.DatabaseError
-            or isinstance(error, UnicodeDecodeError))  # a damaged schema, quoted in SQLite's message, is not UTF-8
-
-
-_FAILURES = (sqlite3.Error, UnicodeDecodeError)  # what SQLite work raises: a StoreError saying what to do
-
-
-def brief(error: BaseException) -> str:
-    """An error's text on one short line: SQLite quotes a whole damaged schema statement in its message."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-def no_space(error: BaseException | None, home: Path | None = None) -> bool:
-    """True when ``error`` (or what it wraps) means the store's disk is full, not that the file is bad."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        name = getattr(error, "sqlite_errorname", "")
-        if name == "SQLITE_FULL" or name == "SQLITE_IOERR_SHMSIZE":  # the WAL index cannot grow: a full disk
-            return True
-        if name.startswith("SQLITE_IOERR") and home is not None:  # some I/O errors are a full disk in disguise
-            try:
-                return os.statvfs(home).f_bavail == 0
-            except OSError:
-                return False
-        error = error.__cause__
-    return False
-
-
-def digest(data: bytes) -> str:
-    """Content address of a value: 128-bit BLAKE2b, hex."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _boot_token() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def process_token(pid: int) -> str | None:
-    """Identifies one process lifetime (boot id + start time), so a reused pid is not mistaken for it."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        try:
-            import psutil
-        except ImportError:
-            return None
-        try:
-            return f"psutil:{psutil.Process(pid).create_time()}"
-        except Exception:  # noqa: BLE001 - gone, or no access
-            return None
-    if fields[0] == "Z":  # a zombie has exited; it only waits to be reaped
-        return None
-    return f"{_boot_token()}:{fields[19]}"
-
-
-HOST = socket.gethostname()
-PID = os.getpid()
-TOKEN = process_token(PID)
-
-
-def process_alive(pid: int, token: str | None) -> bool:
-    """Whether the kernel that recorded a run still exists on this host."""
-    if pid == os.getpid():
-        return token is None or token == process_token(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, belongs to someone else
-    current = process_token(pid)
-    if current is None:  # we can tell processes apart here, yet not this one: a zombie, or just gone
-        return TOKEN is None
-    return token is None or current == token
-
-
-class Store:
+class Store(ValueFiles):
     """One run store: a database file, its blob folder, and how to connect to them safely."""
 
     def __init__(self, home: Path) -> None:
@@ -189,7 +107,7 @@ class Store:
         except StoreError:
             conn.close()
             raise
-        except _FAILURES as error:
+        except FAILURES as error:
             conn.close()
             raise self.error(error) from error
         return conn
@@ -219,7 +137,7 @@ class Store:
             conn = self.connect()
             try:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the WAL and its index
-            except _FAILURES as error:
+            except FAILURES as error:
                 conn.close()
                 raise self.error(error) from error
         except StoreError as error:
@@ -228,7 +146,7 @@ class Store:
             conn = self._read_only(error)
         try:
             yield conn
-        except _FAILURES as error:
+        except FAILURES as error:
             raise self.error(error) from error
         finally:
             conn.close()
@@ -243,7 +161,7 @@ class Store:
                                    check_same_thread=False)
             app_id, version = conn.execute("SELECT (SELECT application_id FROM pragma_application_id), "
                                            "(SELECT user_version FROM pragma_user_version)").fetchone()
-        except _FAILURES as error:
+        except FAILURES as error:
             raise self.error(error) from error
         if app_id != APPLICATION_ID or version != SCHEMA_VERSION:
             conn.close()
@@ -269,7 +187,7 @@ class Store:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
-        except _FAILURES as error:
+        except FAILURES as error:
             raise self.error(error) from error
         finally:
             if own:
@@ -415,88 +333,6 @@ class Store:
                 "WHERE run = runs.id) WHERE name = ?", (name,))
 
     # ----------------------------------------------------------------- values
-    def blob_path(self, key: str) -> Path:
-        """Where a value file lives; ``key`` must be a digest (a row's text never names another path)."""
-        if not _DIGEST.fullmatch(key):
-            raise StoreError(f"the run store at {self.path} holds {key[:80]!r} where a value digest belongs: "
-                             "it was not written by flyte_nb")
-        return self.blob_dir / key[:2] / key
-
-    def pack(self, data: bytes) -> bytes | str:
-        """What a value column holds: the bytes, or for a large value the digest of its file."""
-        if len(data) <= INLINE_MAX:
-            return data
-        key = digest(data)
-        path = self.blob_path(key)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, path)  # atomic: readers never see half a file; same content, so races are harmless
-            except BaseException:
-                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
-                raise
-            self.fresh.append(key)
-        return key
-
-    def discard_fresh(self, conn: sqlite3.Connection | None) -> int:
-        """Remove the value files the writer created for rows it will never commit; how many went.
-
-        A file another kernel's committed row has named meanwhile (same content, same name) stays,
-        and without a connection to check that none does, all of them stay: a stray file is better
-        than a row whose value is gone.
-        """
-        keys, self.fresh = set(self.fresh), []
-        if not keys or conn is None:
-            return 0
-        marks = ", ".join("?" * len(keys))
-        columns = (("actions", "inputs"), ("actions", "outputs"), ("actions", "error_blob"), ("runs", "error_blob"),
-                   ("cache", "output"))
-        try:
-            named = {row[0] for table, column in columns
-                     for row in conn.execute(f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", tuple(keys))}
-        except sqlite3.Error:
-            return 0
-        removed = 0
-        for key in keys - named:
-            with contextlib.suppress(OSError):
-                self.blob_path(key).unlink()
-                removed += 1
-        return removed
-
-    def unpack(self, value: bytes | str) -> bytes:
-        """The bytes a value column stands for; a file is checked against its digest."""
-        if not isinstance(value, str):
-            return bytes(value)
-        try:
-            data = self.blob_path(value).read_bytes()
-        except OSError as error:
-            raise StoreError(f"value file {self.blob_path(value)} of the run store is missing or unreadable: "
-                             f"{error}") from error
-        if digest(data) != value:
-            raise StoreError(f"value file {self.blob_path(value)} of the run store is damaged (its content does "
-                             "not match its digest)")
-        return data
-
-
-    def read_value(self, value: bytes | str, limit: int) -> tuple[bytes | None, int]:
-        """(the bytes, their size) of a value column, or (None, size) past ``limit`` bytes, left unread."""
-        if not isinstance(value, str):
-            return (bytes(value), len(value)) if len(value) <= limit else (None, len(value))
-        path = self.blob_path(value)
-        try:
-            with open(path, "rb") as file:
-                size = os.fstat(file.fileno()).st_size
-                if size > limit:
-                    return None, size
-                data = file.read(limit + 1)
-        except OSError as error:
-            raise StoreError(f"value file {path} of the run store is missing or unreadable: {error}") from error
-        if digest(data) != value:
-            raise StoreError(f"value file {path} of the run store is damaged (its content does not match its digest)")
-        return data, len(data)
-
 
 def insert_many(conn: sqlite3.Connection, head: str, width: int, values: list, tail: str = "") -> None:
     """``INSERT`` many rows, given as one flat list of ``width`` values per row, with few statements.
