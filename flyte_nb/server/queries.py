@@ -46,6 +46,15 @@ class Paths:
         return os.path.realpath(os.path.join(self.root, relative.lstrip("/")))
 
 
+def _record(text: str | None) -> dict[str, Any]:
+    """A JSON object column ({} when empty or damaged: one bad row must not take the whole page down)."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _duration(started: float | None, ended: float | None, live: bool) -> float | None:
     if started is None:
         return None
@@ -69,7 +78,7 @@ def _run_summary(row: tuple, paths: Paths) -> dict[str, Any]:
     return {
         "name": name, "driver": driver, "phase": phase, "created_at": created, "started_at": started,
         "ended_at": ended, "duration": _duration(started, ended, live), "actions": actions,
-        "counts": json.loads(counts) if counts else {}, "error": _error(error_type, error_message),
+        "counts": _record(counts), "error": _error(error_type, error_message),
         "abort_reason": abort_reason, "notebook": paths.relative(notebook), "kernel": kernel, "cell": cell,
         "live": live, "retry_of": retry_of,
     }
@@ -119,8 +128,9 @@ def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, A
     traceback, groups_json, pools_json = row[16:]
     if detail["error"] is not None:
         detail["error"]["traceback"] = traceback
-    limits = json.loads(groups_json) if groups_json else {}
-    pools = json.loads(pools_json) if pools_json else {}
+    limits = {group: tuple(pair) for group, pair in _record(groups_json).items()
+              if isinstance(pair, list) and len(pair) == 2}  # {group: (total, capacity)}
+    pools = _record(pools_json)
     detail["pools"] = [{"name": pool, "capacity": capacity} for pool, capacity in pools.items()]
     detail["groups"] = _groups(conn, run_id, limits)
     detail["timeline"] = _timeline(conn, run_id, detail, limits, pools)
@@ -132,7 +142,7 @@ def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, A
     return detail
 
 
-def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, list]) -> list[dict[str, Any]]:
+def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, tuple]) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for group, (total, capacity) in limits.items():
         groups[group] = {"name": group, "total": total, "counts": {}, "capacity": capacity}
@@ -143,7 +153,7 @@ def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, list]) -> l
     return list(groups.values())
 
 
-def _timeline(conn: sqlite3.Connection, run_id: int, run: dict[str, Any], limits: dict[str, list],
+def _timeline(conn: sqlite3.Connection, run_id: int, run: dict[str, Any], limits: dict[str, tuple],
               pools: dict[str, int | None]) -> dict[str, Any]:
     """Running leaf actions over time: the run, each group, each throttled tag (parents only wait)."""
     rows = conn.execute(
@@ -159,7 +169,7 @@ def _timeline(conn: sqlite3.Connection, run_id: int, run: dict[str, Any], limits
         if group is not None:
             by_group.setdefault(group, []).append((began, ended))
     for group, spans in by_group.items():
-        out.append(timeline.series(group, "group", (limits.get(group) or [None, None])[1], spans, start, end))
+        out.append(timeline.series(group, "group", limits.get(group, (None, None))[1], spans, start, end))
     for pool, capacity in pools.items():
         if pool.startswith("tag:"):
             tag = json.dumps(pool[4:])

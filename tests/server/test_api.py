@@ -229,14 +229,33 @@ def test_aborting_a_run_of_a_dead_kernel_marks_it_at_once(server, client):
     process = run_script(server["home"], LONG.replace("long-run", "orphan-run"), wait=False)
     assert process.stdout.readline().strip() == "started"
     deadline = time.monotonic() + 20
-    while client.get("runs/orphan-run")[0] != 200:
+    while client.get("runs/orphan-run/actions")[1].get("total", 0) < 2:  # its actions are running
         assert time.monotonic() < deadline
         time.sleep(0.1)
     process.kill()
     process.wait()
     status, body, _ = client.post("runs/orphan-run/abort")
     assert status == 202 and body["phase"] == "aborted"
-    assert client.get("runs/orphan-run")[1]["abort_reason"] == "kernel exited"
+    _, run, _ = client.get("runs/orphan-run")
+    assert run["abort_reason"] == "kernel exited"
+    _, page, _ = client.get("runs/orphan-run/actions?limit=500")
+    phases: dict[str, int] = {}
+    for action in page["actions"]:
+        phases[action["phase"]] = phases.get(action["phase"], 0) + 1
+    assert run["counts"] == phases and run["actions"] == page["total"]  # the panel's counts agree with its list
+    assert "running" not in phases and phases.get("cancelled", 0) >= 1
+
+
+def test_a_damaged_record_does_not_take_the_page_down(server, client):
+    store = get_store(server["home"])
+    with store.writing() as conn:
+        for name, counts, groups, pools in (("bad-json", "{not json", "[", "x"), ("bad-shape", "[1]", '{"g": 5}', "7")):
+            conn.execute("INSERT INTO runs (name, driver, phase, created_at, counts, groups, pools) VALUES "
+                         "(?, 'd', 'succeeded', ?, ?, ?, ?)", (name, time.time(), counts, groups, pools))
+    for name in ("bad-json", "bad-shape"):
+        status, run, _ = client.get(f"runs/{name}")
+        assert status == 200 and run["counts"] == {} and run["pools"] == [], run
+    assert client.get("runs?limit=500")[0] == 200
 
 
 def test_ten_thousand_runs_page_in_under_200_ms(server, client):
