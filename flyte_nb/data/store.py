@@ -201,8 +201,8 @@ class Store(ValueFiles):
                 "not modify it: move it aside (keep it for recovery with the sqlite3 .recover command) or point "
                 "FLYTE_NB_HOME at another folder, and a new store is created.")
         if no_space(error, self.home):
-            return StoreError(f"the disk holding the flyte_nb run store at {self.path} is full ({brief(error)}): free some "
-                              "space there, or set FLYTE_NB_HOME to a folder on another disk")
+            return StoreError(f"the disk holding the flyte_nb run store at {self.path} is full ({brief(error)}): "
+                              "free some space there, or set FLYTE_NB_HOME to a folder on another disk")
         if isinstance(error, sqlite3.OperationalError):
             return StoreError(f"the flyte_nb run store at {self.path} could not be used: {brief(error)}")
         return error

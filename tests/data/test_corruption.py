@@ -8,6 +8,7 @@ and action. Example counts are printed in the summary (``-s`` shows them).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
@@ -28,6 +29,7 @@ from .conftest import run_child
 
 READ_WITHIN = 30.0  # seconds for all the reads of one damaged copy (they take milliseconds)
 EXAMPLES = 150
+RANDOM = bool(os.environ.get("FLYTE_NB_FUZZ_RANDOM"))  # new examples each run; by default the same ones
 RECORD = """
 import json, pathlib
 import flyte_nb as flyte
@@ -94,7 +96,7 @@ def _damage(path: Path, data: st.DataObject) -> str:
     return "overwritten"
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not RANDOM,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_store_damaged_anywhere_reads_or_says_it_is_damaged(pristine, tmp_path_factory, data):

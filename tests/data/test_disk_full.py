@@ -111,12 +111,31 @@ def _check_store(home: Path) -> tuple[str, dict, int]:
     return phase, phases, len(files)
 
 
+@pytest.fixture(autouse=True)
+def _no_kernel_left():
+    """A failed test must not leave a child kernel waiting for a signal file forever."""
+    yield
+    for kernel in _kernels:
+        if kernel.poll() is None:
+            kernel.kill()
+            kernel.communicate(timeout=30)
+    _kernels.clear()
+
+
+_kernels: list[subprocess.Popen] = []
+
+
 def _start(tmp_path: Path, home: Path, resume_on: str) -> subprocess.Popen:
     ctl = tmp_path / "ctl"
     ctl.mkdir()
-    return subprocess.Popen([sys.executable, str(script(tmp_path, KERNEL)), str(ctl)],
+    return _kept(subprocess.Popen([sys.executable, str(script(tmp_path, KERNEL)), str(ctl)],
                             env={**child_env(home), "RESUME_ON": resume_on}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True))
+
+
+def _kept(kernel: subprocess.Popen) -> subprocess.Popen:
+    _kernels.append(kernel)
+    return kernel
 
 
 def test_a_disk_that_fills_mid_run_loses_nothing_and_is_recorded_when_space_returns(tmp_path, small_disk):
@@ -260,8 +279,8 @@ def test_a_disk_that_fills_and_frees_at_random_moments_loses_nothing(tmp_path, s
     home = small_disk / "flyte_nb"
     ctl = tmp_path / "ctl"
     ctl.mkdir()
-    kernel = subprocess.Popen([sys.executable, str(script(tmp_path, CHAOS)), str(ctl)], env=child_env(home),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kernel = _kept(subprocess.Popen([sys.executable, str(script(tmp_path, CHAOS)), str(ctl)], env=child_env(home),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     rng = random.Random(18)
     reader = Reader(str(tmp_path), Store(home))
     injections = reads = 0
