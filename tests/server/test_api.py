@@ -108,8 +108,12 @@ def test_costly_values_get_a_bounded_preview_not_a_500(server, client):
         run = conn.execute("INSERT INTO runs (name, driver, phase, created_at) VALUES ('costly', 'c.main', 'succeeded', "
                            "?)", (time.time(),)).lastrowid
         task = store.task_id(conn, "c.main", None, "")
+        huge = "0123456789abcdef" * 2  # a 1 GB value file (sparse: it costs no disk), never read for a preview
+        store.blob_path(huge).parent.mkdir(parents=True, exist_ok=True)
+        with open(store.blob_path(huge), "wb") as file:
+            file.truncate(1 << 30)
         values = [(pickle.dumps(2**20000), store.pack(pickle.dumps(b"x" * (3 << 20)))),
-                  (pickle.dumps(Reduces(bytearray, 500_000_000)), "../../../etc/passwd")]
+                  (pickle.dumps(Reduces(bytearray, 500_000_000)), "../../../etc/passwd"), (huge, None)]
         for number, (output, inputs) in enumerate(values):
             conn.execute("INSERT INTO actions (run, number, task, phase, inputs, outputs) VALUES (?, ?, ?, 'succeeded', "
                          "?, ?)", (run, number, task, inputs, output))
@@ -121,6 +125,10 @@ def test_costly_values_get_a_bounded_preview_not_a_500(server, client):
     status, action, _ = client.get("runs/costly/actions/1")
     assert status == 200 and "too costly" in action["output"]["preview"], action
     assert "where a value digest belongs" in action["inputs"]["preview"]
+    status, action, _ = client.get("runs/costly/actions/2")
+    assert status == 200 and action["output"] == {
+        "preview": "<a value of 1073.7 MB: too large to preview here; load it in a kernel with flyte_nb.get_run(...)>",
+        "size": 1 << 30}
     assert time.monotonic() - started < 10  # each took 8 s and 4.4 GB of the server's memory
 
 
