@@ -67,7 +67,7 @@ from .rows import (
     succeeded_rows,
 )
 from .snapshot import KEEP, KEPT_ARG, KEPT_ARGS, KEPT_OUTPUT, Kept, inputs_snapshot, output_snapshot
-from .store import HOST, PID, TOKEN, Store, get_store, insert_many, recording_enabled
+from .store import HOST, PID, TOKEN, Store, get_store, insert_many, no_space, recording_enabled
 from .writer import Writer
 
 log = logging.getLogger("flyte_nb.store")
@@ -88,12 +88,14 @@ class RunLog:
         self.store = store
         self.state = state
         self.run_id = 0  # runs.id, set when the run's row is claimed
+        self.unclaimed: Callable[[str], bool] | None = None  # the disk was full at the start: claim it later
         self.cache: RunCache | None = None
         self.on_abort: Callable[[str], None] | None = None  # how an abort request from another process lands
         self.abort_seen = False  # an abort request was handed to on_abort (writer thread)
         self.queue: collections.deque[Any] = collections.deque()  # flat: action, phase, payload, action, ...
         self.printed: collections.deque[Action] = collections.deque()  # actions that wrote output (engine thread)
         self.printing: dict[Action, None] = {}  # writer thread: their logs are written until they end
+        self.logged: dict[Action, None] = {}  # writer thread: those that ended, whose last logs are in this batch
         self.started: dict[Action, Any] = {}  # running actions whose lone argument is kept (engine thread writes)
         self.done: collections.deque[Any] = collections.deque()  # flat: action, argument, output (they succeeded)
         self.other: collections.deque[tuple] = collections.deque()  # run phase changes and cache entries
@@ -247,7 +249,7 @@ class RunLog:
             item = other.popleft()
             if item[0] == "c":
                 _, key, code, task, number, data = item
-                self.cache_rows.append([key, code, task, data, self.run_id, number, time.time()])
+                self.cache_rows.append([key, code, task, data, number, time.time()])  # the run id: at build
             else:
                 self.run_dirty = True
                 self.run_phase = item[1]
@@ -274,6 +276,12 @@ class RunLog:
         if output is not None:
             self.outputs[number] = output
 
+    def claim(self) -> None:
+        """Insert the run's row if the disk was full when the run started (writer thread, before build)."""
+        if self.unclaimed is not None:
+            self.state.name, self.run_id = _claim(self.store, self.state, None, self.unclaimed)
+            self.unclaimed = None
+
     def build(self, conn: sqlite3.Connection) -> tuple[list, list, list, list, list, tuple | None]:
         """The rows for what is pending: plain and full action rows, attempts, cache entries, logs (all
         flat), and the run's row.
@@ -291,7 +299,8 @@ class RunLog:
         plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
                                              task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
         pack = self.store.pack
-        cache_rows = [v for key, code, name, data, *rest in self.cache_rows for v in (key, code, name, pack(data), *rest)]
+        cache_rows = [v for key, code, name, data, number, at in self.cache_rows
+                      for v in (key, code, name, pack(data), run, number, at)]
         plain = self.succeeded_rows + plain
         run_row = self._run_row() if self.run_dirty or plain or full else None
         return plain, full, attempts, cache_rows, self._logs(run), run_row
@@ -305,7 +314,7 @@ class RunLog:
         for action in list(printing):
             rows += (run, action.number, action.logs)
             if action.phase >= _SUCCEEDED:
-                del printing[action]
+                self.logged[action] = None  # forgotten once committed: a failed batch writes them again
         return rows
 
     def _misfit(self, action: Action, arg: Any, result: Any) -> None:
@@ -353,6 +362,9 @@ class RunLog:
     def committed(self) -> None:
         if self.cache_rows and self.cache is not None:
             self.cache.index.written(row[0] for row in self.cache_rows)
+        for action in self.logged:
+            self.printing.pop(action, None)
+        self.logged.clear()
         self.succeeded_rows.clear()
         self.pending.clear()
         self.inputs.clear()
@@ -405,11 +417,14 @@ def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True
         state.name, run_id = _claim(store, state, retry_of, taken)
         previous = previous_outputs(store, retry_of) if retry_of else None
     except (StoreError, sqlite3.Error, OSError) as error:
-        warnings.warn(f"{error}\nRun {state.name} goes ahead without being recorded, and without the cache.",
-                      RuntimeWarning, stacklevel=3)
-        return state.name
+        if retry_of is not None or not no_space(error, store.home):
+            warnings.warn(f"{error}\nRun {state.name} goes ahead without being recorded, and without the cache.",
+                          RuntimeWarning, stacklevel=3)
+            return state.name
+        run_id, previous = 0, None  # a full disk: the writer records it when space returns, and says so
     run_log = RunLog(writer, store, state)
     run_log.run_id = run_id
+    run_log.unclaimed = None if run_id else taken
     run_log.on_abort = on_abort
     run_log.cache = state.cache = RunCache(store, run_log.push, read=read_cache, write=write_cache, previous=previous)
     state.listeners.append(run_log)
