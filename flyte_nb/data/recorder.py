@@ -35,6 +35,7 @@ have paid later anyway), and at most ``CATCH_UP_WAIT`` seconds per ``HIGH_WATER`
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import collections
 import functools
@@ -67,7 +68,7 @@ from .rows import (
     succeeded_rows,
 )
 from .snapshot import KEEP, KEPT_ARG, KEPT_ARGS, KEPT_OUTPUT, Kept, inputs_snapshot, output_snapshot
-from .store import HOST, PID, TOKEN, Store, get_store, insert_many, recording_enabled
+from .store import HOST, PID, TOKEN, Store, get_store, insert_many, is_corruption, recording_enabled
 from .writer import Writer
 
 log = logging.getLogger("flyte_nb.store")
@@ -88,6 +89,7 @@ class RunLog:
         self.store = store
         self.state = state
         self.run_id = 0  # runs.id, set when the run's row is claimed
+        self.unclaimed: tuple[str | None, Callable[[str], bool], origin.Origin] | None = None  # (retry_of, taken, origin)
         self.cache: RunCache | None = None
         self.on_abort: Callable[[str], None] | None = None  # how an abort request from another process lands
         self.abort_seen = False  # an abort request was handed to on_abort (writer thread)
@@ -194,7 +196,7 @@ class RunLog:
             self.finished = True
             if self.cache is not None:
                 self.cache.close()
-            self.writer.wake()
+            _soon(self.writer.wake)
 
     # ------------------------------------------------------- writer thread
     def drain(self) -> None:
@@ -284,7 +286,11 @@ class RunLog:
         engine; it catches up in the engine's idle moments or after the run. Plain and full
         rows: see :mod:`.rows`.
         """
+        if self.unclaimed is not None:
+            self.claim(conn)
         run = self.run_id
+        for row in self.cache_rows:  # drained before the claim, perhaps
+            row[4] = run
         task_id = functools.partial(self._task, conn)
         succeeded_rows(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_rows, self._misfit)
         self.kept.encode(self.inputs, self.outputs, self.notes, YIELD_EVERY, YIELD_PAUSE)
@@ -295,6 +301,27 @@ class RunLog:
         plain = self.succeeded_rows + plain
         run_row = self._run_row() if self.run_dirty or plain or full else None
         return plain, full, attempts, cache_rows, self._logs(run), run_row
+
+    def claim(self, conn: sqlite3.Connection) -> None:
+        """Insert the run's row (writer thread, first batch): ``attach`` only checked that its name is free.
+
+        Should another kernel have taken the name in between, the run is renamed ``name-2`` … here.
+        """
+        retry_of, taken, where = self.unclaimed  # type: ignore[misc]
+        state = self.state
+        try:
+            name, self.run_id = _claim(self.store, state, retry_of, taken, where, conn)
+        except (StoreError, sqlite3.Error) as error:
+            cause = error.__cause__ if isinstance(error, StoreError) else error
+            if isinstance(cause, sqlite3.Error) and is_corruption(cause):  # the writer gives up on this store
+                warnings.warn(f"{error}\nRun {state.name} goes ahead without being recorded.", RuntimeWarning,
+                              stacklevel=2)
+            raise
+        self.unclaimed = None
+        if name != state.name:
+            log.warning("flyte_nb: another kernel recorded a run named %s meanwhile; this run is recorded as %s",
+                        state.name, name)
+            state.name = name
 
     def _logs(self, run: int) -> list[Any]:
         """Rows (flat: run, action, text) for what actions printed; rewritten until each action ends."""
@@ -369,23 +396,70 @@ writer = Writer()
 atexit.register(writer.shutdown)
 
 
+def _soon(fn: Callable[[], None]) -> None:
+    """Call ``fn`` once the engine's current step is over: a run's waiter is woken before the writer
+    starts competing with it for the GIL."""
+    try:
+        asyncio.get_running_loop().call_soon(fn)
+    except RuntimeError:  # not on a loop (a listener driven by hand)
+        fn()
+
+
 def _version() -> str | None:
     return getattr(sys.modules.get("flyte_nb"), "__version__", None)
 
 
-def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[[str], bool]) -> tuple[str, int]:
+def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[[str], bool],
+           where: origin.Origin | None = None, conn: sqlite3.Connection | None = None) -> tuple[str, int]:
     """Insert the run's row, renaming it (``name-2`` …) if the store already holds that name; (name, id)."""
     base = name = state.name
     n = 2
-    with store.writing() as conn:
+    with store.writing(conn) as conn:
         while conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() or (name != base and taken(name)):
             name, n = f"{base}-{n}", n + 1
         row_id = conn.execute(
             "INSERT INTO runs (name, driver, phase, created_at, updated_at, retry_of, pid, host, process, version, "
             "notebook, kernel, cell) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, state.driver.name, state.created_at, time.time(), retry_of, PID, HOST, TOKEN, _version(),
-             *origin.current())).lastrowid
+             *(where or origin.current()))).lastrowid
     return name, row_id
+
+
+class _Names:
+    """Checks that a run name is free in a store, on one connection kept open for it.
+
+    Reading is all a new run needs on the caller's thread (the row itself is written by the writer
+    thread, see :meth:`RunLog.claim`), and a kept connection makes each check one indexed SELECT.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._store: Store | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def free(self, store: Store, name: str, taken: Callable[[str], bool]) -> str:
+        """``name``, or ``name-2`` … if the store (or ``taken``) already has it."""
+        with self._lock:
+            if self._store is not store:
+                self._close()
+                self._conn, self._store = store.connect(), store
+            try:
+                base, n = name, 2
+                while self._conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() \
+                        or (name != base and taken(name)):
+                    name, n = f"{base}-{n}", n + 1
+            except sqlite3.Error as error:
+                self._close()
+                raise store.error(error) from error
+            return name
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = self._store = None
+
+
+_names = _Names()
 
 
 def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True, retry_of: str | None = None,
@@ -402,14 +476,14 @@ def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True
         return state.name
     store = get_store()
     try:
-        state.name, run_id = _claim(store, state, retry_of, taken)
+        state.name = _names.free(store, state.name, taken)
         previous = previous_outputs(store, retry_of) if retry_of else None
     except (StoreError, sqlite3.Error, OSError) as error:
         warnings.warn(f"{error}\nRun {state.name} goes ahead without being recorded, and without the cache.",
                       RuntimeWarning, stacklevel=3)
         return state.name
     run_log = RunLog(writer, store, state)
-    run_log.run_id = run_id
+    run_log.unclaimed = (retry_of, taken, origin.current())  # the writer inserts the row (off the caller's path)
     run_log.on_abort = on_abort
     run_log.cache = state.cache = RunCache(store, run_log.push, read=read_cache, write=write_cache, previous=previous)
     state.listeners.append(run_log)

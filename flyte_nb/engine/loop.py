@@ -37,14 +37,12 @@ class EngineLoop:
         self.loop = asyncio.new_event_loop()
         self.loop.set_task_factory(_driven_task)
         self._breathing = False
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._main, args=(ready,), name="flyte_nb-engine", daemon=True)
+        # Not waited for: work submitted before the loop turns is queued and runs once it does.
+        self.thread = threading.Thread(target=self._main, name="flyte_nb-engine", daemon=True)
         self.thread.start()
-        ready.wait()
 
-    def _main(self, ready: threading.Event) -> None:
+    def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.call_soon(ready.set)
         self.loop.run_forever()
 
     def keep_fair(self) -> None:
