@@ -15,7 +15,7 @@ from typing import Any
 from ..engine import controller
 from ..engine.context import current_action, current_tags
 from ..engine.fanout import Fanout
-from ..engine.loop import block_on, engine
+from ..engine.loop import block_on, engine, plain_task
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 from .task import TaskTemplate
@@ -74,6 +74,8 @@ class _Plan:
             def invoke(i: int, args: tuple) -> Any:
                 return controller.call(spec, args, {}, parent, group, tags, i)
 
+            return Fanout(invoke, inputs, pool, ordered=self.ordered, return_exceptions=self.return_exceptions,
+                          spawn=plain_task)  # an action's body is driven by its backend
         return Fanout(invoke, inputs, pool, ordered=self.ordered, return_exceptions=self.return_exceptions)
 
 

@@ -31,11 +31,14 @@ class Fanout:
     """``invoke(i, args)`` for each ``args`` of ``inputs``, at most ``pool.capacity`` at once."""
 
     def __init__(self, invoke: Invoke, inputs: Iterator[tuple], pool: SlotPool, *, ordered: bool = True,
-                 return_exceptions: bool = True, window: int | None = None) -> None:
+                 return_exceptions: bool = True, window: int | None = None,
+                 spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]] | None = None) -> None:
+        """``spawn`` makes the task of each call (default: the loop's ``create_task``)."""
         if window is None and pool.capacity is not None:
             window = max(4 * pool.capacity, 64)
         self._loop = asyncio.get_running_loop()
         self._invoke = invoke
+        self._spawn = spawn or self._loop.create_task
         self._inputs = inputs
         self._pool = pool
         self._ordered = ordered
@@ -79,7 +82,7 @@ class Fanout:
                 pool.release()
                 raise
             index = self._launched
-            task = self._loop.create_task(self._invoke(index, args))
+            task = self._spawn(self._invoke(index, args))
             self._live[index] = task
             task.add_done_callback(lambda t, i=index: self._finished(i, t))
             self._launched += 1

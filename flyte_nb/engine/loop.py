@@ -30,6 +30,14 @@ def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], 
     return asyncio.Task(drive(coro, contextvars.copy_context()), loop=loop, **options)
 
 
+def plain_task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A task for engine code that drives any user code it runs itself, such as an action's
+    lifecycle (the backend drives the body): it skips the carrier of :func:`_driven_task`, about a
+    fifth of the cost of a trivial action. Call on the engine loop."""
+    engine().keep_fair()
+    return asyncio.Task(coro, loop=engine().loop)
+
+
 class EngineLoop:
     """An asyncio loop running forever on a daemon thread."""
 
