@@ -30,7 +30,8 @@ def kernel_id() -> str | None:
     global _kernel_id
     if _kernel_id is None:
         found = None
-        if "ipykernel" in sys.modules:
+        app = getattr(sys.modules.get("ipykernel.kernelapp"), "IPKernelApp", None)
+        if app is not None and app.initialized():  # a launched kernel (only importing ipykernel costs ~0.3 s)
             try:
                 from ipykernel.connect import get_connection_file
 

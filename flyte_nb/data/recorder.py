@@ -438,7 +438,14 @@ class _Names:
         self._conn: sqlite3.Connection | None = None
 
     def free(self, store: Store, name: str, taken: Callable[[str], bool]) -> str:
-        """``name``, or ``name-2`` … if the store (or ``taken``) already has it."""
+        """``name``, or ``name-2`` … if the store (or ``taken``) already has it.
+
+        A store not created yet holds no names: the writer creates it (tens of milliseconds of
+        schema and fsyncs) off the caller's path, and renames the run in the unlikely case that
+        another kernel created it with this very name meanwhile.
+        """
+        if self._store is not store and not store.path.exists():
+            return name
         with self._lock:
             if self._store is not store:
                 self._close()
