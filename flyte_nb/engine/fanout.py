@@ -36,9 +36,9 @@ class Fanout:
         """``spawn`` makes the task of each call (default: the loop's ``create_task``)."""
         if window is None and pool.capacity is not None:
             window = max(4 * pool.capacity, 64)
-        self._loop = asyncio.get_running_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the consumer's, found when it first asks
         self._invoke = invoke
-        self._spawn = spawn or self._loop.create_task
+        self._spawn = spawn
         self._inputs = inputs
         self._pool = pool
         self._ordered = ordered
@@ -69,6 +69,9 @@ class Fanout:
             wake.set_result(None)
 
     def _launch(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._spawn = self._spawn or self._loop.create_task
         window, pool = self._window, self._pool
         while not self._exhausted and (window is None or self._launched - self._delivered < window) \
                 and pool.try_acquire():
@@ -82,7 +85,7 @@ class Fanout:
                 pool.release()
                 raise
             index = self._launched
-            task = self._spawn(self._invoke(index, args))
+            task = self._spawn(self._invoke(index, args))  # type: ignore[misc]
             self._live[index] = task
             task.add_done_callback(lambda t, i=index: self._finished(i, t))
             self._launched += 1
@@ -102,7 +105,7 @@ class Fanout:
         return self._exhausted and not self._live and not self._done and not self._ready
 
     async def _wait(self) -> None:
-        self._wake = self._loop.create_future()
+        self._wake = self._loop.create_future()  # type: ignore[union-attr]  # _launch ran first
         try:
             await self._wake
         finally:

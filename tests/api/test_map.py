@@ -331,3 +331,12 @@ async def map_of_children_that_map() -> list[int]:
 
 def test_children_of_a_map_may_themselves_wait_on_a_sync_map():
     assert flyte.run(map_of_children_that_map).outputs(timeout=10) == [0, 0, 1, 5, 14]
+
+
+def test_map_aio_outside_a_run_may_be_made_before_its_loop_runs():
+    results = flyte.map.aio(echo, range(3), concurrency=2)  # made in plain sync code ...
+
+    async def cell():
+        return [r async for r in results]  # ... iterated on a loop started later
+
+    assert asyncio.run(cell()) == [0, 1, 2]
