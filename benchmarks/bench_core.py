@@ -71,6 +71,11 @@ async def ident(x: int) -> int:
 
 
 @env.task
+def ident_sync(x: int) -> int:
+    return x
+
+
+@env.task
 async def ident_yield(x: int) -> int:
     await asyncio.sleep(0)  # suspends once, so each action stays in flight across loop iterations
     return x
@@ -121,6 +126,12 @@ def sync_parent_map_driver(n: int, concurrency: int) -> int:
     for _ in flyte_nb.map(ident, range(n), concurrency=concurrency):  # results discarded as they stream
         count += 1
     return count
+
+
+@env.task
+def sync_parent_sync_map_driver(n: int, concurrency: int) -> int:
+    """The same with a sync child: each child body runs on a worker thread."""
+    return sum(1 for _ in flyte_nb.map(ident_sync, range(n), concurrency=concurrency))
 
 
 @env.task
@@ -430,6 +441,7 @@ FANOUT_DRIVERS = {
     "flyte_nb: async parent, map.aio()": "map_aio",
     "flyte_nb: async parent, gather + Semaphore": "gather",
     "bare asyncio: gather + Semaphore (floor)": "bare",
+    "flyte_nb: sync parent, list(map()) of a sync child": "sync_map_sync",
 }
 
 
@@ -442,6 +454,7 @@ def fanout_child(n: int, concurrency: int) -> dict[str, float]:
         "map_aio": lambda k: run_flyte(map_aio_driver, k, concurrency),
         "gather": lambda k: run_flyte(gather_semaphore_driver, k, concurrency),
         "bare": lambda k: asyncio.run(bare_gather(k, concurrency)),
+        "sync_map_sync": lambda k: run_flyte(sync_parent_sync_map_driver, k, concurrency),
     }
     for fn in work.values():  # engine thread, store, carriers and lazy imports are not the fan-out's cost
         fn(200)
@@ -469,6 +482,8 @@ def bench_fanout(n: int, concurrency: int, processes: int) -> list[Check]:
         row = [label, f"{per[impl] * 1e3:7.4f} ms", f"{min(samples[impl]) * 1e3:7.4f} ms", f"{per[impl] / floor:5.2f}x"]
         if impl == "bare":
             row += ["(floor)", "-", "-"]
+        elif impl == "sync_map_sync":  # a thread hand-off per child each way: no target
+            row += ["(info)", f"{per[impl] / aio:5.2f}x", "-"]
         else:
             ok_floor = per[impl] <= VS_BARE_TARGET * floor
             checks.append(Check(f"fan-out {label} vs bare asyncio", ok_floor))
