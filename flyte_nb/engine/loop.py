@@ -32,8 +32,9 @@ def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], 
 
 def plain_task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     """A task for engine code that drives any user code it runs itself, such as an action's
-    lifecycle (the backend drives the body): it skips the carrier of :func:`_driven_task`, about a
-    fifth of the cost of a trivial action. Call on the engine loop."""
+    lifecycle (the backend drives the body): it skips the carrier of :func:`_driven_task` (two
+    greenlet switches, a context copy and a driver per task; ~15 % of a trivial action's engine
+    CPU). Call on the engine loop."""
     engine().keep_fair()
     return asyncio.Task(coro, loop=engine().loop)
 
