@@ -89,7 +89,9 @@ class RunLog:
         self.store = store
         self.state = state
         self.run_id = 0  # runs.id, set when the run's row is claimed
-        self.unclaimed: tuple[str | None, Callable[[str], bool], origin.Origin] | None = None  # (retry_of, taken, origin)
+        self.unclaimed: Callable[[str], bool] | None = None  # its row is not inserted yet: ``taken`` names for a rename
+        self.retry_of: str | None = None
+        self.origin: origin.Origin | None = None  # read on the caller's thread (the cell id is per thread)
         self.cache: RunCache | None = None
         self.on_abort: Callable[[str], None] | None = None  # how an abort request from another process lands
         self.abort_seen = False  # an abort request was handed to on_abort (writer thread)
@@ -249,7 +251,7 @@ class RunLog:
             item = other.popleft()
             if item[0] == "c":
                 _, key, code, task, number, data = item
-                self.cache_rows.append([key, code, task, data, self.run_id, number, time.time()])
+                self.cache_rows.append([key, code, task, data, number, time.time()])  # the run id: at build
             else:
                 self.run_dirty = True
                 self.run_phase = item[1]
@@ -286,31 +288,32 @@ class RunLog:
         engine; it catches up in the engine's idle moments or after the run. Plain and full
         rows: see :mod:`.rows`.
         """
-        if self.unclaimed is not None:
-            self.claim(conn)
+        self.claim()
         run = self.run_id
-        for row in self.cache_rows:  # drained before the claim, perhaps
-            row[4] = run
         task_id = functools.partial(self._task, conn)
         succeeded_rows(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_rows, self._misfit)
         self.kept.encode(self.inputs, self.outputs, self.notes, YIELD_EVERY, YIELD_PAUSE)
         plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
                                              task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
         pack = self.store.pack
-        cache_rows = [v for key, code, name, data, *rest in self.cache_rows for v in (key, code, name, pack(data), *rest)]
+        cache_rows = [v for key, code, name, data, number, at in self.cache_rows
+                      for v in (key, code, name, pack(data), run, number, at)]
         plain = self.succeeded_rows + plain
         run_row = self._run_row() if self.run_dirty or plain or full else None
         return plain, full, attempts, cache_rows, self._logs(run), run_row
 
-    def claim(self, conn: sqlite3.Connection) -> None:
-        """Insert the run's row (writer thread, first batch): ``attach`` only checked that its name is free.
+    def claim(self) -> None:
+        """Insert the run's row if it is not yet (writer thread, before its first batch is built).
 
-        Should another kernel have taken the name in between, the run is renamed ``name-2`` … here.
+        ``attach`` only checked that the name is free, so that starting a run never waits for a
+        write; should another kernel have taken the name in between, the run is renamed here.
         """
-        retry_of, taken, where = self.unclaimed  # type: ignore[misc]
+        taken = self.unclaimed
+        if taken is None:
+            return
         state = self.state
         try:
-            name, self.run_id = _claim(self.store, state, retry_of, taken, where, conn)
+            name, self.run_id = _claim(self.store, state, self.retry_of, taken, self.origin)
         except (StoreError, sqlite3.Error) as error:
             cause = error.__cause__ if isinstance(error, StoreError) else error
             if isinstance(cause, sqlite3.Error) and is_corruption(cause):  # the writer gives up on this store
@@ -410,11 +413,11 @@ def _version() -> str | None:
 
 
 def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[[str], bool],
-           where: origin.Origin | None = None, conn: sqlite3.Connection | None = None) -> tuple[str, int]:
+           where: origin.Origin | None = None) -> tuple[str, int]:
     """Insert the run's row, renaming it (``name-2`` …) if the store already holds that name; (name, id)."""
     base = name = state.name
     n = 2
-    with store.writing(conn) as conn:
+    with store.writing() as conn:
         while conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() or (name != base and taken(name)):
             name, n = f"{base}-{n}", n + 1
         row_id = conn.execute(
@@ -490,7 +493,7 @@ def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True
                       RuntimeWarning, stacklevel=3)
         return state.name
     run_log = RunLog(writer, store, state)
-    run_log.unclaimed = (retry_of, taken, origin.current())  # the writer inserts the row (off the caller's path)
+    run_log.unclaimed, run_log.retry_of, run_log.origin = taken, retry_of, origin.current()  # the writer inserts the row
     run_log.on_abort = on_abort
     run_log.cache = state.cache = RunCache(store, run_log.push, read=read_cache, write=write_cache, previous=previous)
     state.listeners.append(run_log)
