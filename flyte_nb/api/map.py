@@ -78,6 +78,10 @@ class _Plan:
                           spawn=plain_task)  # an action's body is driven by its backend
         return Fanout(invoke, inputs, pool, ordered=self.ordered, return_exceptions=self.return_exceptions)
 
+    def stream(self) -> AsyncIterator[Any]:
+        """The results one at a time, as an async generator (``map.aio`` on the engine loop)."""
+        return self.fan().__aiter__()
+
 
 def _sync_results(plan: _Plan) -> Iterator[Any]:
     """``map(...)`` from sync code: results cross from the engine loop a batch at a time.
@@ -135,7 +139,7 @@ class _Map:
         plan = _Plan(func, iterables, group_name, concurrency, return_exceptions, ordered)
         if current_action.get() is not None and not engine().on_thread():
             return _relay(plan)
-        return plan.fan().__aiter__()
+        return plan.stream()
 
     def __repr__(self) -> str:
         return "flyte_nb.map"
