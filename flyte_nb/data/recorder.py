@@ -278,30 +278,6 @@ class RunLog:
         if output is not None:
             self.outputs[number] = output
 
-    def build(self, conn: sqlite3.Connection) -> tuple[list, list, list, list, list, tuple | None]:
-        """The rows for what is pending: plain and full action rows, attempts, cache entries, logs (all
-        flat), and the run's row.
-
-        This is the Python-heavy part, so it runs outside the transaction and pauses every
-        ``YIELD_EVERY`` rows: once the writer has the GIL it would otherwise keep it for a whole
-        switch interval (5 ms) while a busy engine waits. Background persistence yields to the
-        engine; it catches up in the engine's idle moments or after the run. Plain and full
-        rows: see :mod:`.rows`.
-        """
-        self.claim()
-        run = self.run_id
-        task_id = functools.partial(self._task, conn)
-        succeeded_rows(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_rows, self._misfit)
-        self.kept.encode(self.inputs, self.outputs, self.notes, YIELD_EVERY, YIELD_PAUSE)
-        plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
-                                             task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
-        pack = self.store.pack
-        cache_rows = [v for key, code, name, data, number, at in self.cache_rows
-                      for v in (key, code, name, pack(data), run, number, at)]
-        plain = self.succeeded_rows + plain
-        run_row = self._run_row() if self.run_dirty or plain or full else None
-        return plain, full, attempts, cache_rows, self._logs(run), run_row
-
     def claim(self) -> None:
         """Insert the run's row if it is not yet (writer thread, before its first batch is built).
 
@@ -325,6 +301,30 @@ class RunLog:
             log.warning("flyte_nb: another kernel recorded a run named %s meanwhile; this run is recorded as %s",
                         state.name, name)
             state.name = name
+
+    def build(self, conn: sqlite3.Connection) -> tuple[list, list, list, list, list, tuple | None]:
+        """The rows for what is pending: plain and full action rows, attempts, cache entries, logs (all
+        flat), and the run's row.
+
+        This is the Python-heavy part, so it runs outside the transaction and pauses every
+        ``YIELD_EVERY`` rows: once the writer has the GIL it would otherwise keep it for a whole
+        switch interval (5 ms) while a busy engine waits. Background persistence yields to the
+        engine; it catches up in the engine's idle moments or after the run. Plain and full
+        rows: see :mod:`.rows`.
+        """
+        self.claim()
+        run = self.run_id
+        task_id = functools.partial(self._task, conn)
+        succeeded_rows(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_rows, self._misfit)
+        self.kept.encode(self.inputs, self.outputs, self.notes, YIELD_EVERY, YIELD_PAUSE)
+        plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
+                                             task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
+        pack = self.store.pack
+        cache_rows = [v for key, code, name, data, number, at in self.cache_rows
+                      for v in (key, code, name, pack(data), run, number, at)]
+        plain = self.succeeded_rows + plain
+        run_row = self._run_row() if self.run_dirty or plain or full else None
+        return plain, full, attempts, cache_rows, self._logs(run), run_row
 
     def _logs(self, run: int) -> list[Any]:
         """Rows (flat: run, action, text) for what actions printed; rewritten until each action ends."""
