@@ -31,8 +31,8 @@ def check_tag_limit(tag: str, limits: Any) -> Any:
             continue
         whole += 1
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError(f"throttle for tag {tag!r} must be a whole number >= 1, a flyte_nb.Rate "
-                                     f"or a list of them, got {limits!r}")
+            raise ConfigurationError(f"throttle for tag {tag!r} must be a whole number >= 1, got {limits!r} "
+                                     "(or a flyte_nb.Rate, or a list of both)")
     if whole > 1 or (several and not limits):
         raise ConfigurationError(f"throttle for tag {tag!r} takes at most one whole number (and any Rates), got {limits!r}")
     return tuple(limits) if several else limits

@@ -1,4 +1,8 @@
-"""``flyte_nb.Semaphore``: a drop-in for ``asyncio.Semaphore`` that the UI can see."""
+"""``flyte_nb.Semaphore``: a drop-in for ``asyncio.Semaphore`` that the UI can see.
+
+``scope="machine"`` shares the slots with every process on this machine (leases in the flyte_nb
+home, freed when a holder dies), the way Prefect's global concurrency limits do without a server.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import itertools
 from typing import Any
 
 from ..engine.context import current_action
-from ..engine.slots import SlotPool
+from ..engine.slots import PoolStatistics, SlotPool
 from ..errors import ConfigurationError
 
 _unnamed = itertools.count(1)
+_SCOPES = ("kernel", "machine")
 
 
 class Semaphore(SlotPool):
@@ -17,7 +22,14 @@ class Semaphore(SlotPool):
 
     __slots__ = ()
 
-    def __init__(self, value: int = 1, *, name: str | None = None) -> None:
+    def __new__(cls, value: int = 1, *, name: str | None = None, scope: str = "kernel") -> Semaphore:
+        if scope not in _SCOPES:
+            raise ConfigurationError(f"Semaphore scope must be one of {', '.join(_SCOPES)}, got {scope!r}")
+        if scope == "machine" and cls is Semaphore:
+            cls = MachineSemaphore
+        return super().__new__(cls)
+
+    def __init__(self, value: int = 1, *, name: str | None = None, scope: str = "kernel") -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"Semaphore value must be a whole number >= 1, got {value!r}")
         super().__init__(value, f"semaphore:{name or next(_unnamed)}")
@@ -36,3 +48,42 @@ class Semaphore(SlotPool):
 
     async def __aexit__(self, *exc: Any) -> None:
         self.release()
+
+
+class MachineSemaphore(Semaphore):
+    """``Semaphore(4, name="db", scope="machine")``: at most 4 holders among all processes here."""
+
+    __slots__ = ("machine",)
+
+    def __init__(self, value: int = 1, *, name: str | None = None, scope: str = "machine") -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError("a machine-scope Semaphore needs a name (processes share it by name)")
+        super().__init__(value, name=name)
+        self.name = f"semaphore:{name}@machine"
+        from ..data.machine_limits import MachineSlots
+
+        self.machine = MachineSlots(name, value)
+
+    def try_acquire(self) -> bool:
+        if self.machine.try_acquire():
+            self.held += 1
+            return True
+        return False
+
+    async def acquire(self) -> bool:
+        action = current_action.get()
+        if action is not None:
+            action.run.pools.setdefault(self.name, self)
+        await self.machine.acquire()
+        self.held += 1
+        return True
+
+    def release(self) -> None:
+        self.machine.release()
+        self.held -= 1
+
+    def locked(self) -> bool:
+        return self.machine.holders() >= self.machine.capacity
+
+    def statistics(self) -> PoolStatistics:
+        return self.machine.statistics(self.name)

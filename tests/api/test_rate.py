@@ -118,7 +118,7 @@ def test_map_rate():
 
 
 def test_bad_rate_values_say_what_to_do():
-    with pytest.raises(flyte.ConfigurationError, match="whole number >= 1, a flyte_nb.Rate"):
+    with pytest.raises(flyte.ConfigurationError, match="whole number >= 1, got '10/s' \\(or a flyte_nb.Rate"):
         flyte.with_runcontext(throttle={"llm": "10/s"})
     with pytest.raises(flyte.ConfigurationError, match="at most one whole number"):
         flyte.with_runcontext(throttle={"llm": [2, 3]})
