@@ -57,6 +57,8 @@ class Rate:
     limit: float
     per: float
     burst: int
+    interval: float  # seconds between two units on the smooth schedule
+    window: float  # seconds over which statistics count grants (``per``, at most a minute)
 
     def __init__(self, limit: float, per: str | float = "1s", burst: int = 1) -> None:
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not (limit > 0 and math.isfinite(limit)):
@@ -66,11 +68,8 @@ class Rate:
         object.__setattr__(self, "limit", limit)
         object.__setattr__(self, "per", per_seconds(per))
         object.__setattr__(self, "burst", burst)
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two units on the smooth schedule."""
-        return self.per / self.limit
+        object.__setattr__(self, "interval", self.per / limit)
+        object.__setattr__(self, "window", min(self.per, 60.0))
 
     def pool(self, name: str) -> RatePool:
         return RatePool(self, name)
@@ -136,15 +135,17 @@ class RatePool:
         return self.tat - (rate.burst - min(cost, rate.burst)) * rate.interval
 
     def _grant(self, now: float, cost: float, late: bool) -> None:
-        base = max(self.tat, now - SLACK if late else now)
-        self.tat = base + cost * self.rate.interval
+        tat, start = self.tat, now - SLACK if late else now
+        self.tat = (tat if tat > start else start) + cost * self.rate.interval
         self.granted += cost
-        self._recent.append((now, cost))
+        recent = self._recent
+        recent.append((now, cost))
         self._recent_cost += cost
-        self._prune(now)
+        if recent[0][0] < now - self.rate.window or len(recent) > 10_000:
+            self._prune(now)
 
     def _prune(self, now: float) -> None:
-        recent, horizon = self._recent, now - min(self.rate.per, 60.0)
+        recent, horizon = self._recent, now - self.rate.window
         while recent and (recent[0][0] < horizon or len(recent) > 10_000):
             self._recent_cost -= recent.popleft()[1]
 
@@ -255,7 +256,7 @@ class RatePool:
         now = time.monotonic()
         self._prune(now)
         rate = self.rate
-        window = min(rate.per, 60.0)
+        window = rate.window
         in_window = max(0.0, self._recent_cost)
         limit = rate.limit * window / rate.per
         return RateStatistics(
