@@ -6,11 +6,13 @@ Measured in real time from the actions' recorded start times.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 import flyte_nb as flyte
 from flyte_nb.engine.action import Phase
+from flyte_nb.notebook.snapshot import snapshot
 from tests.engine.test_rates import worst_window
 from tests.timeline import peak
 
@@ -65,6 +67,9 @@ def test_sixty_actions_at_ten_a_second():
     assert "waiting for rate llm" in seen
     stats = {s.name: s for s in run.statistics()}
     assert stats["rate:llm"].rate == 10 and stats["rate:llm"].waiting == 0
+    view = json.loads(json.dumps(snapshot(run._state)))  # what the live widget draws
+    (pool,) = [p for p in view["pools"] if p["name"] == "rate:llm"]
+    assert pool["capacity"] == 10 and pool["rate"] == 10
 
 
 def test_rate_and_concurrency_on_one_tag_both_hold():
