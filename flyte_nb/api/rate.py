@@ -4,7 +4,8 @@ A ``RateLimiter`` is a named budget (``limit`` units per ``per``): ``async with 
 unit, ``grant = await limiter.acquire(cost)`` takes an estimate that ``grant.settle(actual)``
 corrects once the real figure is known (tokens per minute). Limiters of one name are one budget:
 in this kernel (``scope="kernel"``, an engine rate pool) or for every process on the machine
-(``scope="machine"``, state in the flyte_nb home). ``Rate`` values also go wherever a
+(``scope="machine"``, state in the flyte_nb home) or on a Dask cluster (``scope="cluster"``,
+state on the scheduler of the dask backend's connection). ``Rate`` values also go wherever a
 concurrency limit does (``throttle=``, ``TaskEnvironment(rate=)``, ``map(rate=)``).
 """
 
@@ -74,9 +75,6 @@ class RateLimiter:
             raise ConfigurationError(f"RateLimiter needs a name (limiters of one name share a budget), got {name!r}")
         if scope not in _SCOPES:
             raise ConfigurationError(f"RateLimiter scope must be one of {', '.join(_SCOPES)}, got {scope!r}")
-        if scope == "cluster":
-            raise ConfigurationError("RateLimiter(scope='cluster') is not available yet; use scope='machine' "
-                                     "(every process on this machine) or 'kernel'")
         self.name = name
         self.scope = scope
         rate = Rate(limit, per, burst)
@@ -87,10 +85,14 @@ class RateLimiter:
             elif pool.rate != rate:
                 _on_engine(pool.set_rate, rate)
             self._pool: Any = pool
-        else:
+        elif scope == "machine":
             from ..data.machine_limits import MachineRatePool
 
             self._pool = MachineRatePool(name, rate)
+        else:
+            from ..backends.dask.rates import ClusterRatePool  # imports distributed only when asked for
+
+            self._pool = ClusterRatePool(name, rate)
 
     @property
     def rate(self) -> Rate:
@@ -100,10 +102,10 @@ class RateLimiter:
         """Change the budget's rate; waiters already queued are served at the new rate from the next grant."""
         old = self._pool.rate
         rate = Rate(limit, old.per if per is None else per, old.burst if burst is None else burst)
-        if self.scope == "kernel":
-            _on_engine(self._pool.set_rate, rate)
-        else:
+        if self.scope == "machine":
             self._pool.set_rate(rate)
+        else:
+            _on_engine(self._pool.set_rate, rate)
 
     async def acquire(self, cost: float = 1) -> Grant:
         """Wait (FIFO) until ``cost`` units conform, take them, and return the grant."""
