@@ -17,6 +17,7 @@ from typing import Any
 from ..engine.context import current_action
 from ..engine.loop import engine
 from ..engine.rates import Rate, RatePool
+from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 
 _SCOPES = ("kernel", "machine", "cluster")
@@ -24,18 +25,23 @@ _kernel_pools: dict[str, RatePool] = {}  # one budget per name in this kernel
 
 
 def check_tag_limit(tag: str, limits: Any) -> Any:
-    """A tag's throttle: a whole number (at most that many at once), a ``Rate``, or a list of both."""
+    """A tag's throttle: a whole number (at most that many at once, in this run), a ``Semaphore``
+    (its slots, shared with whoever else uses it: ``scope="machine"`` for every process here),
+    a ``Rate``, or a list of one count and any rates."""
     several = isinstance(limits, (list, tuple))
     whole = 0
     for limit in limits if several else (limits,):
         if isinstance(limit, Rate):
             continue
         whole += 1
+        if isinstance(limit, SlotPool):
+            continue
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"throttle for tag {tag!r} must be a whole number >= 1, got {limits!r} "
                                      "(or a flyte_nb.Rate, or a list of both)")
     if whole > 1 or (several and not limits):
-        raise ConfigurationError(f"throttle for tag {tag!r} takes at most one whole number (and any Rates), got {limits!r}")
+        raise ConfigurationError(f"throttle for tag {tag!r} takes at most one whole number or Semaphore (and any Rates), "
+                                 f"got {limits!r}")
     return tuple(limits) if several else limits
 
 

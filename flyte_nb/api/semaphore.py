@@ -6,6 +6,7 @@ home, freed when a holder dies), the way Prefect's global concurrency limits do 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..errors import ConfigurationError
 
 _unnamed = itertools.count(1)
 _SCOPES = ("kernel", "machine")
+_MACHINE_ORDER = 1 << 59  # after this process's own pools, before rates (1 << 60)
 
 
 class Semaphore(SlotPool):
@@ -60,6 +62,9 @@ class MachineSemaphore(Semaphore):
             raise ConfigurationError("a machine-scope Semaphore needs a name (processes share it by name)")
         super().__init__(value, name=name)
         self.name = f"semaphore:{name}@machine"
+        # one order for a name in every process, so actions needing several machine-wide pools
+        # take them in the same order everywhere (no deadlock between processes)
+        self.order = _MACHINE_ORDER + int.from_bytes(hashlib.sha1(name.encode()).digest()[:6], "big")
         from ..data.machine_limits import MachineSlots
 
         self.machine = MachineSlots(name, value)

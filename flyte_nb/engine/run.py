@@ -45,7 +45,8 @@ class GroupStats:
 
 
 def tag_pools(throttle: Mapping[str, Any]) -> tuple[dict[str, SlotPool], dict[str, tuple[RatePool, ...]]]:
-    """Per-tag pools of a run: a whole number is a slot limit, a ``Rate`` a rate; a list gives both."""
+    """Per-tag pools of a run: a whole number is a slot limit of the run, a pool (a ``Semaphore``) is
+    used as it is, a ``Rate`` is a rate; a list gives one count and any rates."""
     slots: dict[str, SlotPool] = {}
     rates: dict[str, tuple[RatePool, ...]] = {}
     for tag, limits in throttle.items():
@@ -54,6 +55,8 @@ def tag_pools(throttle: Mapping[str, Any]) -> tuple[dict[str, SlotPool], dict[st
                 found = rates.get(tag, ())
                 name = f"rate:{tag}" + (f"#{len(found) + 1}" if found else "")
                 rates[tag] = (*found, limit.pool(name))
+            elif isinstance(limit, SlotPool):  # a semaphore: shared with whoever else holds it
+                slots[tag] = limit
             else:
                 slots[tag] = SlotPool(limit, f"tag:{tag}")
     return slots, rates

@@ -54,6 +54,28 @@ async def main():
 asyncio.run(main())
 """
 
+THROTTLED_RUN = """
+import asyncio, json, sys, time
+import flyte_nb as flyte
+
+env = flyte.TaskEnvironment("warehouse")
+
+@env.task(tags=["db"])
+async def query(i: int) -> int:
+    await asyncio.sleep(0.3)
+    return i
+
+@env.task
+async def report(n: int) -> list[int]:
+    return list(await asyncio.gather(*(query(i) for i in range(n))))
+
+db = flyte.Semaphore(2, name="db", scope="machine")
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+run = flyte.with_runcontext(throttle={"db": db}).run(report, int(sys.argv[2]))
+assert run.outputs(timeout=60) == list(range(int(sys.argv[2])))
+print(json.dumps([(a.started_at, a.ended_at) for a in run.actions if a.task == "warehouse.query"]))
+"""
+
 DYING_HOLDER = """
 import asyncio, os, signal, sys
 import flyte_nb as flyte
@@ -100,6 +122,14 @@ def test_two_processes_share_a_machine_semaphore(flyte_home):
     spans = [tuple(s) for s in first + second]
     assert peak(spans) == 2, "at most two holders on the machine (and two reached)"
     assert len(spans) == 8
+
+
+def test_a_machine_semaphore_as_a_tag_throttle_binds_runs_in_two_processes(flyte_home):
+    start = time.time() + 3.0
+    first, second = _outputs(_children(THROTTLED_RUN, flyte_home, str(start), "4"))
+    spans = [tuple(s) for s in first + second]
+    assert len(spans) == 8
+    assert peak(spans) == 2, "the two runs' tagged actions shared the machine's two slots"
 
 
 def test_a_killed_holder_does_not_leak_its_slots(flyte_home):
