@@ -99,7 +99,7 @@ class RunState:
         self.cache: ActionCache | None = None  # set by whoever starts the run (the data layer's cache)
         self.aborting = False
         self.abort_reason: str | None = None
-        self._pools_for: dict[tuple[int, tuple[str, ...]], tuple[SlotPool, ...]] = {}
+        self._pools_for: dict[tuple[int, tuple[str, ...], int], tuple[SlotPool, ...]] = {}
         self.backends: set[str] = set()  # names of the backends its actions use
 
     # ----------------------------------------------------------------- actions
@@ -114,10 +114,7 @@ class RunState:
             tags = tuple(dict.fromkeys(spec.tags + tags)) if tags else spec.tags
         if isinstance(group, str):
             group = self.group(group)
-        pools = self._pools(spec, tags)
-        if group is not None and group.rate is not None:
-            pools = (*pools, group.rate)
-        action = Action(len(self.actions), self, spec, parent, group, tags, pools)
+        action = Action(len(self.actions), self, spec, parent, group, tags, self._pools(spec, tags, group))
         self.actions.append(action)
         self.counts[Phase.QUEUED] += 1
         if group is not None:
@@ -126,8 +123,10 @@ class RunState:
             deliver(Event(EventKind.ACTION, self, action, Phase.QUEUED), self.listeners)
         return action
 
-    def _pools(self, spec: TaskSpec, tags: tuple[str, ...]) -> tuple[SlotPool, ...]:
-        key = (id(spec), tags)
+    def _pools(self, spec: TaskSpec, tags: tuple[str, ...], group: GroupStats | None) -> tuple[SlotPool, ...]:
+        """Every pool an action waits on: tag throttles and rates, environment, backend, its map's rate."""
+        rate = group.rate if group is not None else None
+        key = (id(spec), tags, id(rate))
         pools = self._pools_for.get(key)
         if pools is None:
             found = [self.throttles[t] for t in tags if t in self.throttles]
@@ -139,6 +138,8 @@ class RunState:
             found.extend(r for t in tags for r in self.rates.get(t, ()))
             if spec.env_rate is not None:
                 found.append(spec.env_rate)
+            if rate is not None:
+                found.append(rate)
             for pool in found:
                 self.pools.setdefault(pool.name, pool)
             pools = self._pools_for[key] = in_order(found)
