@@ -111,7 +111,7 @@ class RatePool:
 
     kind = "rate"
     capacity = None  # no bound on how many run at once
-    __slots__ = ("name", "order", "rate", "tat", "held", "granted", "_waiters", "_timer", "_loop",
+    __slots__ = ("name", "order", "rate", "tat", "held", "granted", "_waiters", "_queued", "_timer", "_loop",
                  "_recent", "_recent_cost", "__weakref__")
 
     def __init__(self, rate: Rate, name: str) -> None:
@@ -123,7 +123,8 @@ class RatePool:
         self.tat = -math.inf
         self.held = 0  # rate pools hold nothing; kept for code that reads ``pool.held``
         self.granted = 0.0  # units granted so far (net of refunds and settlements)
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: deque[_Waiter] = deque()  # cancelled ones are dropped when they reach the head
+        self._queued = 0  # live waiters
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._recent: deque[tuple[float, float]] = deque()  # (time, cost) within the last window
@@ -172,6 +173,7 @@ class RatePool:
             if now < self._due(head.cost):
                 break
             waiters.popleft()
+            self._queued -= 1
             self._grant(now, head.cost, late=True)
             head.future.set_result(None)
         self._arm()
@@ -194,6 +196,7 @@ class RatePool:
         loop = self._loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future(), cost)
         self._waiters.append(waiter)
+        self._queued += 1
         if len(self._waiters) == 1:
             self._arm()
         try:
@@ -201,7 +204,9 @@ class RatePool:
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():
                 self.refund(cost)  # granted just as we were cancelled: give it back
-            elif self._waiters and self._waiters[0] is waiter:
+                raise
+            self._queued -= 1
+            if self._waiters and self._waiters[0] is waiter:
                 waiter.future.cancel()
                 self._arm()  # the next one becomes head
             else:
@@ -260,7 +265,7 @@ class RatePool:
         in_window = max(0.0, self._recent_cost)
         limit = rate.limit * window / rate.per
         return RateStatistics(
-            self.name, _whole(limit), _whole(in_window), sum(not w.future.done() for w in self._waiters),
+            self.name, _whole(limit), _whole(in_window), self._queued,
             rate.limit / rate.per, round(self.available(), 3), round(in_window / window, 3))
 
     def __repr__(self) -> str:

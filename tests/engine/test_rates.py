@@ -181,3 +181,21 @@ def test_statistics_show_rate_use():
     stats = asyncio.run(main())
     assert stats.name == "rate:llm" and stats.capacity == 50 and stats.holders == 5 and stats.waiting == 1
     assert stats.rate == 50 and stats.available < 0.2 and stats.granted_per_s == 5
+
+
+def test_waiting_counts_only_live_waiters():
+    async def main() -> list[int]:
+        pool = Rate(100, per="1s").pool("p")
+        assert pool.try_acquire()
+        tasks = [asyncio.ensure_future(pool.acquire()) for _ in range(5)]
+        await asyncio.sleep(0)
+        seen = [pool.statistics().waiting]
+        tasks[2].cancel()  # behind the head
+        tasks[0].cancel()  # the head
+        await asyncio.sleep(0)
+        seen.append(pool.statistics().waiting)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        seen.append(pool.statistics().waiting)
+        return seen
+
+    assert asyncio.run(main()) == [5, 3, 0]
