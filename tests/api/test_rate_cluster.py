@@ -13,6 +13,7 @@ import pytest
 
 from tests.api.test_rate_machine import ROOT, _children, _outputs
 from tests.engine.test_rates import worst_window
+from tests.timeline import peak
 from tests.needs import need_module
 
 need_module("distributed")
@@ -32,6 +33,28 @@ for _ in range(int(sys.argv[2])):
     limiter.acquire_sync(1)
     stamps.append(time.time())
 print(json.dumps(stamps))
+"""
+
+SEMAPHORE_CHILD = """
+import asyncio, json, sys, time
+import flyte_nb as flyte
+
+flyte.init(backend="dask", endpoint=sys.argv[3])
+db = flyte.Semaphore(2, name="db", scope="cluster")
+
+async def query():
+    async with db:
+        start = time.time()
+        await asyncio.sleep(0.3)
+        return (start, time.time())
+
+async def main():
+    async with db:  # connect before the common start
+        pass
+    time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+    return await asyncio.gather(*(query() for _ in range(int(sys.argv[2]))))
+
+print(json.dumps(asyncio.run(main())))
 """
 
 
@@ -75,3 +98,11 @@ def test_two_client_processes_share_a_cluster_rate(scheduler, flyte_home):
     assert max(stamps) - min(stamps) >= 23 / 10 - 0.05
     early = min(stamps) + 1.2
     assert any(t < early for t in first) and any(t < early for t in second), "both took turns from the start"
+
+
+def test_two_client_processes_share_a_cluster_semaphore(scheduler, flyte_home):
+    start = time.time() + 6.0
+    first, second = _outputs(_children(SEMAPHORE_CHILD, flyte_home, str(start), "4", scheduler))
+    spans = [tuple(s) for s in first + second]
+    assert len(spans) == 8
+    assert peak(spans) == 2, "at most two holders among the cluster's clients (and two reached)"
