@@ -57,6 +57,21 @@ async def main():
 print(json.dumps(asyncio.run(main())))
 """
 
+SETTLING_CHILD = """
+import json, sys, time
+import flyte_nb as flyte
+from flyte_nb.backends.dask import rates
+
+flyte.init(backend="dask", endpoint=sys.argv[1])
+limiter = flyte.RateLimiter("settled", 1, per="1s", scope="cluster")
+grant = limiter.acquire_sync(1)
+grant.settle(0)  # nothing was used: the unit comes back
+rates._settler.submit(lambda: None).result()  # the refund reached the scheduler
+start = time.monotonic()
+limiter.acquire_sync(1)
+print(json.dumps(time.monotonic() - start))
+"""
+
 
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
@@ -106,3 +121,8 @@ def test_two_client_processes_share_a_cluster_semaphore(scheduler, flyte_home):
     spans = [tuple(s) for s in first + second]
     assert len(spans) == 8
     assert peak(spans) == 2, "at most two holders among the cluster's clients (and two reached)"
+
+
+def test_a_cluster_grant_settled_at_zero_is_refunded(scheduler, flyte_home):
+    (waited,) = _outputs(_children(SETTLING_CHILD, flyte_home, scheduler, count=1))
+    assert waited < 0.5, f"at 1/s the next unit came at once after the refund, not after {waited:.2f}s"
