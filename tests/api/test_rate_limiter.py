@@ -125,6 +125,12 @@ def test_clear_errors():
         flyte.RateLimiter("", 1)
     with pytest.raises(flyte.ConfigurationError, match="no rate limiter named 'nobody'"):
         flyte.rate_limit("nobody")
+    with pytest.raises(flyte.ConfigurationError, match="machine-scope Semaphore needs a name"):
+        flyte.Semaphore(2, scope="machine")
+    with pytest.raises(flyte.ConfigurationError, match="Semaphore scope must be one of"):
+        flyte.Semaphore(2, name="x", scope="galaxy")
+    with pytest.raises(flyte.ConfigurationError, match="at most one whole number or Semaphore"):
+        flyte.with_runcontext(throttle={"db": [2, flyte.Semaphore(2, name="db")]})
     limiter = flyte.RateLimiter("errors", 100, per="1s", burst=10)
     with pytest.raises(flyte.ConfigurationError, match="cost must be a number > 0"):
         asyncio.run(limiter.acquire(0))
