@@ -86,9 +86,9 @@ class RateLimiter:
         rate = Rate(limit, per, burst)
         if scope == "kernel":
             pool = _kernel_pools.get(name)
-            if pool is None:
-                pool = _kernel_pools[name] = rate.pool(f"limiter:{name}")
-            elif pool.rate != rate:
+            if pool is None:  # setdefault: two threads creating the first one still get one budget
+                pool = _kernel_pools.setdefault(name, rate.pool(f"limiter:{name}"))
+            if pool.rate != rate:
                 _on_engine(pool.set_rate, rate)
             self._pool: Any = pool
         elif scope == "machine":
