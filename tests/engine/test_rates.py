@@ -6,6 +6,8 @@ import asyncio
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flyte_nb.engine.rates import SLACK, Rate, RatePool, per_seconds
 from flyte_nb.errors import ConfigurationError
@@ -199,3 +201,32 @@ def test_waiting_counts_only_live_waiters():
         return seen
 
     assert asyncio.run(main()) == [5, 3, 0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    limit=st.integers(1, 50),
+    burst=st.integers(1, 5),
+    steps=st.lists(st.tuples(st.floats(0, 0.3), st.integers(1, 5), st.floats(0, 0.004)), min_size=1, max_size=60),
+)
+def test_the_schedule_never_exceeds_its_bound(limit, burst, steps):
+    """Whatever the arrivals, weights (up to burst) and loop lateness: in any window from one grant
+    to another, the units granted are at most ``burst + (span + SLACK) / interval``."""
+    pool = Rate(limit, per="1s", burst=burst).pool("p")
+    interval = 1.0 / limit
+    now, grants = 0.0, []
+    for gap, cost, lateness in steps:
+        cost = min(cost, burst)
+        now += gap
+        due = pool._due(cost)
+        if now >= due:
+            pool._grant(now, cost, late=False)  # conforms on arrival: granted at once
+        else:
+            now = due + lateness  # queued: the timer delivers it, maybe late
+            pool._grant(now, cost, late=True)
+        grants.append((now, cost))
+    for i, (first, _) in enumerate(grants):
+        units = 0
+        for at, cost in grants[i:]:
+            units += cost
+            assert units <= burst + (at - first + SLACK) / interval + 1e-9
