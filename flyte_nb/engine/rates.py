@@ -243,6 +243,13 @@ class RatePool:
         re-priced at the new interval, so the next waiter's turn comes as the new rate says."""
         if not isinstance(rate, Rate):
             raise ConfigurationError(f"set_rate needs a flyte_nb.Rate, got {rate!r}")
+        loop = self._loop
+        if loop is not None and _running_loop() is not loop:  # from the notebook's thread: do it on the pool's loop
+            loop.call_soon_threadsafe(self._set_rate, rate)
+        else:
+            self._set_rate(rate)
+
+    def _set_rate(self, rate: Rate) -> None:
         now = time.monotonic()
         if self.tat > now:
             self.tat = now + (self.tat - now) * rate.interval / self.rate.interval
@@ -270,6 +277,13 @@ class RatePool:
 
     def __repr__(self) -> str:
         return f"<RatePool {self.name!r} {self.rate!r} {self.available():.2f} available, {len(self._waiters)} waiting>"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _whole(value: float) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -131,3 +132,30 @@ def test_bad_rate_values_say_what_to_do():
         flyte.TaskEnvironment("bad-rate", rate=10)
     with pytest.raises(flyte.ConfigurationError, match="rate must be a flyte_nb.Rate"):
         list(flyte.map(ask, range(3), rate="fast"))
+
+
+retuned = flyte.TaskEnvironment("retuned-env", rate=flyte.Rate(2, per="1s"))
+
+
+@retuned.task
+async def tick(i: int) -> int:
+    return i
+
+
+@env.task
+async def ticks(n: int) -> list[int]:
+    return list(await asyncio.gather(*(tick(i) for i in range(n))))
+
+
+def test_a_rate_changed_while_a_run_is_live_applies_to_the_next_grant():
+    run = flyte.run(ticks, 12)  # at 2/s: 5.5 s
+    time.sleep(1.2)
+    started_before = sum(a.started_at is not None for a in run.actions if a.task == "retuned-env.tick")
+    changed = time.time()
+    retuned.rate_pool.set_rate(flyte.Rate(50, per="1s"))  # from this (the notebook's) thread
+    assert run.outputs(timeout=30) == list(range(12))
+    starts = sorted(a.started_at for a in run.actions if a.task == "retuned-env.tick")
+    assert 2 <= started_before <= 4
+    after = [t for t in starts if t > changed]
+    assert after[0] - changed < 0.15, "the next grant came at the new rate, not at the old schedule's turn"
+    assert after[-1] - after[0] < 1.0, "the rest went at 50/s"
