@@ -13,12 +13,14 @@ from .api.history import StoredAction, StoredRun, get_run, runs
 from .api.image import Image
 from .api.map import map
 from .api.policies import Backoff, Cache, Resources, RetryStrategy, ReusePolicy, Timeout
+from .api.rate import Grant, RateLimiter, rate_limit
 from .api.run import Run, RunContext, run, with_runcontext
 from .api.scopes import group, tags
 from .api.semaphore import Semaphore
 from .api.task import TaskTemplate
 from .engine.action import Action, Phase
 from .engine.events import Event, EventKind, subscribe
+from .engine.rates import Rate, RateStatistics
 from .engine.slots import PoolStatistics
 from .errors import (
     ActionTimeoutError,
@@ -45,9 +47,13 @@ __all__ = [
     "Event",
     "EventKind",
     "FlyteNbError",
+    "Grant",
     "Image",
     "Phase",
     "PoolStatistics",
+    "Rate",
+    "RateLimiter",
+    "RateStatistics",
     "RecordedError",
     "Resources",
     "RetryStrategy",
@@ -70,6 +76,7 @@ __all__ = [
     "init",
     "init_from_config",
     "map",
+    "rate_limit",
     "run",
     "runs",
     "subscribe",

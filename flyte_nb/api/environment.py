@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from ..backends.base import check_backend_name
+from ..engine.rates import Rate
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 from .image import Image
@@ -36,7 +37,8 @@ class TaskEnvironment:
         reusable: ReusePolicy | None = None,
         concurrency: int | None = None,
         backend: str | None = None,
-        throttle: Mapping[str, int] | None = None,
+        throttle: Mapping[str, Any] | None = None,
+        rate: Rate | None = None,
         depends_on: list[TaskEnvironment] | tuple[TaskEnvironment, ...] = (),
         description: str | None = None,
         **flyte_options: Any,
@@ -72,6 +74,10 @@ class TaskEnvironment:
         self.depends_on = tuple(depends_on)
         self.description = description
         self.pool = SlotPool(concurrency, f"env:{name}") if concurrency is not None else None
+        if rate is not None and not isinstance(rate, Rate):
+            raise ConfigurationError(f"rate must be a flyte_nb.Rate(limit, per='1s'), got {rate!r}")
+        self.rate = rate  # every action of the environment takes a unit of it to start (across runs)
+        self.rate_pool = rate.pool(f"rate:env.{name}") if rate is not None else None
         self.tasks: dict[str, TaskTemplate] = {}
 
     @overload

@@ -16,6 +16,7 @@ from ..engine import controller
 from ..engine.context import current_action, current_tags
 from ..engine.fanout import Fanout
 from ..engine.loop import block_on, engine, plain_task
+from ..engine.rates import Rate
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 from .task import TaskTemplate
@@ -32,7 +33,7 @@ class _Plan:
     """A validated map call, ready to stream inside or outside a run."""
 
     def __init__(self, func: TaskTemplate, iterables: tuple[Iterable[Any], ...], group_name: str | None,
-                 concurrency: int, return_exceptions: bool, ordered: bool) -> None:
+                 concurrency: int, return_exceptions: bool, ordered: bool, rate: Rate | None = None) -> None:
         if not isinstance(func, TaskTemplate):
             raise ConfigurationError(f"flyte_nb.map needs a task (decorate it with @env.task), got {func!r}")
         if not iterables:
@@ -44,6 +45,9 @@ class _Plan:
             raise ConfigurationError(f"concurrency must be a whole number >= 0 (0 = unlimited), got {concurrency!r}")
         if group_name is not None and (not isinstance(group_name, str) or not group_name.strip()):
             raise ConfigurationError(f"group_name must be a non-empty string, got {group_name!r}")
+        if rate is not None and not isinstance(rate, Rate):
+            raise ConfigurationError(f"rate must be a flyte_nb.Rate(limit, per='1s'), got {rate!r}")
+        self.rate = rate
         self.task = func
         self.iterables = iterables
         self.group_name = group_name or func.short_name
@@ -69,6 +73,9 @@ class _Plan:
             group = run.group(self.group_name, _total(self.iterables), unique=True)
             pool = group.pool = SlotPool(self.concurrency or None, f"map:{group.name}")
             run.pools[pool.name] = pool
+            if self.rate is not None:
+                group.rate = self.rate.pool(f"rate:map.{group.name}")
+                run.pools[group.rate.name] = group.rate
             tags = self.tags
 
             def invoke(i: int, args: tuple) -> Any:
@@ -129,14 +136,15 @@ class _Map:
     """``flyte_nb.map(task, *iterables, group_name=None, concurrency=0, return_exceptions=True)``."""
 
     def __call__(self, func: TaskTemplate, *iterables: Iterable[Any], group_name: str | None = None,
-                 concurrency: int = 0, return_exceptions: bool = True) -> Iterator[Any]:
-        """Results in input order, as a sync generator."""
-        return _sync_results(_Plan(func, iterables, group_name, concurrency, return_exceptions, ordered=True))
+                 concurrency: int = 0, return_exceptions: bool = True, rate: Rate | None = None) -> Iterator[Any]:
+        """Results in input order, as a sync generator; ``rate`` spaces the starts (``Rate(10, per="1s")``)."""
+        return _sync_results(_Plan(func, iterables, group_name, concurrency, return_exceptions, ordered=True, rate=rate))
 
     def aio(self, func: TaskTemplate, *iterables: Iterable[Any], group_name: str | None = None,
-            concurrency: int = 0, return_exceptions: bool = True, ordered: bool = True) -> AsyncIterator[Any]:
+            concurrency: int = 0, return_exceptions: bool = True, ordered: bool = True,
+            rate: Rate | None = None) -> AsyncIterator[Any]:
         """Results as an async generator; ``ordered=False`` streams them as they complete."""
-        plan = _Plan(func, iterables, group_name, concurrency, return_exceptions, ordered)
+        plan = _Plan(func, iterables, group_name, concurrency, return_exceptions, ordered, rate)
         if current_action.get() is not None and not engine().on_thread():
             return _relay(plan)
         return plan.stream()

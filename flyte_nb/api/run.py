@@ -275,9 +275,11 @@ def _cluster_wide_throttles(state: RunState, tags: tuple[str, ...], throttle: Ma
 
     backend = get_backend("dask")
     for tag in tags:
-        old = state.throttles[tag]
+        old = state.throttles.get(tag)
+        if old is None:
+            raise ConfigurationError(f"cluster_wide tag {tag!r} has no whole-number throttle (rates are not cluster-wide)")
         state.pools.pop(old.name, None)
-        pool = state.throttles[tag] = backend.cluster_pool(f"tag:{tag}", throttle[tag])  # type: ignore[attr-defined]
+        pool = state.throttles[tag] = backend.cluster_pool(f"tag:{tag}", old.capacity)  # type: ignore[attr-defined]
         state.pools[pool.name] = pool
 
 

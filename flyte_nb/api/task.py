@@ -19,23 +19,22 @@ from ..engine.context import current_action, current_group, current_tags
 from ..engine.loop import engine
 from ..engine.spec import TaskSpec
 from ..errors import ConfigurationError
+from .rate import check_tag_limit
 from .policies import CacheRequest, RetryStrategy, TimeoutType, cache_from_request, retry_from_request, timeout_from_request
 
 if TYPE_CHECKING:
     from .environment import TaskEnvironment
 
 
-def check_throttle(throttle: Mapping[str, int] | None) -> dict[str, int]:
+def check_throttle(throttle: Mapping[str, Any] | None) -> dict[str, Any]:
     if throttle is None:
         return {}
     if not isinstance(throttle, Mapping):
         raise ConfigurationError(f"throttle must map tag names to limits, like {{'db': 2}}, got {throttle!r}")
-    for tag, limit in throttle.items():
+    for tag in throttle:
         if not isinstance(tag, str) or not tag:
             raise ConfigurationError(f"throttle keys must be tag names, got {tag!r}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError(f"throttle for tag {tag!r} must be a whole number >= 1, got {limit!r}")
-    return dict(throttle)
+    return {tag: check_tag_limit(tag, limit) for tag, limit in throttle.items()}
 
 
 def check_env_vars(env_vars: object, what: str = "env_vars") -> dict[str, str]:
@@ -118,6 +117,7 @@ class TaskTemplate:
             tags=self.tags,
             throttle=self.throttle,
             env_pool=environment.pool,
+            env_rate=getattr(environment, "rate_pool", None),
             cache=self.cache,
             source=source,
             extras={"environment": environment, "task": self},

@@ -60,6 +60,7 @@ class Action:
     __slots__ = (
         "number", "run", "spec", "parent", "group", "tags", "phase", "attempts", "history",
         "queued_at", "started_at", "ended_at", "error", "pools", "held", "lent", "index", "output",
+        "waiting_for",
     )
 
     def __init__(
@@ -90,6 +91,7 @@ class Action:
         self.lent = 0  # children it is waiting on; while > 0 it lends its slots out
         self.index: Any = None  # position in its map, if any
         self.output: list[str] | None = None  # what its body printed (see engine.output)
+        self.waiting_for: str | None = None  # the pool it last had to wait for (see ``reason``)
 
     @property
     def name(self) -> str:
@@ -107,6 +109,19 @@ class Action:
     def logs(self) -> str:
         """What the body printed (stdout and stderr, the last 256 KiB)."""
         return "".join(self.output or ())
+
+    @property
+    def reason(self) -> str | None:
+        """Why a waiting action waits: ``"waiting for rate llm"``, ``"waiting for tag db"`` …"""
+        if self.phase != Phase.WAITING or self.waiting_for is None:
+            return None
+        kind, _, name = self.waiting_for.partition(":")
+        return f"waiting for {kind} {name}" if name else f"waiting for {kind}"
+
+    @property
+    def slots(self) -> tuple[SlotPool, ...]:
+        """Its pools that are held while it runs (rate pools are spent at the start instead)."""
+        return tuple(p for p in self.pools if p.kind != "rate")
 
     @property
     def duration(self) -> float | None:

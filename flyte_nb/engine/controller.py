@@ -21,7 +21,7 @@ from .events import EventKind
 from . import output
 from .loop import block_on, engine
 from .run import GroupStats, RunState
-from .slots import acquire_all, release_all, try_acquire_all
+from .slots import SlotPool, acquire_all, release_all, try_acquire_all
 from .spec import MISS, TaskSpec
 
 _STRAGGLER_WAIT = 5.0  # seconds an aborted run waits for its actions to unwind
@@ -96,7 +96,7 @@ def _lend(parent: Action) -> None:
 async def _reclaim(parent: Action) -> None:
     parent.lent -= 1
     if parent.lent == 0 and not parent.held and parent.phase == Phase.RUNNING:
-        await acquire_all(parent.pools)
+        await acquire_all(parent.slots)  # its rate tokens were spent when it started
         parent.held = True
         if parent.lent > 0:  # a new child started while we waited: lend again
             parent.held = False
@@ -143,9 +143,8 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
         attempt = action.attempts
         if pools:
             if not try_acquire_all(pools):  # "waiting" only when it must: one event fewer per free start
-                run.transition(action, Phase.WAITING)
                 try:
-                    await acquire_all(pools)
+                    await acquire_all(pools, lambda pool: _waiting(action, pool))
                 except asyncio.CancelledError:
                     _finish(action, Phase.CANCELLED, None)
                     raise
@@ -195,6 +194,12 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
         phase = Phase.TIMED_OUT if isinstance(error, ActionTimeoutError) else Phase.FAILED
         _finish(action, phase, error)
         raise error
+
+
+def _waiting(action: Action, pool: SlotPool) -> None:
+    """``action`` must wait for ``pool``: the phase (and its reason) change, one event each."""
+    action.waiting_for = pool.name
+    action.run.transition(action, Phase.WAITING)
 
 
 def _release(action: Action) -> None:

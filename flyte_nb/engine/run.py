@@ -12,6 +12,7 @@ from typing import Any
 from ..backends.base import get_backend
 from .action import PHASES, Action, Phase
 from .events import Event, EventKind, Listener, deliver, listeners
+from .rates import Rate, RatePool
 from .slots import PoolStatistics, SlotPool, in_order
 from .spec import ActionCache, TaskSpec
 
@@ -19,13 +20,14 @@ from .spec import ActionCache, TaskSpec
 class GroupStats:
     """Progress of one group (a ``map`` or a ``flyte_nb.group`` block): counts per phase."""
 
-    __slots__ = ("name", "counts", "total", "pool", "created_at")
+    __slots__ = ("name", "counts", "total", "pool", "rate", "created_at")
 
     def __init__(self, name: str, total: int | None = None, pool: SlotPool | None = None) -> None:
         self.name = name
         self.counts = [0] * len(PHASES)
         self.total = total
         self.pool = pool
+        self.rate: RatePool | None = None  # a map's rate: each of its actions takes a unit to start
         self.created_at = time.time()
 
     def count(self, phase: Phase) -> int:
@@ -42,6 +44,24 @@ class GroupStats:
         return f"<Group {self.name!r} {done}/{total} done>"
 
 
+def tag_pools(throttle: Mapping[str, Any]) -> tuple[dict[str, SlotPool], dict[str, tuple[RatePool, ...]]]:
+    """Per-tag pools of a run: a whole number is a slot limit of the run, a pool (a ``Semaphore``) is
+    used as it is, a ``Rate`` is a rate; a list gives one count and any rates."""
+    slots: dict[str, SlotPool] = {}
+    rates: dict[str, tuple[RatePool, ...]] = {}
+    for tag, limits in throttle.items():
+        for limit in limits if isinstance(limits, (list, tuple)) else (limits,):
+            if isinstance(limit, Rate):
+                found = rates.get(tag, ())
+                name = f"rate:{tag}" + (f"#{len(found) + 1}" if found else "")
+                rates[tag] = (*found, limit.pool(name))
+            elif isinstance(limit, SlotPool):  # a semaphore: shared with whoever else holds it
+                slots[tag] = limit
+            else:
+                slots[tag] = SlotPool(limit, f"tag:{tag}")
+    return slots, rates
+
+
 class RunState:
     """Everything the engine knows about one run while it lives."""
 
@@ -51,7 +71,7 @@ class RunState:
         driver: TaskSpec,
         args: tuple,
         kwargs: dict,
-        throttle: Mapping[str, int],
+        throttle: Mapping[str, Any],
     ) -> None:
         self.name = name
         self.driver = driver
@@ -65,8 +85,9 @@ class RunState:
         self.counts = [0] * len(PHASES)
         self.groups: dict[str, GroupStats] = {}
         self.pools: dict[str, SlotPool] = {}
-        self.throttles = {tag: SlotPool(limit, f"tag:{tag}") for tag, limit in throttle.items()}
+        self.throttles, self.rates = tag_pools(throttle)
         self.pools.update((p.name, p) for p in self.throttles.values())
+        self.pools.update((p.name, p) for rates in self.rates.values() for p in rates)
         self.listeners: list[Listener] = []
         self.done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.error: BaseException | None = None
@@ -78,7 +99,7 @@ class RunState:
         self.cache: ActionCache | None = None  # set by whoever starts the run (the data layer's cache)
         self.aborting = False
         self.abort_reason: str | None = None
-        self._pools_for: dict[tuple[int, tuple[str, ...]], tuple[SlotPool, ...]] = {}
+        self._pools_for: dict[tuple[int, tuple[str, ...], int], tuple[SlotPool, ...]] = {}
         self.backends: set[str] = set()  # names of the backends its actions use
 
     # ----------------------------------------------------------------- actions
@@ -93,7 +114,7 @@ class RunState:
             tags = tuple(dict.fromkeys(spec.tags + tags)) if tags else spec.tags
         if isinstance(group, str):
             group = self.group(group)
-        action = Action(len(self.actions), self, spec, parent, group, tags, self._pools(spec, tags))
+        action = Action(len(self.actions), self, spec, parent, group, tags, self._pools(spec, tags, group))
         self.actions.append(action)
         self.counts[Phase.QUEUED] += 1
         if group is not None:
@@ -102,8 +123,10 @@ class RunState:
             deliver(Event(EventKind.ACTION, self, action, Phase.QUEUED), self.listeners)
         return action
 
-    def _pools(self, spec: TaskSpec, tags: tuple[str, ...]) -> tuple[SlotPool, ...]:
-        key = (id(spec), tags)
+    def _pools(self, spec: TaskSpec, tags: tuple[str, ...], group: GroupStats | None) -> tuple[SlotPool, ...]:
+        """Every pool an action waits on: tag throttles and rates, environment, backend, its map's rate."""
+        rate = group.rate if group is not None else None
+        key = (id(spec), tags, id(rate))
         pools = self._pools_for.get(key)
         if pools is None:
             found = [self.throttles[t] for t in tags if t in self.throttles]
@@ -112,6 +135,11 @@ class RunState:
             backend = get_backend(spec.backend)
             self.backends.add(backend.name)
             found.extend(backend.pools(spec))
+            found.extend(r for t in tags for r in self.rates.get(t, ()))
+            if spec.env_rate is not None:
+                found.append(spec.env_rate)
+            if rate is not None:
+                found.append(rate)
             for pool in found:
                 self.pools.setdefault(pool.name, pool)
             pools = self._pools_for[key] = in_order(found)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ..errors import ConfigurationError
@@ -31,6 +31,7 @@ class PoolStatistics(NamedTuple):
 class SlotPool:
     """A named counting limit with FIFO hand-off; ``capacity=None`` means unlimited."""
 
+    kind = "slot"
     __slots__ = ("name", "capacity", "held", "_waiters", "order", "__weakref__")
 
     def __init__(self, capacity: int | None, name: str) -> None:
@@ -80,6 +81,10 @@ class SlotPool:
             raise RuntimeError(f"slot pool `{self.name}` released more often than acquired")
         self.held -= 1
 
+    def undo(self) -> None:
+        """Give back a slot taken for an action that did not start after all."""
+        self.release()
+
     def statistics(self) -> PoolStatistics:
         return PoolStatistics(self.name, self.capacity, self.held, sum(not w.done() for w in self._waiters))
 
@@ -88,15 +93,20 @@ class SlotPool:
         return f"<SlotPool {self.name!r} {self.held}/{cap} held, {len(self._waiters)} waiting>"
 
 
-async def acquire_all(pools: Sequence[SlotPool]) -> None:
-    """Acquire every pool in ``pools`` (already in global order); all or nothing."""
+async def acquire_all(pools: Sequence[SlotPool], on_wait: Callable[[SlotPool], None] | None = None) -> None:
+    """Acquire every pool in ``pools`` (already in global order); all or nothing.
+
+    ``on_wait(pool)`` is called each time a pool makes it wait (the action's waiting reason).
+    """
     for index, pool in enumerate(pools):
         if pool.try_acquire():
             continue
+        if on_wait is not None:
+            on_wait(pool)
         try:
             await pool.acquire()
         except BaseException:
-            release_all(pools[:index])
+            undo_all(pools[:index])
             raise
 
 
@@ -104,9 +114,15 @@ def try_acquire_all(pools: Sequence[SlotPool]) -> bool:
     """Acquire every pool at once if each has a free slot and no queue; else hold nothing."""
     for index, pool in enumerate(pools):
         if not pool.try_acquire():
-            release_all(pools[:index])
+            undo_all(pools[:index])
             return False
     return True
+
+
+def undo_all(pools: Sequence[SlotPool]) -> None:
+    """Give back what was just taken for a start that did not happen (rate tokens are refunded)."""
+    for pool in reversed(pools):
+        pool.undo()
 
 
 def release_all(pools: Sequence[SlotPool]) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .action import Action
+    from .rates import RatePool
     from .slots import SlotPool
 
 
@@ -61,8 +62,9 @@ class TaskSpec:
     retry: RetryPolicy = NO_RETRY
     timeout: float | None = None
     tags: tuple[str, ...] = ()
-    throttle: Mapping[str, int] = field(default_factory=dict)
+    throttle: Mapping[str, Any] = field(default_factory=dict)
     env_pool: SlotPool | None = None
+    env_rate: RatePool | None = None  # the environment's rate: every action of it takes a unit to start
     cache: Any = None  # the task's cache policy (opaque to the engine; read by the run's ActionCache)
     source: str | None = None  # source text when the function came from a notebook cell
     extras: Mapping[str, Any] = field(default_factory=dict)  # resources, image, env vars: for backends

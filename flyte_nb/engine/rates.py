@@ -1,0 +1,291 @@
+"""Rate pools: a smooth start schedule (GCRA), the time-based sibling of slot pools.
+
+A slot pool bounds how many run at once; a rate pool bounds how many *start* per unit of time.
+The state is one number, the theoretical arrival time ``tat``: a grant of ``cost`` conforms once
+``now >= tat - (burst - min(cost, burst)) * interval`` and moves ``tat`` on by ``cost * interval``,
+so in any window of ``t`` seconds at most ``burst + t / interval`` units are granted (plus the
+``SLACK`` below), with no start-up burst beyond ``burst``. Waiters queue FIFO and only the head
+has a timer (``loop.call_at``): one wake-up per grant, never every waiter on every tick. A
+waiter cancelled before its grant consumes nothing; one cancelled just after gets it refunded.
+Rate pools sort after every slot pool in the global order: an action takes its tokens last,
+when all its slots are held, so it starts at the instant of its grant, and since a rate wait
+always ends by itself, holding slots while waiting for one can never deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ..errors import ConfigurationError
+
+SLACK = 0.002
+"""Seconds a timer-driven grant may come late without pushing the schedule back (asyncio's
+timers on Linux wake up to 1 ms late); so in a window of ``t`` seconds at most
+``burst + (t + SLACK) / interval`` units start, and the long-run rate stays the configured one."""
+
+_RATE_ORDER = 1 << 60  # after every slot pool (those count up from 0)
+_order = itertools.count()
+_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_PER = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$")
+
+
+def per_seconds(per: object) -> float:
+    """``"1s"``, ``"1m"``, ``"500ms"``, ``"h"`` or a number of seconds → seconds."""
+    if isinstance(per, (int, float)) and not isinstance(per, bool):
+        if per > 0 and math.isfinite(per):
+            return float(per)
+    elif isinstance(per, str):
+        match = _PER.match(per.lower())
+        if match and match.group(2) in _UNITS:
+            value = float(match.group(1) or 1) * _UNITS[match.group(2)]
+            if value > 0:
+                return value
+    raise ConfigurationError(f"per must be a duration like '1s', '1m', '500ms' or a number of seconds > 0, got {per!r}")
+
+
+@dataclass(frozen=True, init=False)
+class Rate:
+    """``Rate(60, per="1m", burst=1)``: at most ``limit`` units per ``per``, ``burst`` back to back."""
+
+    limit: float
+    per: float
+    burst: int
+    interval: float  # seconds between two units on the smooth schedule
+    window: float  # seconds over which statistics count grants (``per``, at most a minute)
+
+    def __init__(self, limit: float, per: str | float = "1s", burst: int = 1) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not (limit > 0 and math.isfinite(limit)):
+            raise ConfigurationError(f"Rate limit must be a number > 0 (units per `per`), got {limit!r}")
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ConfigurationError(f"Rate burst must be a whole number >= 1 (back-to-back starts allowed), got {burst!r}")
+        object.__setattr__(self, "limit", limit)
+        object.__setattr__(self, "per", per_seconds(per))
+        object.__setattr__(self, "burst", burst)
+        object.__setattr__(self, "interval", self.per / limit)
+        object.__setattr__(self, "window", min(self.per, 60.0))
+
+    def pool(self, name: str) -> RatePool:
+        return RatePool(self, name)
+
+    def __repr__(self) -> str:
+        limit = int(self.limit) if float(self.limit).is_integer() else self.limit
+        per = f"{self.per:g}s"
+        return f"Rate({limit}, per={per!r}" + (f", burst={self.burst})" if self.burst != 1 else ")")
+
+
+class RateStatistics(NamedTuple):
+    """A snapshot of a rate pool, shaped like ``PoolStatistics`` with the rate's own figures.
+
+    ``capacity`` is the limit over the pool's window (``per``, at most a minute) and ``holders``
+    the units granted during the last window, so a drawing of slots shows use against the limit;
+    ``rate`` is units per second, ``available`` the units grantable back to back right now
+    (negative while in debt), ``granted_per_s`` the measured rate over the window.
+    """
+
+    name: str
+    capacity: Any
+    holders: Any
+    waiting: int
+    rate: float
+    available: float
+    granted_per_s: float
+
+
+class _Waiter:
+    __slots__ = ("future", "cost")
+
+    def __init__(self, future: asyncio.Future[None], cost: float) -> None:
+        self.future = future
+        self.cost = cost
+
+
+class RatePool:
+    """A named GCRA schedule with FIFO waiters; acquired like a slot pool, never released."""
+
+    kind = "rate"
+    capacity = None  # no bound on how many run at once
+    __slots__ = ("name", "order", "rate", "tat", "held", "granted", "_waiters", "_queued", "_timer", "_loop",
+                 "_recent", "_recent_cost", "__weakref__")
+
+    def __init__(self, rate: Rate, name: str) -> None:
+        if not isinstance(rate, Rate):
+            raise ConfigurationError(f"rate pool `{name}` needs a flyte_nb.Rate, got {rate!r}")
+        self.name = name
+        self.order = _RATE_ORDER + next(_order)
+        self.rate = rate
+        self.tat = -math.inf
+        self.held = 0  # rate pools hold nothing; kept for code that reads ``pool.held``
+        self.granted = 0.0  # units granted so far (net of refunds and settlements)
+        self._waiters: deque[_Waiter] = deque()  # cancelled ones are dropped when they reach the head
+        self._queued = 0  # live waiters
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._recent: deque[tuple[float, float]] = deque()  # (time, cost) within the last window
+        self._recent_cost = 0.0
+
+    # ------------------------------------------------------------- schedule
+    def _due(self, cost: float) -> float:
+        rate = self.rate
+        return self.tat - (rate.burst - min(cost, rate.burst)) * rate.interval
+
+    def _grant(self, now: float, cost: float, late: bool) -> None:
+        tat, start = self.tat, now - SLACK if late else now
+        self.tat = (tat if tat > start else start) + cost * self.rate.interval
+        self.granted += cost
+        recent = self._recent
+        recent.append((now, cost))
+        self._recent_cost += cost
+        if recent[0][0] < now - self.rate.window or len(recent) > 10_000:
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        recent, horizon = self._recent, now - self.rate.window
+        while recent and (recent[0][0] < horizon or len(recent) > 10_000):
+            self._recent_cost -= recent.popleft()[1]
+
+    def _arm(self) -> None:
+        """One timer, for the head waiter only."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiters = self._waiters
+        while waiters and waiters[0].future.done():
+            waiters.popleft()
+        if waiters and self._loop is not None:
+            self._timer = self._loop.call_at(self._due(waiters[0].cost), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        waiters = self._waiters
+        while waiters:
+            head = waiters[0]
+            if head.future.done():  # cancelled while queued: it takes nothing
+                waiters.popleft()
+                continue
+            if now < self._due(head.cost):
+                break
+            waiters.popleft()
+            self._queued -= 1
+            self._grant(now, head.cost, late=True)
+            head.future.set_result(None)
+        self._arm()
+
+    # ---------------------------------------------------- slot-pool protocol
+    def try_acquire(self, cost: float = 1) -> bool:
+        """Take ``cost`` units if they conform now and nobody is queued ahead; never waits."""
+        if self._waiters:
+            return False
+        now = time.monotonic()
+        if now < self._due(cost):
+            return False
+        self._grant(now, cost, late=False)
+        return True
+
+    async def acquire(self, cost: float = 1) -> bool:
+        """Wait for ``cost`` units (FIFO). Cancelled while waiting, it consumes nothing."""
+        if self.try_acquire(cost):
+            return True
+        loop = self._loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop.create_future(), cost)
+        self._waiters.append(waiter)
+        self._queued += 1
+        if len(self._waiters) == 1:
+            self._arm()
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.refund(cost)  # granted just as we were cancelled: give it back
+                raise
+            self._queued -= 1
+            if self._waiters and self._waiters[0] is waiter:
+                waiter.future.cancel()
+                self._arm()  # the next one becomes head
+            else:
+                waiter.future.cancel()  # skipped (and dropped) when it reaches the head
+            raise
+        return True
+
+    def release(self) -> None:
+        """Tokens are spent by starting, not returned by finishing: nothing to do."""
+
+    def undo(self) -> None:
+        """The action that got a unit did not start after all (cancelled while taking its other pools)."""
+        self.refund(1)
+
+    # ------------------------------------------------------------ adjusting
+    def refund(self, cost: float) -> None:
+        """Give back ``cost`` units granted earlier (never more allowance than ``burst``)."""
+        self.settle(cost, 0)
+
+    def settle(self, charged: float, actual: float) -> None:
+        """A grant of ``charged`` units really used ``actual``: refund or charge the difference."""
+        delta = actual - charged
+        if delta == 0:
+            return
+        self.tat += delta * self.rate.interval
+        self.granted += delta
+        self._recent.append((time.monotonic(), delta))
+        self._recent_cost += delta
+        if self._waiters:
+            self._arm()  # the head's turn moved
+
+    def set_rate(self, rate: Rate) -> None:
+        """A new limit, in force from the next grant: the backlog of units already granted is
+        re-priced at the new interval, so the next waiter's turn comes as the new rate says."""
+        if not isinstance(rate, Rate):
+            raise ConfigurationError(f"set_rate needs a flyte_nb.Rate, got {rate!r}")
+        loop = self._loop
+        if loop is not None and _running_loop() is not loop:  # from the notebook's thread: do it on the pool's loop
+            loop.call_soon_threadsafe(self._set_rate, rate)
+        else:
+            self._set_rate(rate)
+
+    def _set_rate(self, rate: Rate) -> None:
+        now = time.monotonic()
+        if self.tat > now:
+            self.tat = now + (self.tat - now) * rate.interval / self.rate.interval
+        self.rate = rate
+        if self._waiters:
+            self._arm()
+
+    # ---------------------------------------------------------------- views
+    def available(self) -> float:
+        """Units that could be granted back to back right now (negative while in debt)."""
+        rate = self.rate
+        backlog = max(0.0, self.tat - time.monotonic())
+        return rate.burst - backlog / rate.interval
+
+    def statistics(self) -> RateStatistics:
+        now = time.monotonic()
+        self._prune(now)
+        rate = self.rate
+        window = rate.window
+        in_window = max(0.0, self._recent_cost)
+        limit = rate.limit * window / rate.per
+        return RateStatistics(
+            self.name, _whole(limit), _whole(in_window), self._queued,
+            rate.limit / rate.per, round(self.available(), 3), round(in_window / window, 3))
+
+    def __repr__(self) -> str:
+        return f"<RatePool {self.name!r} {self.rate!r} {self.available():.2f} available, {len(self._waiters)} waiting>"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _whole(value: float) -> Any:
+    rounded = round(value)
+    return int(rounded) if abs(value - rounded) < 1e-9 else round(value, 3)
