@@ -14,7 +14,7 @@ from ..data.store import get_store
 from ..engine import controller
 from ..engine.action import Action, Phase
 from ..engine.loop import engine
-from ..engine.names import new_run_name
+from ..engine.names import check_run_name, new_run_name
 from ..engine.run import GroupStats, RunState
 from ..engine.slots import PoolStatistics
 from ..errors import ConfigurationError, DeadlockError, without_engine_frames
@@ -232,8 +232,8 @@ class RunContext:
         unknown = set(flyte_options) - _FLYTE_RUN_OPTIONS
         if unknown:
             raise ConfigurationError(f"with_runcontext got unknown option(s): {', '.join(sorted(unknown))}")
-        if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name):
-            raise ConfigurationError(f"run name must be a non-empty string without '/', got {name!r}")
+        if name is not None:
+            check_run_name(name)
         if listeners is not None and (not isinstance(listeners, (list, tuple)) or not all(map(callable, listeners))):
             raise ConfigurationError(f"listeners must be a list of callables taking an Event, got {listeners!r}")
         self.name = name

@@ -12,6 +12,7 @@ from typing import Any
 from ..backends.base import get_backend
 from .action import PHASES, Action, Phase
 from .events import Event, EventKind, Listener, deliver, listeners
+from .names import run_key
 from .slots import PoolStatistics, SlotPool, in_order
 from .spec import ActionCache, TaskSpec
 
@@ -53,7 +54,8 @@ class RunState:
         kwargs: dict,
         throttle: Mapping[str, int],
     ) -> None:
-        self.name = name
+        self.name = name  # for people: shown, looked up; may change once when the store renames it
+        self.key = run_key(name)  # for the machine: folders, containers, cluster keys (see engine.names)
         self.driver = driver
         self.args = args
         self.kwargs = kwargs
