@@ -30,6 +30,7 @@ from .errors import (
     RunNotFoundError,
     SerializationError,
     StoreError,
+    TaskExitError,
     WorkerDiedError,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "Semaphore",
     "SerializationError",
     "StoreError",
+    "TaskExitError",
     "StoredAction",
     "StoredRun",
     "TaskEnvironment",

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ..backends.base import get_backend
-from ..errors import ActionTimeoutError, RunAbortedError, add_note
+from ..errors import ActionTimeoutError, RunAbortedError, TaskExitError, add_note
 from .action import Action, Attempt, Phase
 from .context import current_action, current_group, current_tags
 from .events import EventKind
@@ -165,8 +165,13 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
                 raise
             deadline.absorb()
             error = ActionTimeoutError(spec.name, spec.timeout, attempt)
-        except BaseException as caught:  # noqa: BLE001 - user errors keep their type
+        except GeneratorExit:  # the coroutine is being closed, not failing
+            _release(action)
+            raise
+        except Exception as caught:  # noqa: BLE001 - user errors keep their type
             error = caught
+        except BaseException as caught:  # noqa: BLE001 - SystemExit & co. would stop the engine loop
+            error = TaskExitError(spec.name, caught)
         else:
             if deadline is not None:
                 deadline.handle.cancel()
@@ -179,7 +184,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
             if deadline is not None:
                 deadline.handle.cancel()
         _release(action)
-        if attempt <= spec.retry.count and isinstance(error, Exception):
+        if attempt <= spec.retry.count and not isinstance(error, TaskExitError):
             if action.history is None:
                 action.history = []
             action.history.append(Attempt(attempt, started, time.time(), error))

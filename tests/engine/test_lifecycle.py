@@ -236,9 +236,8 @@ def test_abort_of_a_sync_driver_stops_its_children():
 
 
 def test_wait_with_timeout_and_run_returning_at_once():
-    start = time.perf_counter()
     run = flyte.run(slow_item, 7)
-    assert time.perf_counter() - start < 0.05
+    assert not run.done()  # returned before the 0.2 s item could end (an absolute bound flakes under load)
     with pytest.raises(TimeoutError, match="still running"):
         run.wait(timeout=0.05)
     run.wait()
