@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class Action:
         self.held = False  # holds its pools right now
         self.lent = 0  # children it is waiting on; while > 0 it lends its slots out
         self.index: Any = None  # position in its map, if any
-        self.output: list[str] | None = None  # what its body printed (see engine.output)
+        self.output: Iterable[str] | None = None  # what its body printed: an engine.output.OutputTail
 
     @property
     def name(self) -> str:

@@ -209,6 +209,7 @@ def _release(action: Action) -> None:
 
 
 def _finish(action: Action, phase: Phase, error: BaseException | None, result: Any = None) -> None:
+    output.announce_pending()
     action.ended_at = time.time()
     action.error = error
     if error is not None and not getattr(error, "_flyte_nb_noted", False):
