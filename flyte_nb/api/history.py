@@ -23,7 +23,7 @@ from ..data.store import RUN_PHASES, Store, get_store, recording_enabled
 from ..data.origin import run_url
 from ..engine.action import Phase
 from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError, StoreError, add_note
-from .run import Run, RunContext, kernel_runs
+from .run import Run, RunContext, kernel_runs, wait_seconds
 from .task import TaskTemplate
 
 _FINAL = ("succeeded", "failed", "aborted")
@@ -255,8 +255,9 @@ class StoredRun:
         return self
 
     # ------------------------------------------------------------ waiting
-    def wait(self, timeout: float | None = None, poll: float = 0.2) -> None:
+    def wait(self, timeout: float | str | None = None, poll: float = 0.2) -> None:
         """Return once the run has ended (polling the store while another kernel runs it)."""
+        timeout = wait_seconds(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.done():
             if deadline is not None and time.monotonic() >= deadline:

@@ -137,6 +137,9 @@ def memory_bytes(value: object) -> int:
     raise ConfigurationError(f"memory must look like '512Mi', '2Gi' or '1G' (or bytes as an int), got {value!r}")
 
 
+_MAX_CPU = 1e6  # cores; beyond this a limit is a typo (and inf overflowed at run time)
+
+
 @dataclass(frozen=True)
 class Resources:
     """What one action may use: ``cpu`` (cores), ``memory`` ('512Mi'), ``gpu``, ``disk``."""
@@ -147,12 +150,15 @@ class Resources:
     disk: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("cpu", "memory"):
+            if isinstance(getattr(self, name), tuple) and len(getattr(self, name)) != 2:
+                raise ConfigurationError(f"{name} must be one value or a (request, limit) pair, got {getattr(self, name)!r}")
         for cpu in self.cpu if isinstance(self.cpu, tuple) else (self.cpu,):
             if cpu is None:
                 continue
             try:
-                ok = float(cpu) > 0 and not isinstance(cpu, bool)
-            except (TypeError, ValueError):
+                ok = 0 < float(cpu) <= _MAX_CPU and not isinstance(cpu, bool)  # inf, nan, 10**400: no
+            except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:
                 raise ConfigurationError(f"cpu must be a positive number of cores like 1, 0.5 or '2', got {cpu!r}")

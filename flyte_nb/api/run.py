@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import Callable, Generator, Mapping
+from datetime import timedelta
 from typing import Any
 
 from ..data.recorder import attach
@@ -20,6 +21,7 @@ from ..engine.slots import PoolStatistics
 from ..errors import ConfigurationError, DeadlockError, without_engine_frames
 from . import progress
 from .environment import TaskEnvironment
+from .policies import seconds_from
 from .task import TaskTemplate, check_env_vars, check_throttle
 
 _default_env: TaskEnvironment | None = None
@@ -59,12 +61,13 @@ class Run:
         self._state.done.add_done_callback(lambda _: fn(self))
 
     # ------------------------------------------------------------ waiting
-    def wait(self, timeout: float | None = None, quiet: bool | None = None) -> None:
+    def wait(self, timeout: float | str | timedelta | None = None, quiet: bool | None = None) -> None:
         """Block until the run ends (it does not raise the run's error; ``outputs()`` does).
 
-        Outside a notebook, a run that takes more than a second prints a progress line each
-        second unless ``quiet``.
+        ``timeout``: seconds, a duration such as ``"1s"`` / ``"5m"``, or a ``timedelta``. Outside a
+        notebook, a run that takes more than a second prints a progress line each second unless ``quiet``.
         """
+        timeout = wait_seconds(timeout)
         if engine().on_thread() and not self.done():
             raise DeadlockError(f"run.wait() inside a task would block the engine; use `await run` instead ({self.name})")
         if quiet is None:
@@ -76,7 +79,7 @@ class Run:
         if not self._state.done.done():
             raise TimeoutError(f"run {self.name} is still {self.phase} after {timeout:g}s")
 
-    def outputs(self, timeout: float | None = None) -> Any:
+    def outputs(self, timeout: float | str | timedelta | None = None) -> Any:
         """The driver's return value, waiting for it; raises the run's error with its own type."""
         self.wait(timeout, quiet=True)
         error = self._state.done.exception()
@@ -95,6 +98,7 @@ class Run:
 
         Waits up to ``wait`` seconds for the run to stop (``None``: do not wait).
         """
+        wait = wait_seconds(wait, "wait")
         controller.abort(self._state, reason)
         if wait and not engine().on_thread():
             concurrent.futures.wait([self._state.done], timeout=wait)
@@ -179,6 +183,11 @@ class Run:
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts.items() if v)
         return f"<Run {self.name} {self.phase} [{counts}]>"
+
+
+def wait_seconds(timeout: object, what: str = "timeout") -> float | None:
+    """A wait's ``timeout`` in seconds (None: no limit), or a ConfigurationError saying what fits."""
+    return None if timeout is None else seconds_from(timeout, what)
 
 
 def default_environment() -> TaskEnvironment:

@@ -44,7 +44,37 @@ async def call(
     run = parent.run
     action = run.new_action(spec, parent, group, tags)
     action.index = index
+    if _depth(parent) % _HOP_EVERY == _HOP_EVERY - 1:
+        return await _on_fresh_stack(run, execute(action, args, kwargs))
     return await execute(action, args, kwargs)
+
+
+_HOP_EVERY = 16  # nested async calls between fresh tasks (each level costs ~10 frames of the stack)
+
+
+def _depth(action: Action) -> int:
+    depth = 0
+    while action.parent is not None:
+        action = action.parent
+        depth += 1
+    return depth
+
+
+async def _on_fresh_stack(run: RunState, coro: Any) -> Any:
+    """``await coro`` as a task of its own, so that its frames start again from the loop.
+
+    A nested async call runs inside its caller's frames (and greenlet), so the Python stack grows
+    by ~10 frames per level and 100 levels hit RecursionError; sync nesting, a thread per level,
+    went 400 deep. Every ``_HOP_EVERY`` levels the child starts on a fresh stack instead.
+    """
+    task = asyncio.get_running_loop().create_task(coro)
+    run.track(task)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait((task,))  # cancelling the await stops the child before it returns
+        raise
 
 
 def call_blocking(spec: TaskSpec, args: tuple, kwargs: dict, parent: Action) -> Any:
