@@ -24,7 +24,7 @@ def seconds_from(value: object, what: str) -> float:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.inf  # 10**400 would be an OverflowError
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
@@ -126,14 +126,17 @@ _MEMORY_FACTOR = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
                   "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
+_MAX_MEMORY = 2**63 - 1  # bytes: what a container runtime can hold
+
+
 def memory_bytes(value: object) -> int:
     """Bytes from ``"512Mi"``, ``"2Gi"``, ``"1G"`` or an int of bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_MEMORY:
         return value
     if isinstance(value, str) and (match := _MEMORY.match(value)):
-        size = int(float(match.group(1)) * _MEMORY_FACTOR[match.group(2)])
-        if size > 0:
-            return size
+        size = float(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
+        if 0 < size <= _MAX_MEMORY:  # also refuses inf ('1e999Gi'), an OverflowError at run time
+            return int(size)
     raise ConfigurationError(f"memory must look like '512Mi', '2Gi' or '1G' (or bytes as an int), got {value!r}")
 
 

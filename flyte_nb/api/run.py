@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from collections.abc import Callable, Generator, Mapping
 from datetime import timedelta
@@ -187,7 +188,8 @@ class Run:
 
 def wait_seconds(timeout: object, what: str = "timeout") -> float | None:
     """A wait's ``timeout`` in seconds (None: no limit), or a ConfigurationError saying what fits."""
-    return None if timeout is None else seconds_from(timeout, what)
+    seconds = None if timeout is None else seconds_from(timeout, what)
+    return None if seconds is not None and seconds > threading.TIMEOUT_MAX else seconds  # longer: forever
 
 
 def default_environment() -> TaskEnvironment:
@@ -274,6 +276,10 @@ class RunContext:
                                  write_cache=not self.disable_run_cache, retry_of=self._retry_of,
                                  taken=_names_in_use.__contains__,
                                  on_abort=lambda reason: controller.abort(state, reason)))  # store + cache; may rename
+        if state.cache is not None:  # recorded: its actions read their values back from the store
+            from .history import StoreRecords
+
+            state.records = StoreRecords(get_store())
         controller.start(state)
         return _remember(Run(state))
 

@@ -128,9 +128,9 @@ class OutputTail:
 
 def record(action: Any, stream: str, text: str) -> None:
     """Keep ``text`` that ``action``'s body printed (here or in a worker) and announce it."""
-    tail = action.output
+    tail = action.printed
     if tail is None:
-        tail = action.output = OutputTail()
+        tail = action.printed = OutputTail()
     tail.append(text)
     loop = engine()
     if loop.on_thread():

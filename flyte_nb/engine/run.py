@@ -14,7 +14,7 @@ from .action import PHASES, Action, Phase
 from .events import Event, EventKind, Listener, deliver, listeners
 from .names import run_key
 from .slots import PoolStatistics, SlotPool, in_order
-from .spec import ActionCache, TaskSpec
+from .spec import ActionCache, ActionRecords, TaskSpec
 
 
 class GroupStats:
@@ -78,6 +78,7 @@ class RunState:
         self.idle: asyncio.Event | None = None
         self.context: contextvars.Context | None = None  # the starting caller's, for views (output routing)
         self.cache: ActionCache | None = None  # set by whoever starts the run (the data layer's cache)
+        self.records: ActionRecords | None = None  # likewise: where actions' recorded values are read
         self.aborting = False
         self.abort_reason: str | None = None
         self._pools_for: dict[tuple[int, tuple[str, ...]], tuple[SlotPool, ...]] = {}

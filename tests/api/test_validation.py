@@ -251,6 +251,21 @@ def test_run_wait_takes_durations_like_everywhere_else(timeout):
     run.abort()
 
 
+def test_a_wait_longer_than_threads_can_wait_is_a_wait_without_limit():
+    """Found by the fuzz suite: 9_223_372_037 s was an OverflowError from threading."""
+    run = flyte_nb.run(plain_function, 1)
+    run.wait(timeout=9_223_372_037)
+    assert run.outputs(timeout=10**400 // 10**390) == 1
+
+
+@pytest.mark.parametrize("make", [lambda: Resources(memory=10**400), lambda: Resources(memory="1e999Gi"),
+                                  lambda: flyte_nb.TaskEnvironment("e").task(timeout=10**400)(plain_function)])
+def test_huge_numbers_are_refused_not_overflowed(make):
+    """Found by the fuzz suite: each was accepted, then an OverflowError at run time."""
+    with config_error(r"(memory|timeout) must"):
+        make()
+
+
 @pytest.mark.parametrize("timeout", ["soon", -1, float("inf"), [1], True])
 def test_run_wait_refuses_what_is_not_a_duration(timeout):
     run = flyte_nb.run(_slow_for_wait)

@@ -100,10 +100,10 @@ class _Spec:
 
 
 class _Action:
-    __slots__ = ("output", "run", "spec", "name")
+    __slots__ = ("printed", "run", "spec", "name")
 
     def __init__(self):
-        self.output, self.run, self.spec, self.name = None, _Run(), _Spec(), "a0"
+        self.printed, self.run, self.spec, self.name = None, _Run(), _Spec(), "a0"
 
 
 def test_a_write_never_re_measures_or_re_joins_what_is_kept(monkeypatch):
@@ -129,4 +129,4 @@ def test_a_write_never_re_measures_or_re_joins_what_is_kept(monkeypatch):
     finally:
         sys.setprofile(None)
     assert calls == {"join": 0, "sum": 0}
-    assert "".join(action.output) == (line * (2 * output.MAX_CHARS))[-output.MAX_CHARS:]
+    assert "".join(action.printed) == (line * (2 * output.MAX_CHARS))[-output.MAX_CHARS:]
