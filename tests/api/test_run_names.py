@@ -75,7 +75,17 @@ _DOCKER_SCRIPT = textwrap.dedent(r'''
             got[name] = run.outputs(timeout=180)
         except BaseException as error:
             got[name] = f"{type(error).__name__}: {error}"
-    print(json.dumps({"refused": refused, "got": got}))
+    @boxes.task
+    def leaves() -> int:
+        sys.exit(5)  # in a container: the action fails, the kernel's engine goes on (issue 18, item 3)
+
+    try:
+        flyte.run(leaves).outputs(timeout=180)
+        exited = "nothing raised"
+    except BaseException as error:
+        exited = type(error).__name__
+    after = flyte.run(echo, "after").outputs(timeout=180)
+    print(json.dumps({"refused": refused, "got": got, "exited": exited, "after": after}))
 ''')
 
 
@@ -95,6 +105,7 @@ def _docker_usable() -> str | None:
 
 
 def test_docker_runs_with_dangerous_or_look_alike_names_keep_their_results_and_the_temp_folder(tmp_path):
+    """Also: a container body's sys.exit() fails its action and the next run works."""
     problem = _docker_usable()
     if problem is not None:
         if os.environ.get("CI"):
@@ -116,6 +127,7 @@ def test_docker_runs_with_dangerous_or_look_alike_names_keep_their_results_and_t
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert sorted(report["refused"]) == sorted(["..", ".", "/", "../x"])
     assert report["got"] == {name: name for name in report["got"]}, report["got"]
+    assert report["exited"] == "TaskExitError" and report["after"] == "after"
     for sentinel in sentinels:
         assert sentinel.read_text() == "still here", f"{sentinel} was removed"
     leftovers = [p for p in temp.iterdir() if p.name.startswith("flyte_nb-docker-")]
