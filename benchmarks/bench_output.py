@@ -65,7 +65,7 @@ def _timed(code: str, home: str) -> float:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
                FLYTE_NB_HOME=home)
     with open(os.devnull, "w") as devnull:
-        done = subprocess.run([sys.executable, "-c", code], stdout=devnull, stderr=subprocess.PIPE, text=True,
+        done = subprocess.run([sys.executable, "-c", code], stdout=devnull, stderr=subprocess.PIPE, text=True, cwd=HERE.parent,
                               env=env, timeout=1800)
     if done.returncode:
         raise SystemExit(f"benchmark child failed:\n{done.stderr[-2000:]}")
