@@ -65,8 +65,8 @@ def _timed(code: str, home: str) -> float:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
                FLYTE_NB_HOME=home)
     with open(os.devnull, "w") as devnull:
-        done = subprocess.run([sys.executable, "-c", code], stdout=devnull, stderr=subprocess.PIPE, text=True, cwd=HERE.parent,
-                              env=env, timeout=1800)
+        done = subprocess.run([sys.executable, "-c", code], stdout=devnull, stderr=subprocess.PIPE, text=True,
+                              cwd=HERE.parent, env=env, timeout=1800)
     if done.returncode:
         raise SystemExit(f"benchmark child failed:\n{done.stderr[-2000:]}")
     return float(done.stderr.strip().splitlines()[-1])
@@ -97,7 +97,8 @@ def main() -> int:
     print_table(["size", "plain print", "in a task", "ratio", "per line"], rows)
     growth = ratios[-1] / ratios[0]
     checks = [Check(f"ratio <= {RATIO_TARGET:g}x", max(ratios) <= RATIO_TARGET),
-              Check(f"ratio grows <= {GROWTH_TARGET:g}x from {sizes[0]:g} to {sizes[-1]:g} MB", growth <= GROWTH_TARGET)]
+              Check(f"ratio grows <= {GROWTH_TARGET:g}x from {sizes[0]:g} to {sizes[-1]:g} MB",
+                    growth <= GROWTH_TARGET)]
     for check in checks:
         print(f"  {verdict(check.ok)}  {check.name}")
     print(f"  (growth of the ratio: {growth:.2f}x)")

@@ -154,8 +154,9 @@ class Resources:
 
     def __post_init__(self) -> None:
         for name in ("cpu", "memory"):
-            if isinstance(getattr(self, name), tuple) and len(getattr(self, name)) != 2:
-                raise ConfigurationError(f"{name} must be one value or a (request, limit) pair, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if isinstance(value, tuple) and len(value) != 2:
+                raise ConfigurationError(f"{name} must be one value or a (request, limit) pair, got {value!r}")
         for cpu in self.cpu if isinstance(self.cpu, tuple) else (self.cpu,):
             if cpu is None:
                 continue

@@ -65,7 +65,8 @@ def clean(error: BaseException, also: tuple[type[BaseException], ...] = ()) -> N
     assert "\n" not in str(error).strip(), f"a message of several lines: {error}"
     if not isinstance(error, ConfigurationError):  # a TypeError must come from the call itself, not from inside
         inner = [f for f in traceback.extract_tb(error.__traceback__) if "/flyte_nb/" in f.filename]
-        assert len(inner) <= 1, "TypeError from deep inside flyte_nb:\n" + "".join(traceback.format_tb(error.__traceback__))
+        where = "".join(traceback.format_tb(error.__traceback__))
+        assert len(inner) <= 1, f"TypeError from deep inside flyte_nb:\n{where}"
 
 
 def attempt(label: str, fn, /, *args, also: tuple[type[BaseException], ...] = (), **kwargs):
