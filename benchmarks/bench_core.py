@@ -12,6 +12,13 @@ what the engine itself costs rather than how fast this machine is:
    ``gather`` that builds all 100,000 coroutines up front. Target: < 50 MB.
 3. The seed scenario: 8 calls of a 0.5 s task with at most 3 at once must take ~1.5 s (within 5 %)
    and the action records must show exactly 3 running at the peak.
+4. Fan-out drivers side by side: the per-child cost of 10,000 trivial children at concurrency 50
+   for a *sync* parent with ``list(flyte_nb.map(...))`` (Flyte's own benchmark pattern), an async
+   parent with ``map.aio``, an async parent with ``gather`` + ``asyncio.Semaphore`` and bare
+   asyncio, 3 fresh processes x 3 rounds, run store recording. Targets: the sync parent within
+   1.5x of ``map.aio``; every flyte_nb driver within 4x of bare asyncio (medians of per-round ratios).
+5. The first run of a fresh process (a kernel restart): from ``flyte_nb.run(...)`` to its first
+   action running, and the whole one-action run. Target: <= 10 ms each (medians of fresh processes).
 
 Usage: ``python benchmarks/bench_core.py [--quick] [--strict]``. ``--quick`` cuts the sizes for a
 CI smoke run; ``--strict`` exits with status 1 when a target is missed.
@@ -34,6 +41,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,6 +56,9 @@ except ImportError:  # pragma: no cover - psutil is optional
 
 OVERHEAD_TARGET_US = 50.0
 MEMORY_TARGET_MB = 50.0
+SYNC_VS_AIO_TARGET = 1.5
+VS_BARE_TARGET = 4.0
+FIRST_RUN_TARGET_MS = 10.0
 SEED_TOLERANCE = 0.05
 SEED_CALLS, SEED_LIMIT, SEED_SLEEP = 8, 3, 0.5
 
@@ -57,6 +68,11 @@ env = flyte_nb.TaskEnvironment("bench")
 # ---------------------------------------------------------------------------------------- tasks
 @env.task
 async def ident(x: int) -> int:
+    return x
+
+
+@env.task
+def ident_sync(x: int) -> int:
     return x
 
 
@@ -102,6 +118,32 @@ async def map_aio_yield_driver(n: int, concurrency: int) -> int:
 @env.task
 async def map_sync_driver(n: int, concurrency: int) -> int:
     return len(list(flyte_nb.map(ident, range(n), concurrency=concurrency)))
+
+
+@env.task
+def sync_parent_map_driver(n: int, concurrency: int) -> int:
+    """Flyte's benchmark pattern: a sync parent, ``list(flyte.map(child, range(n), concurrency=50))``."""
+    count = 0
+    for _ in flyte_nb.map(ident, range(n), concurrency=concurrency):  # results discarded as they stream
+        count += 1
+    return count
+
+
+@env.task
+def sync_parent_sync_map_driver(n: int, concurrency: int) -> int:
+    """The same with a sync child: each child body runs on a worker thread."""
+    return sum(1 for _ in flyte_nb.map(ident_sync, range(n), concurrency=concurrency))
+
+
+@env.task
+async def gather_semaphore_driver(n: int, concurrency: int) -> int:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> int:
+        async with limit:
+            return await ident(i)
+
+    return len(await asyncio.gather(*(one(i) for i in range(n))))
 
 
 @env.task
@@ -289,6 +331,7 @@ def memory_child(impl: str, mode: str, n: int, concurrency: int) -> dict[str, fl
     workloads: dict[str, Callable[[], object]] = {
         "flyte_map": lambda: run_flyte(map_aio_driver, n, concurrency),
         "flyte_map_yield": lambda: run_flyte(map_aio_yield_driver, n, concurrency),
+        "flyte_sync_map": lambda: run_flyte(sync_parent_map_driver, n, concurrency),
         "flyte_naive": lambda: run_flyte(naive_gather_driver, n, concurrency),
         "bare_naive": lambda: asyncio.run(bare_gather(n, concurrency)),
     }
@@ -315,12 +358,8 @@ def memory_child(impl: str, mode: str, n: int, concurrency: int) -> dict[str, fl
     return out
 
 
-def spawn_child(impl: str, mode: str, n: int, concurrency: int) -> dict[str, float]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", impl, mode, str(n), str(concurrency)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"memory child {impl}/{mode} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def spawn_child(impl: str, mode: str, n: int, concurrency: int) -> dict[str, Any]:
+    return spawn(["--child", impl, mode, str(n), str(concurrency)])
 
 
 def bench_memory(n: int, concurrency: int) -> list[Check]:
@@ -331,6 +370,7 @@ def bench_memory(n: int, concurrency: int) -> list[Check]:
     variants = {
         "flyte_nb: async for map.aio()": "flyte_map",
         "flyte_nb: async for map.aio(), task awaits once": "flyte_map_yield",
+        "flyte_nb: for ... in map() in a sync task": "flyte_sync_map",
         "naive: gather of all N + flyte_nb.Semaphore": "flyte_naive",
         "naive: bare asyncio gather of all N + Semaphore": "bare_naive",
     }
@@ -340,7 +380,7 @@ def bench_memory(n: int, concurrency: int) -> list[Check]:
         rss = spawn_child(impl, "rss", n, concurrency)
         row = [label, fmt_time(rss["wall"]), fmt_mb(traced["peak"]), f"{traced['peak'] / n:6.0f} B",
                fmt_mb(traced["current"]), fmt_mb(rss["rss_delta"]), fmt_mb(rss["hwm_delta"])]
-        if impl.startswith("flyte_map"):
+        if impl.startswith(("flyte_map", "flyte_sync")):
             worst = max(traced["peak"], rss["hwm_delta"])
             ok = worst < MEMORY_TARGET_MB * 1e6
             checks.append(Check(f"memory {label}", ok))
@@ -396,6 +436,137 @@ def bench_seed(repeats: int) -> list[Check]:
     return checks
 
 
+# ------------------------------------------------------ 4. fan-out drivers, fresh processes
+FANOUT_DRIVERS = {
+    "flyte_nb: sync parent, list(map())": "sync_map",
+    "flyte_nb: async parent, map.aio()": "map_aio",
+    "flyte_nb: async parent, gather + Semaphore": "gather",
+    "bare asyncio: gather + Semaphore (floor)": "bare",
+    "flyte_nb: sync parent, list(map()) of a sync child": "sync_map_sync",
+}
+
+
+def fanout_child(n: int, concurrency: int, rounds: int) -> dict[str, list[float]]:
+    """Inside a fresh process: every driver ``rounds`` times after a small warm-up, order rotated
+    each round; seconds per run, by driver."""
+    from flyte_nb.data.recorder import flush
+
+    work: dict[str, Callable[[int], object]] = {
+        "sync_map": lambda k: run_flyte(sync_parent_map_driver, k, concurrency),
+        "map_aio": lambda k: run_flyte(map_aio_driver, k, concurrency),
+        "gather": lambda k: run_flyte(gather_semaphore_driver, k, concurrency),
+        "bare": lambda k: asyncio.run(bare_gather(k, concurrency)),
+        "sync_map_sync": lambda k: run_flyte(sync_parent_sync_map_driver, k, concurrency),
+    }
+    for fn in work.values():  # engine thread, store, carriers and lazy imports are not the fan-out's cost
+        fn(200)
+    flush()
+    names = list(work)
+    out: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        shift = (os.getpid() + r) % len(names)
+        for name in names[shift:] + names[:shift]:
+            out[name].append(timed(lambda: work[name](n)))
+            flush()  # the next driver does not pay for this one's rows
+    return out
+
+
+def bench_fanout(n: int, concurrency: int, processes: int, rounds: int) -> list[Check]:
+    print(f"\n4. Fan-out drivers: {n:,} trivial children, concurrency {concurrency}, run store recording; "
+          f"{processes} fresh processes x {rounds} rounds")
+    samples: dict[str, list[float]] = {impl: [] for impl in FANOUT_DRIVERS.values()}
+    for _ in range(processes):
+        for impl, seconds in spawn(["--child", "fanout", str(rounds), str(n), str(concurrency)]).items():
+            samples[impl] += seconds
+
+    def paired(impl: str, base: str) -> float:
+        """Median of the ratios within each round: load that comes and goes hits both sides alike."""
+        return statistics.median(a / b for a, b in zip(samples[impl], samples[base]))
+
+    rows, checks = [], []
+    for label, impl in FANOUT_DRIVERS.items():
+        per, best = statistics.median(samples[impl]) / n, min(samples[impl]) / n
+        row = [label, f"{per * 1e3:7.4f} ms", f"{best * 1e3:7.4f} ms", f"{paired(impl, 'bare'):5.2f}x"]
+        if impl == "bare":
+            row += ["(floor)", "-", "-"]
+        elif impl == "sync_map_sync":  # a thread hand-off each way per child: no target
+            row += ["(info)", f"{paired(impl, 'map_aio'):5.2f}x", "-"]
+        else:
+            ok_floor = paired(impl, "bare") <= VS_BARE_TARGET
+            checks.append(Check(f"fan-out {label} vs bare asyncio", ok_floor))
+            row.append(verdict(ok_floor))
+            if impl == "sync_map":
+                ok_aio = paired(impl, "map_aio") <= SYNC_VS_AIO_TARGET
+                checks.append(Check(f"fan-out {label} vs map.aio", ok_aio))
+                row += [f"{paired(impl, 'map_aio'):5.2f}x", verdict(ok_aio)]
+            else:
+                row += [f"{paired(impl, 'map_aio'):5.2f}x", "-"]
+        rows.append(row)
+    print_table(["driver", "per child", "best", "vs bare", f"≤{VS_BARE_TARGET:g}x", "vs map.aio",
+                 f"≤{SYNC_VS_AIO_TARGET:g}x"], rows)
+    print("   per child = median run() -> outputs() over all rounds / N; vs = median of the per-round ratios; each "
+          "process warms every driver up on 200 children, rotates the order each round and flushes the store between runs")
+    return checks
+
+
+# --------------------------------------------------------- 5. the first run of a process
+def first_run_child() -> dict[str, float]:
+    """Inside a fresh process (flyte_nb imported, an environment and a task defined): one one-action run."""
+    started: list[float] = []
+    first = flyte_nb.TaskEnvironment("bench_first")
+
+    @first.task
+    async def hello() -> int:
+        started.append(time.perf_counter())
+        return 1
+
+    start = time.perf_counter()
+    run = flyte_nb.run(hello)
+    returned = time.perf_counter()
+    run.outputs()
+    done = time.perf_counter()
+    return {"returned": returned - start, "first_action": started[0] - start, "whole": done - start}
+
+
+def bench_first_run(processes: int) -> list[Check]:
+    print(f"\n5. The first run of a fresh process (a kernel restart): a one-action run, run store on (a store "
+          f"with history); medians of {processes} processes")
+    from flyte_nb.data.recorder import flush
+
+    run_flyte(empty_driver)  # the store exists and has history, as a kernel restart finds it
+    flush()
+    samples: dict[str, list[float]] = {"returned": [], "first_action": [], "whole": []}
+    for _ in range(processes):
+        for key, seconds in spawn(["--child", "first", "-", "0", "0", "--home", os.environ["FLYTE_NB_HOME"]]).items():
+            samples[key].append(seconds)
+    labels = {"returned": "run() returns", "first_action": "run() -> first action running",
+              "whole": "run() -> outputs() (whole run)"}
+    rows, checks = [], []
+    for key, label in labels.items():
+        med = statistics.median(samples[key]) * 1e3
+        row = [label, f"{med:6.1f} ms", f"{min(samples[key]) * 1e3:6.1f} ms", f"{max(samples[key]) * 1e3:6.1f} ms"]
+        if key == "returned":
+            row.append("(info)")
+        else:
+            ok = med <= FIRST_RUN_TARGET_MS
+            checks.append(Check(f"first run: {label}", ok))
+            row.append(verdict(ok))
+        rows.append(row)
+    print_table(["measure", "median", "best", "worst", f"≤{FIRST_RUN_TARGET_MS:g}ms"], rows)
+    print("   each process imports flyte_nb, defines an environment and a task, then runs it once; "
+          "before issue 16 this was ~45-50 ms (and ~200 ms in a script, which imported IPython)")
+    return checks
+
+
+def spawn(args: list[str]) -> dict[str, Any]:
+    """Run this script as a fresh child process and return the JSON of its last line."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child {args} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 # ---------------------------------------------------------------------------------------- main
 def revision() -> str:
     """The git commit being measured, marked dirty when the working tree has changes (best effort)."""
@@ -415,6 +586,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes for a CI smoke run")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
     parser.add_argument("--child", nargs=4, metavar=("IMPL", "MODE", "N", "CONCURRENCY"), help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -422,16 +594,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     home = tempfile.mkdtemp(prefix="flyte_nb_bench_")  # the run store goes here, never to ~/.flyte_nb
     os.environ["FLYTE_NB_HOME"] = home
-    if args.child:  # a memory subprocess started by spawn_child
+    if args.child:  # a subprocess started by spawn()
         impl, mode, n, concurrency = args.child
+        if impl == "first":  # the parent's store (with history): as a kernel restart finds it
+            os.environ["FLYTE_NB_HOME"] = args.home
+            print(json.dumps(first_run_child()))
+            shutil.rmtree(home, ignore_errors=True)
+            return 0
         try:
-            print(json.dumps(memory_child(impl, mode, int(n), int(concurrency))))
+            if impl == "fanout":
+                print(json.dumps(fanout_child(int(n), int(concurrency), int(mode))))
+            else:
+                print(json.dumps(memory_child(impl, mode, int(n), int(concurrency))))
         finally:
             shutil.rmtree(home, ignore_errors=True)
         return 0
 
     overhead_n, memory_n = (2_000, 20_000) if args.quick else (10_000, 100_000)
     seed_repeats = 1 if args.quick else 3
+    fanout_n, fanout_processes = (2_000, 3) if args.quick else (10_000, 3)
+    first_processes = 3 if args.quick else 7
     print(f"flyte_nb {flyte_nb.__version__} ({revision()}) core benchmarks ({'quick' if args.quick else 'full'}) — "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
           f"psutil {'yes' if psutil else 'no'}")
@@ -439,6 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         checks = bench_overhead(overhead_n, 50, rounds=5)
         checks += bench_memory(memory_n, 100)
         checks += bench_seed(seed_repeats)
+        checks += bench_fanout(fanout_n, 50, fanout_processes, rounds=3)
+        checks += bench_first_run(first_processes)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

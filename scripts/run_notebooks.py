@@ -3,7 +3,7 @@
 Usage: ``python scripts/run_notebooks.py notebooks/*.ipynb``
 
 Each notebook runs top to bottom with nbclient (kernel ``python3``, 300 s per cell, working
-directory = the notebook's folder). Notebooks are never written back. For each one this prints
+directory = the notebook's folder, IPC transport). Notebooks are never written back. For each one this prints
 its name, PASS or FAIL, the wall time, and the text output of its last code cell (the closing
 check) or the error. The exit status is 1 if any notebook raised, 2 on bad usage.
 """
@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from jupyter_client.manager import KernelManager
+from jupyter_core.paths import jupyter_runtime_dir
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 CELL_TIMEOUT = 300
@@ -64,8 +67,15 @@ def failing_cell(notebook: nbformat.NotebookNode) -> str:
 def run_notebook(path: Path) -> Outcome:
     """Execute ``path`` in memory (the file is left untouched) and report the outcome."""
     notebook = nbformat.read(path, as_version=4)
+    # IPC transport: the kernel listens on unix sockets in the (private) runtime folder, not on
+    # unencrypted TCP ports, so there is nothing to warn about (jupyter_client warns for TCP).
+    # The socket path must be absolute: the kernel starts in the notebook's folder, this process does not.
+    sockets = Path(jupyter_runtime_dir()) / f"kernel-{uuid.uuid4().hex[:12]}"
+    sockets.parent.mkdir(parents=True, exist_ok=True)
+    kernel = KernelManager(kernel_name=KERNEL, transport="ipc", ip=str(sockets))
     client = NotebookClient(
         notebook,
+        km=kernel,
         timeout=CELL_TIMEOUT,
         kernel_name=KERNEL,
         resources={"metadata": {"path": str(path.parent.resolve())}},
@@ -79,6 +89,10 @@ def run_notebook(path: Path) -> Outcome:
     except (CellTimeoutError, DeadKernelError, RuntimeError) as exc:  # RuntimeError: kernel did not start
         lines = str(exc).strip().splitlines()
         error = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    finally:  # a kernel manager we pass in is ours to stop (nbclient only stops the ones it made)
+        if kernel.has_kernel:
+            kernel.shutdown_kernel(now=False)
+        kernel.cleanup_resources()
     seconds = time.perf_counter() - start
     if error is not None:
         return Outcome(path.name, False, seconds, f"{failing_cell(notebook)}: {error}")

@@ -22,6 +22,19 @@ def peak(intervals: Iterable[tuple[float, float]]) -> int:
     return top
 
 
+def overlap(intervals: Iterable[tuple[float, float]]) -> float:
+    """Seconds during which two or more intervals were open at once."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                   key=lambda e: (e[0], e[1]))
+    level, since, total = 0, 0.0, 0.0
+    for at, step in edges:
+        if level >= 2:
+            total += at - since
+        level += step
+        since = at
+    return total
+
+
 class Gauge:
     """Counts bodies running right now, per label, and remembers the peak and the intervals."""
 

@@ -112,7 +112,15 @@ def _load(path: Path) -> dict[str, Any]:
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:
-            raise ConfigurationError(f"{path} is not valid YAML: {error}") from None
+            raise ConfigurationError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path} must hold a mapping at its top level")
     return data
+
+
+def _yaml_problem(error: Exception) -> str:
+    """PyYAML's message spans lines with a source excerpt; one line with the position is clearer."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"

@@ -14,8 +14,8 @@ from typing import Any
 
 from ..engine import controller
 from ..engine.context import current_action, current_tags
-from ..engine.fanout import fanout
-from ..engine.loop import block_on, engine
+from ..engine.fanout import Fanout
+from ..engine.loop import block_on, engine, plain_task
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 from .task import TaskTemplate
@@ -52,8 +52,8 @@ class _Plan:
         self.ordered = ordered
         self.tags = current_tags.get()  # in force where map() was called
 
-    def stream(self) -> AsyncIterator[Any]:
-        """The async stream of results; must be iterated on the engine loop inside a run."""
+    def fan(self) -> Fanout:
+        """The fan-out of this map; must be made on the engine loop inside a run."""
         parent = current_action.get()
         inputs = zip(*self.iterables)
         spec = self.task.spec
@@ -74,36 +74,44 @@ class _Plan:
             def invoke(i: int, args: tuple) -> Any:
                 return controller.call(spec, args, {}, parent, group, tags, i)
 
-        return fanout(invoke, inputs, pool, ordered=self.ordered, return_exceptions=self.return_exceptions)
+            return Fanout(invoke, inputs, pool, ordered=self.ordered, return_exceptions=self.return_exceptions,
+                          spawn=plain_task)  # an action's body is driven by its backend
+        return Fanout(invoke, inputs, pool, ordered=self.ordered, return_exceptions=self.return_exceptions)
+
+    def stream(self) -> AsyncIterator[Any]:
+        """The results one at a time, as an async generator (``map.aio`` on the engine loop)."""
+        return self.fan().__aiter__()
 
 
 def _sync_results(plan: _Plan) -> Iterator[Any]:
+    """``map(...)`` from sync code: results cross from the engine loop a batch at a time.
+
+    From a sync body's worker thread each batch is one blocking round trip; from sync code inside
+    an async body (on the engine thread) one greenlet switch (see ``engine.bridge``). Either way
+    the per-item cost is the engine's own, not a thread hand-off per item.
+    """
     parent = current_action.get()
     if parent is None and not plan.task.is_async:
         yield from _plain_sync(plan)
         return
-    stream = plan.stream() if engine().on_thread() else block_on(_open(plan))
+    loop = engine()
     track = parent.run.track if parent is not None else None
+    fan, batch = block_on(_first(plan), on_task=track)
     try:
-        while True:
-            try:
-                yield block_on(_next(stream), on_task=track)
-            except StopAsyncIteration:
-                return
+        while batch is not None:
+            yield from batch
+            batch = block_on(fan.batch(), on_task=track)
     finally:
-        block_on(_close(stream))
+        if not fan.closed:  # left early: cancel what is in flight (before any later call of this body)
+            if loop.on_thread():
+                fan.close()
+            else:
+                loop.call_soon(fan.close)
 
 
-async def _open(plan: _Plan) -> AsyncIterator[Any]:
-    return plan.stream()
-
-
-async def _next(stream: AsyncIterator[Any]) -> Any:
-    return await stream.__anext__()
-
-
-async def _close(stream: AsyncIterator[Any]) -> None:
-    await stream.aclose()  # type: ignore[attr-defined]
+async def _first(plan: _Plan) -> tuple[Fanout, list[Any] | None]:
+    fan = plan.fan()
+    return fan, await fan.batch()
 
 
 def _plain_sync(plan: _Plan) -> Iterator[Any]:
@@ -138,18 +146,19 @@ class _Map:
 
 
 async def _relay(plan: _Plan) -> AsyncIterator[Any]:
-    """``map.aio`` iterated on another loop inside a run: stream from the engine loop."""
+    """``map.aio`` iterated on another loop inside a run: stream from the engine loop in batches."""
     parent = current_action.get()
-    stream = await asyncio.wrap_future(engine().submit(_open(plan), contextvars.copy_context()))
+    track = parent.run.track
+    loop = engine()
+    fan, batch = await asyncio.wrap_future(loop.submit(_first(plan), contextvars.copy_context(), track))
     try:
-        while True:
-            step = engine().submit(_next(stream), contextvars.copy_context(), parent.run.track)
-            try:
-                yield await asyncio.wrap_future(step)
-            except StopAsyncIteration:
-                return
+        while batch is not None:
+            for result in batch:
+                yield result
+            batch = await asyncio.wrap_future(loop.submit(fan.batch(), contextvars.copy_context(), track))
     finally:
-        await asyncio.wrap_future(engine().submit(_close(stream)))
+        if not fan.closed:
+            loop.call_soon(fan.close)
 
 
 map = _Map()

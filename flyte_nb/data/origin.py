@@ -30,7 +30,8 @@ def kernel_id() -> str | None:
     global _kernel_id
     if _kernel_id is None:
         found = None
-        if "ipykernel" in sys.modules:
+        app = getattr(sys.modules.get("ipykernel.kernelapp"), "IPKernelApp", None)
+        if app is not None and app.initialized():  # a launched kernel (only importing ipykernel costs ~0.3 s)
             try:
                 from ipykernel.connect import get_connection_file
 
@@ -43,10 +44,14 @@ def kernel_id() -> str | None:
 
 
 def cell_id() -> str | None:
-    """The id of the cell being executed on this (the kernel's shell) thread, if any."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
+    """The id of the cell being executed on this (the kernel's shell) thread, if any.
+
+    Only a process that already imported IPython can have a shell: importing it here would cost a
+    script or a test its first run (~0.2 s) to learn that there is none.
+    """
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    if get_ipython is None:
         return None
     shell = get_ipython()
     kernel = getattr(shell, "kernel", None)

@@ -35,6 +35,7 @@ have paid later anyway), and at most ``CATCH_UP_WAIT`` seconds per ``HIGH_WATER`
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import collections
 import functools
@@ -67,7 +68,7 @@ from .rows import (
     succeeded_rows,
 )
 from .snapshot import KEEP, KEPT_ARG, KEPT_ARGS, KEPT_OUTPUT, Kept, inputs_snapshot, output_snapshot
-from .store import HOST, PID, TOKEN, Store, get_store, insert_many, recording_enabled
+from .store import HOST, PID, TOKEN, Store, get_store, insert_many, is_corruption, no_space, recording_enabled
 from .writer import Writer
 
 log = logging.getLogger("flyte_nb.store")
@@ -88,12 +89,16 @@ class RunLog:
         self.store = store
         self.state = state
         self.run_id = 0  # runs.id, set when the run's row is claimed
+        self.unclaimed: Callable[[str], bool] | None = None  # its row is not inserted yet: ``taken`` names for a rename
+        self.retry_of: str | None = None
+        self.origin: origin.Origin | None = None  # read on the caller's thread (the cell id is per thread)
         self.cache: RunCache | None = None
         self.on_abort: Callable[[str], None] | None = None  # how an abort request from another process lands
         self.abort_seen = False  # an abort request was handed to on_abort (writer thread)
         self.queue: collections.deque[Any] = collections.deque()  # flat: action, phase, payload, action, ...
         self.printed: collections.deque[Action] = collections.deque()  # actions that wrote output (engine thread)
         self.printing: dict[Action, None] = {}  # writer thread: their logs are written until they end
+        self.logged: dict[Action, None] = {}  # writer thread: those that ended, whose last logs are in this batch
         self.started: dict[Action, Any] = {}  # running actions whose lone argument is kept (engine thread writes)
         self.done: collections.deque[Any] = collections.deque()  # flat: action, argument, output (they succeeded)
         self.other: collections.deque[tuple] = collections.deque()  # run phase changes and cache entries
@@ -194,7 +199,7 @@ class RunLog:
             self.finished = True
             if self.cache is not None:
                 self.cache.close()
-            self.writer.wake()
+            _soon(self.writer.wake)
 
     # ------------------------------------------------------- writer thread
     def drain(self) -> None:
@@ -247,7 +252,7 @@ class RunLog:
             item = other.popleft()
             if item[0] == "c":
                 _, key, code, task, number, data = item
-                self.cache_rows.append([key, code, task, data, self.run_id, number, time.time()])
+                self.cache_rows.append([key, code, task, data, number, time.time()])  # the run id: at build
             else:
                 self.run_dirty = True
                 self.run_phase = item[1]
@@ -274,6 +279,30 @@ class RunLog:
         if output is not None:
             self.outputs[number] = output
 
+    def claim(self) -> None:
+        """Insert the run's row if it is not yet (writer thread, before its first batch is built).
+
+        ``attach`` only checked that the name is free, so that starting a run never waits for a
+        write; should another kernel have taken the name in between, the run is renamed here.
+        """
+        taken = self.unclaimed
+        if taken is None:
+            return
+        state = self.state
+        try:
+            name, self.run_id = _claim(self.store, state, self.retry_of, taken, self.origin)
+        except (StoreError, sqlite3.Error) as error:
+            cause = error.__cause__ if isinstance(error, StoreError) else error
+            if isinstance(cause, sqlite3.Error) and is_corruption(cause):  # the writer gives up on this store
+                warnings.warn(f"{error}\nRun {state.name} goes ahead without being recorded.", RuntimeWarning,
+                              stacklevel=2)
+            raise
+        self.unclaimed = None
+        if name != state.name:
+            log.warning("flyte_nb: another kernel recorded a run named %s meanwhile; this run is recorded as %s",
+                        state.name, name)
+            state.name = name
+
     def build(self, conn: sqlite3.Connection) -> tuple[list, list, list, list, list, tuple | None]:
         """The rows for what is pending: plain and full action rows, attempts, cache entries, logs (all
         flat), and the run's row.
@@ -284,6 +313,7 @@ class RunLog:
         engine; it catches up in the engine's idle moments or after the run. Plain and full
         rows: see :mod:`.rows`.
         """
+        self.claim()
         run = self.run_id
         task_id = functools.partial(self._task, conn)
         succeeded_rows(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_rows, self._misfit)
@@ -291,7 +321,8 @@ class RunLog:
         plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
                                              task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
         pack = self.store.pack
-        cache_rows = [v for key, code, name, data, *rest in self.cache_rows for v in (key, code, name, pack(data), *rest)]
+        cache_rows = [v for key, code, name, data, number, at in self.cache_rows
+                      for v in (key, code, name, pack(data), run, number, at)]
         plain = self.succeeded_rows + plain
         run_row = self._run_row() if self.run_dirty or plain or full else None
         return plain, full, attempts, cache_rows, self._logs(run), run_row
@@ -305,7 +336,7 @@ class RunLog:
         for action in list(printing):
             rows += (run, action.number, action.logs)
             if action.phase >= _SUCCEEDED:
-                del printing[action]
+                self.logged[action] = None  # forgotten once committed: a failed batch writes them again
         return rows
 
     def _misfit(self, action: Action, arg: Any, result: Any) -> None:
@@ -353,6 +384,9 @@ class RunLog:
     def committed(self) -> None:
         if self.cache_rows and self.cache is not None:
             self.cache.index.written(row[0] for row in self.cache_rows)
+        for action in self.logged:
+            self.printing.pop(action, None)
+        self.logged.clear()
         self.succeeded_rows.clear()
         self.pending.clear()
         self.inputs.clear()
@@ -369,11 +403,21 @@ writer = Writer()
 atexit.register(writer.shutdown)
 
 
+def _soon(fn: Callable[[], None]) -> None:
+    """Call ``fn`` once the engine's current step is over: a run's waiter is woken before the writer
+    starts competing with it for the GIL."""
+    try:
+        asyncio.get_running_loop().call_soon(fn)
+    except RuntimeError:  # not on a loop (a listener driven by hand)
+        fn()
+
+
 def _version() -> str | None:
     return getattr(sys.modules.get("flyte_nb"), "__version__", None)
 
 
-def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[[str], bool]) -> tuple[str, int]:
+def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[[str], bool],
+           where: origin.Origin | None = None) -> tuple[str, int]:
     """Insert the run's row, renaming it (``name-2`` …) if the store already holds that name; (name, id)."""
     base = name = state.name
     n = 2
@@ -384,8 +428,52 @@ def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[
             "INSERT INTO runs (name, driver, phase, created_at, updated_at, retry_of, pid, host, process, version, "
             "notebook, kernel, cell) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, state.driver.name, state.created_at, time.time(), retry_of, PID, HOST, TOKEN, _version(),
-             *origin.current())).lastrowid
+             *(where or origin.current()))).lastrowid
     return name, row_id
+
+
+class _Names:
+    """Checks that a run name is free in a store, on one connection kept open for it.
+
+    Reading is all a new run needs on the caller's thread (the row itself is written by the writer
+    thread, see :meth:`RunLog.claim`), and a kept connection makes each check one indexed SELECT.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._store: Store | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def free(self, store: Store, name: str, taken: Callable[[str], bool]) -> str:
+        """``name``, or ``name-2`` … if the store (or ``taken``) already has it.
+
+        A store not created yet holds no names: the writer creates it (tens of milliseconds of
+        schema and fsyncs) off the caller's path, and renames the run in the unlikely case that
+        another kernel created it with this very name meanwhile.
+        """
+        if self._store is not store and not store.path.exists():
+            return name
+        with self._lock:
+            if self._store is not store:
+                self._close()
+                self._conn, self._store = store.connect(), store
+            try:
+                base, n = name, 2
+                while self._conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() \
+                        or (name != base and taken(name)):
+                    name, n = f"{base}-{n}", n + 1
+            except sqlite3.Error as error:
+                self._close()
+                raise store.error(error) from error
+            return name
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = self._store = None
+
+
+_names = _Names()
 
 
 def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True, retry_of: str | None = None,
@@ -402,14 +490,16 @@ def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True
         return state.name
     store = get_store()
     try:
-        state.name, run_id = _claim(store, state, retry_of, taken)
+        state.name = _names.free(store, state.name, taken)
         previous = previous_outputs(store, retry_of) if retry_of else None
     except (StoreError, sqlite3.Error, OSError) as error:
-        warnings.warn(f"{error}\nRun {state.name} goes ahead without being recorded, and without the cache.",
-                      RuntimeWarning, stacklevel=3)
-        return state.name
+        if retry_of is not None or not no_space(error, store.home):
+            warnings.warn(f"{error}\nRun {state.name} goes ahead without being recorded, and without the cache.",
+                          RuntimeWarning, stacklevel=3)
+            return state.name
+        previous = None  # a full disk: the writer records it when space returns, and says so
     run_log = RunLog(writer, store, state)
-    run_log.run_id = run_id
+    run_log.unclaimed, run_log.retry_of, run_log.origin = taken, retry_of, origin.current()  # the writer inserts the row
     run_log.on_abort = on_abort
     run_log.cache = state.cache = RunCache(store, run_log.push, read=read_cache, write=write_cache, previous=previous)
     state.listeners.append(run_log)

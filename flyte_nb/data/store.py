@@ -7,10 +7,11 @@ same time queue for the lock instead of failing.
 
 Values (inputs, outputs, pickled errors) up to ``INLINE_MAX`` bytes live in their row as a
 BLOB: SQLite reads small blobs faster than the file system, a 10,000-action map does not leave
-20,000 tiny files, and writing them costs no hashing. Larger values are files under ``blobs/``
-beside the database, named by their content digest (the row holds the digest as TEXT), written
-atomically and checked against the digest when read, so a damaged file is an error, not a
-wrong value. :func:`pack` and :meth:`Store.unpack` are the two directions.
+20,000 tiny files, and writing them costs no hashing. Larger values are files named by their
+digest (:mod:`.values`: ``Store.pack`` and ``Store.unpack`` are the two directions).
+
+A full disk loses nothing recorded: reads need no space (:meth:`Store.reading`), and the writer
+waits for space (:mod:`.writer`). Processes: :mod:`.processes`; failures: :mod:`.failures`.
 
 This module never repairs, downgrades or recreates a database it cannot read: a corrupt file,
 another program's database or a schema newer than this code is a :class:`StoreError` that says
@@ -20,9 +21,8 @@ where the file is and what to do.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import logging
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -30,11 +30,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import StoreError
+from .failures import FAILURES, brief, is_corruption, no_space
 from .home import home_dir
+from .processes import HOST, PID, TOKEN, process_alive, process_token
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from .values import INLINE_MAX, ValueFiles, digest
+
+__all__ = ["DB_NAME", "HOST", "INLINE_MAX", "LIVE_PHASES", "PID", "RUN_PHASES", "TOKEN", "Store", "brief", "digest",
+           "get_store", "insert_many", "is_corruption", "no_space", "process_alive", "process_token",
+           "recording_enabled"]
+
+log = logging.getLogger("flyte_nb.store")
 
 DB_NAME = "runs.sqlite"
-INLINE_MAX = 32 * 1024
 BUSY_TIMEOUT_MS = 30_000
 LIVE_PHASES = ("queued", "running")
 RUN_PHASES = ("queued", "running", "succeeded", "failed", "aborted")
@@ -53,64 +61,7 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def is_corruption(error: BaseException) -> bool:
-    """True for SQLite's "not a database" / "malformed" errors (as opposed to locks or full disks)."""
-    name = getattr(error, "sqlite_errorname", "")
-    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or type(error) is sqlite3.DatabaseError
-
-
-def digest(data: bytes) -> str:
-    """Content address of a value: 128-bit BLAKE2b, hex."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _boot_token() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def process_token(pid: int) -> str | None:
-    """Identifies one process lifetime (boot id + start time), so a reused pid is not mistaken for it."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        try:
-            import psutil
-        except ImportError:
-            return None
-        try:
-            return f"psutil:{psutil.Process(pid).create_time()}"
-        except Exception:  # noqa: BLE001 - gone, or no access
-            return None
-    if fields[0] == "Z":  # a zombie has exited; it only waits to be reaped
-        return None
-    return f"{_boot_token()}:{fields[19]}"
-
-
-HOST = socket.gethostname()
-PID = os.getpid()
-TOKEN = process_token(PID)
-
-
-def process_alive(pid: int, token: str | None) -> bool:
-    """Whether the kernel that recorded a run still exists on this host."""
-    if pid == os.getpid():
-        return token is None or token == process_token(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, belongs to someone else
-    current = process_token(pid)
-    if current is None:  # we can tell processes apart here, yet not this one: a zombie, or just gone
-        return TOKEN is None
-    return token is None or current == token
-
-
-class Store:
+class Store(ValueFiles):
     """One run store: a database file, its blob folder, and how to connect to them safely."""
 
     def __init__(self, home: Path) -> None:
@@ -120,6 +71,7 @@ class Store:
         self._ready = False
         self._lock = threading.Lock()
         self.task_ids: dict[tuple[str, str | None, str], int] = {}  # the writer's cache of tasks rows
+        self.fresh: list[str] = []  # value files the writer created that no committed row names yet
 
     def task_id(self, conn: sqlite3.Connection, name: str, backend: str | None, code: str) -> int:
         """The ``tasks`` row of a task identity, created on first use (writer thread)."""
@@ -142,7 +94,7 @@ class Store:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
         except (OSError, sqlite3.Error) as error:
-            raise StoreError(f"cannot open the flyte_nb run store at {self.path}: {error}") from error
+            raise StoreError(f"cannot open the flyte_nb run store at {self.path}: {brief(error)}") from error
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not self._ready:
@@ -155,7 +107,7 @@ class Store:
         except StoreError:
             conn.close()
             raise
-        except sqlite3.Error as error:
+        except FAILURES as error:
             conn.close()
             raise self.error(error) from error
         return conn
@@ -175,43 +127,84 @@ class Store:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived connection; SQLite errors become :class:`StoreError`."""
-        conn = self.connect()
+        """A short-lived connection; SQLite errors become :class:`StoreError`.
+
+        On a full disk a normal connection cannot even open (the WAL index must be created and
+        grown): then, if nothing waits in the WAL, the file itself holds every commit and is read
+        read-only, without locks or side files. Reading never needs free space.
+        """
+        try:
+            conn = self.connect()
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the WAL and its index
+            except FAILURES as error:
+                conn.close()
+                raise self.error(error) from error
+        except StoreError as error:
+            if not no_space(error, self.home):
+                raise
+            conn = self._read_only(error)
         try:
             yield conn
-        except sqlite3.Error as error:
+        except FAILURES as error:
             raise self.error(error) from error
         finally:
             conn.close()
 
+    def _read_only(self, cause: StoreError) -> sqlite3.Connection:
+        """A read-only, lock-free connection to the file alone (see :meth:`reading`), checked as ours."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if not self.path.exists() or (wal.exists() and wal.stat().st_size > 0):
+            raise cause  # commits wait in the WAL: the file alone would show an older store
+        try:
+            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+            app_id, version = conn.execute("SELECT (SELECT application_id FROM pragma_application_id), "
+                                           "(SELECT user_version FROM pragma_user_version)").fetchone()
+        except FAILURES as error:
+            raise self.error(error) from error
+        if app_id != APPLICATION_ID or version != SCHEMA_VERSION:
+            conn.close()
+            raise cause  # another program's file, or one to migrate (which needs space): as when writable
+        return conn
+
     @contextlib.contextmanager
     def writing(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``: take the lock first, wait for it politely)."""
+        """One write transaction (``BEGIN IMMEDIATE``: take the lock first, wait for it politely).
+
+        A failure rolls back what SQLite has not rolled back itself (on a full disk it already
+        has): the error raised is the one that happened, never "no transaction is active".
+        """
         own = conn is None
         conn = conn or self.connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as error:
+        except FAILURES as error:
             raise self.error(error) from error
         finally:
             if own:
                 conn.close()
 
-    def error(self, error: sqlite3.Error) -> Exception:
+    def error(self, error: BaseException) -> BaseException:
         """The exception to raise for a SQLite error: corruption is a StoreError saying what to do."""
         if is_corruption(error):
             return StoreError(
-                f"the flyte_nb run store at {self.path} is damaged or not a database ({error}). flyte_nb will "
+                f"the flyte_nb run store at {self.path} is damaged or not a database ({brief(error)}). flyte_nb will "
                 "not modify it: move it aside (keep it for recovery with the sqlite3 .recover command) or point "
                 "FLYTE_NB_HOME at another folder, and a new store is created.")
+        if no_space(error, self.home):
+            return StoreError(f"the disk holding the flyte_nb run store at {self.path} is full ({brief(error)}): "
+                              "free some space there, or set FLYTE_NB_HOME to a folder on another disk")
         if isinstance(error, sqlite3.OperationalError):
-            return StoreError(f"the flyte_nb run store at {self.path} could not be used: {error}")
+            return StoreError(f"the flyte_nb run store at {self.path} could not be used: {brief(error)}")
         return error
 
     # ---------------------------------------------------- schema and migration
@@ -244,24 +237,38 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
             if version > SCHEMA_VERSION:
                 raise StoreError(self._newer(version))
-            for step in MIGRATIONS[version:SCHEMA_VERSION]:
-                for statement in _statements(step):  # not executescript: it would commit our transaction
-                    conn.execute(statement)
+            try:
+                for step in MIGRATIONS[version:SCHEMA_VERSION]:
+                    for statement in _statements(step):  # not executescript: it would commit our transaction
+                        conn.execute(statement)
+            except sqlite3.OperationalError as error:  # tables a version this old cannot have: a damaged header
+                raise StoreError(
+                    f"the flyte_nb run store at {self.path} says schema version {version} but does not look like it "
+                    f"({brief(error)}): it may be damaged. flyte_nb will not modify it: move it aside or point "
+                    "FLYTE_NB_HOME at another folder.") from error
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     # ------------------------------------------------------------ dead kernels
     def reap(self, conn: sqlite3.Connection | None = None) -> list[str]:
         """Mark runs left queued/running by a kernel that no longer exists as ``aborted: kernel exited``.
 
         Only runs recorded on this host are judged (a pid means nothing elsewhere). Returns their names.
+        Marking is best effort: on a full disk nothing is marked (and reading goes on); the next reap does it.
         """
         own = conn is None
-        conn = conn or self.connect()
+        try:
+            conn = conn or self.connect()
+        except StoreError as error:
+            if no_space(error, self.home):
+                return []
+            raise
         try:
             live = conn.execute(f"SELECT name, pid, process FROM runs WHERE host = ? AND phase IN {LIVE_PHASES}",
                                 (HOST,)).fetchall()
@@ -271,6 +278,11 @@ class Store:
                     for name in dead:
                         self._mark_aborted(conn, name, "kernel exited")
             return dead
+        except (StoreError, sqlite3.Error) as error:
+            if no_space(error, self.home):
+                log.debug("flyte_nb: runs of dead kernels not marked yet: %s", error)
+                return []
+            raise
         finally:
             if own:
                 conn.close()
@@ -313,38 +325,14 @@ class Store:
                 "UPDATE actions SET phase = 'cancelled', ended_at = coalesce(ended_at, ?), note = coalesce(note, ?) "
                 "WHERE run = (SELECT id FROM runs WHERE name = ?) AND phase IN ('queued', 'waiting', 'running')",
                 (ended, reason, name))
+            # the counts were the dead kernel's last word (actions running, some never written): from now on
+            # they are what the actions say, so the panel's counts and its action list agree
+            conn.execute(
+                "UPDATE runs SET counts = (SELECT json_group_object(phase, n) FROM (SELECT phase, count(*) AS n "
+                "FROM actions WHERE run = runs.id GROUP BY phase)), actions = (SELECT count(*) FROM actions "
+                "WHERE run = runs.id) WHERE name = ?", (name,))
 
     # ----------------------------------------------------------------- values
-    def blob_path(self, key: str) -> Path:
-        return self.blob_dir / key[:2] / key
-
-    def pack(self, data: bytes) -> bytes | str:
-        """What a value column holds: the bytes, or for a large value the digest of its file."""
-        if len(data) <= INLINE_MAX:
-            return data
-        key = digest(data)
-        path = self.blob_path(key)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)  # atomic: readers never see half a file; same content, so races are harmless
-        return key
-
-    def unpack(self, value: bytes | str) -> bytes:
-        """The bytes a value column stands for; a file is checked against its digest."""
-        if not isinstance(value, str):
-            return bytes(value)
-        try:
-            data = self.blob_path(value).read_bytes()
-        except OSError as error:
-            raise StoreError(f"value file {self.blob_path(value)} of the run store is missing or unreadable: "
-                             f"{error}") from error
-        if digest(data) != value:
-            raise StoreError(f"value file {self.blob_path(value)} of the run store is damaged (its content does "
-                             "not match its digest)")
-        return data
-
 
 def insert_many(conn: sqlite3.Connection, head: str, width: int, values: list, tail: str = "") -> None:
     """``INSERT`` many rows, given as one flat list of ``width`` values per row, with few statements.

@@ -22,7 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import StoreError
-from .store import Store, is_corruption
+from .store import Store, is_corruption, no_space
 
 if TYPE_CHECKING:
     from .recorder import RunLog
@@ -31,6 +31,7 @@ log = logging.getLogger("flyte_nb.store")
 
 INTERVAL = 0.25  # seconds between batches while runs are live (a finishing run is written at once)
 GIVE_UP = 10  # consecutive failed batches after which a store's pending runs stop being recorded
+RETRY_FULL = 1.0  # seconds between attempts while the disk holding a store is full
 
 
 class Writer:
@@ -47,6 +48,7 @@ class Writer:
         self.exiting = False
         self.interval = INTERVAL
         self._failures: dict[Store, int] = {}
+        self._full: dict[Store, float] = {}  # stores whose disk is full: when the last attempt failed
 
     def add(self, run_log: RunLog) -> None:
         with self._lock:
@@ -97,12 +99,16 @@ class Writer:
         for run_log in logs:
             by_store.setdefault(run_log.store, []).append(run_log)
         for store, group in by_store.items():
+            for run_log in group:
+                run_log.drain()  # even while the disk is full: the engine must not wait for it (see RunLog)
+            failed_at = self._full.get(store)
+            if failed_at is not None and not exiting and time.monotonic() - failed_at < RETRY_FULL:
+                continue
             try:
-                batches = []
-                conn = self._conn(store)
                 for run_log in group:
-                    run_log.drain()
-                    batches.append(run_log.build(conn))
+                    run_log.claim()
+                conn = self._conn(store)
+                batches = [run_log.build(conn) for run_log in group]
                 with store.writing(conn):
                     for run_log, batch in zip(group, batches):
                         run_log.write(conn, batch)
@@ -111,9 +117,13 @@ class Writer:
                             if not run_log.finished:
                                 store._mark_aborted(conn, run_log.state.name, "kernel exited")
             except (StoreError, sqlite3.Error, OSError) as error:
-                self._failed(store, group, error)
+                self._failed(store, group, error, exiting)
                 continue
             self._failures.pop(store, None)
+            store.fresh.clear()  # committed rows name them now
+            if self._full.pop(store, None) is not None:
+                log.warning("flyte_nb: the run store at %s has space again: recording resumed, nothing was lost",
+                            store.path)
             self.abort_requests(conn, group)
             for run_log in group:
                 run_log.committed()
@@ -144,20 +154,48 @@ class Writer:
             except Exception:  # noqa: BLE001 - one run's failure must not stop the writer
                 log.warning("flyte_nb: aborting run %s on request failed", run_log.state.name, exc_info=True)
 
-    def _failed(self, store: Store, group: list[RunLog], error: BaseException) -> None:
+    def _failed(self, store: Store, group: list[RunLog], error: BaseException, exiting: bool) -> None:
+        """A batch could not be committed: retry later, or give these runs up (and the files made for them).
+
+        A full disk is waited out for as long as the kernel lives (the pending changes stay in memory,
+        as the run's own state does): one warning when it fills, one when recording resumes, and at
+        exit one that says what could not be recorded. Other failures are retried ``GIVE_UP`` times.
+        """
         cause = error.__cause__ if isinstance(error, StoreError) else error
         damaged = isinstance(cause, sqlite3.Error) and is_corruption(cause)
-        failures = self._failures[store] = self._failures.get(store, 0) + 1
-        give_up = damaged or failures >= GIVE_UP  # never keep writing into a damaged file; never hoard forever
-        if str(error) not in self._warned or give_up:
-            self._warned.add(str(error))
-            then = "recording of these runs stops" if give_up else "retrying"
-            log.warning("flyte_nb: writing to the run store failed (%s); %s", error, then)
-        self._drop_conn(store)
+        names = ", ".join(run_log.state.name for run_log in group)
+        if no_space(error, store.home):
+            if store not in self._full:
+                log.warning("flyte_nb: the disk holding the run store at %s is full (%s); runs %s are kept in memory "
+                            "and recorded when space returns", store.path, error, names)
+            self._full[store] = time.monotonic()
+            give_up = exiting
+            if give_up:
+                log.warning("flyte_nb: the disk holding the run store at %s is still full at exit: the last changes "
+                            "of runs %s are not recorded", store.path, names)
+        else:
+            failures = self._failures[store] = self._failures.get(store, 0) + 1
+            give_up = damaged or failures >= GIVE_UP  # never keep writing into a damaged file; never hoard forever
+            if str(error) not in self._warned or give_up:
+                self._warned.add(str(error))
+                then = "recording of these runs stops" if give_up else "retrying"
+                log.warning("flyte_nb: writing to the run store failed (%s); %s", error, then)
         if give_up:
-            self._failures.pop(store, None)
-            for run_log in group:
-                run_log.closed = True
+            self._give_up(store, group)
+        elif store not in self._full:
+            self._drop_conn(store)
+
+    def _give_up(self, store: Store, group: list[RunLog]) -> None:
+        self._drop_conn(store)
+        try:
+            with store.reading() as conn:  # works on a full disk
+                store.discard_fresh(conn)  # no value file without the row that names it
+        except StoreError:
+            store.discard_fresh(None)
+        self._failures.pop(store, None)
+        self._full.pop(store, None)
+        for run_log in group:
+            run_log.closed = True
 
     def _conn(self, store: Store) -> sqlite3.Connection:
         entry = self._conns.get(store)

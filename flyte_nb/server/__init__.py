@@ -20,7 +20,16 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from .handlers import AbortHandler, ActionHandler, ActionsHandler, OpenRunHandler, Reader, RunHandler, RunsHandler
+from .handlers import (
+    AbortHandler,
+    ActionHandler,
+    ActionsHandler,
+    NotFoundHandler,
+    OpenRunHandler,
+    Reader,
+    RunHandler,
+    RunsHandler,
+)
 
 _RUN = r"(?P<name>[^/]+)"
 
@@ -37,8 +46,9 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
         (url_path_join(base, "api/runs"), RunsHandler),
         (url_path_join(base, "api/runs", _RUN), RunHandler),
         (url_path_join(base, "api/runs", _RUN, "actions"), ActionsHandler),
-        (url_path_join(base, "api/runs", _RUN, r"actions/(?P<number>\d+)"), ActionHandler),
+        (url_path_join(base, "api/runs", _RUN, r"actions/(?P<number>[^/]+)"), ActionHandler),  # checked there: a 400
         (url_path_join(base, "api/runs", _RUN, "abort"), AbortHandler),
+        (url_path_join(base, "api", ".*"), NotFoundHandler),  # a JSON 404, not the server's HTML page
         (url_path_join(base, "runs", _RUN), OpenRunHandler),
     ])
     server_app.log.info("flyte_nb: Runs API at %sapi/runs", base + "/")

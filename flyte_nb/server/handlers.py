@@ -25,6 +25,20 @@ from . import queries
 T = TypeVar("T")
 REAP_EVERY = 5.0  # seconds between checks for runs of kernels that died
 MAX_LIMIT = 500
+SQLITE_MAX = 2**63 - 1  # the largest INTEGER SQLite binds: beyond it a query fails, so such input is refused
+
+
+def whole_number(name: str, raw: str, low: int, high: int | None = None) -> int:
+    """``raw`` as an int within ``[low, high]`` (at most SQLite's range), else a 400 that says what to send."""
+    high = SQLITE_MAX if high is None else min(high, SQLITE_MAX)
+    try:
+        value = int(raw) if len(raw) <= 20 else None  # longer than any int SQLite holds: refused without parsing
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        bounds = f"between {low} and {high}"
+        raise web.HTTPError(400, f"{name} must be a whole number {bounds}, got {raw[:40]!r}")
+    return value
 
 
 class Reader:
@@ -75,14 +89,7 @@ class _Base(APIHandler):
         raw = self.get_argument(name, None)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = low - 1
-        if value < low or (high is not None and value > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise web.HTTPError(400, f"{name} must be a whole number {bounds}, got {raw!r}")
-        return value
+        return whole_number(name, raw, low, high)
 
     def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
         value = self.get_argument(name, None) or None
@@ -126,7 +133,7 @@ class ActionHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self, name: str, number: str) -> None:
-        await self.answer(queries.action_detail, self.reader.store.unpack, name, int(number),
+        await self.answer(queries.action_detail, self.reader.store, name, whole_number("action number", number, 0),
                           missing=f"run {name!r} has no action number {number}")
 
 
@@ -152,6 +159,18 @@ class AbortHandler(_Base):
             raise web.HTTPError(409, f"run {name} already ended ({phase}): there is nothing to abort")
         self.set_status(202)
         self.finish(json.dumps({"name": name, "phase": phase, "requested": True}))
+
+
+class NotFoundHandler(_Base):
+    """Any other path under the API: a JSON 404 that lists the routes (the panel and scripts parse JSON)."""
+
+    @web.authenticated
+    @authorized
+    def prepare_404(self) -> None:
+        raise web.HTTPError(404, "no such flyte-nb API route: see GET api/runs, api/runs/<name>, "
+                                 "api/runs/<name>/actions, api/runs/<name>/actions/<n>, POST api/runs/<name>/abort")
+
+    get = post = put = delete = patch = prepare_404
 
 
 class OpenRunHandler(JupyterHandler):

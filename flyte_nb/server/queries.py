@@ -14,9 +14,10 @@ import sqlite3
 import time
 from typing import Any
 
-from ..data.store import LIVE_PHASES, RUN_PHASES
+from ..data.store import LIVE_PHASES, RUN_PHASES, Store
+from ..errors import StoreError
 from . import timeline
-from .preview import preview
+from .preview import LOAD_MAX, preview
 
 STATUSES = ("live", *RUN_PHASES)
 ACTION_PHASES = ("queued", "waiting", "running", "succeeded", "failed", "timed_out", "cancelled", "cached")
@@ -45,6 +46,15 @@ class Paths:
         return os.path.realpath(os.path.join(self.root, relative.lstrip("/")))
 
 
+def _record(text: str | None) -> dict[str, Any]:
+    """A JSON object column ({} when empty or damaged: one bad row must not take the whole page down)."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _duration(started: float | None, ended: float | None, live: bool) -> float | None:
     if started is None:
         return None
@@ -68,7 +78,7 @@ def _run_summary(row: tuple, paths: Paths) -> dict[str, Any]:
     return {
         "name": name, "driver": driver, "phase": phase, "created_at": created, "started_at": started,
         "ended_at": ended, "duration": _duration(started, ended, live), "actions": actions,
-        "counts": json.loads(counts) if counts else {}, "error": _error(error_type, error_message),
+        "counts": _record(counts), "error": _error(error_type, error_message),
         "abort_reason": abort_reason, "notebook": paths.relative(notebook), "kernel": kernel, "cell": cell,
         "live": live, "retry_of": retry_of,
     }
@@ -118,8 +128,9 @@ def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, A
     traceback, groups_json, pools_json = row[16:]
     if detail["error"] is not None:
         detail["error"]["traceback"] = traceback
-    limits = json.loads(groups_json) if groups_json else {}
-    pools = json.loads(pools_json) if pools_json else {}
+    limits = {group: tuple(pair) for group, pair in _record(groups_json).items()
+              if isinstance(pair, list) and len(pair) == 2}  # {group: (total, capacity)}
+    pools = _record(pools_json)
     detail["pools"] = [{"name": pool, "capacity": capacity} for pool, capacity in pools.items()]
     detail["groups"] = _groups(conn, run_id, limits)
     detail["timeline"] = _timeline(conn, run_id, detail, limits, pools)
@@ -131,7 +142,7 @@ def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, A
     return detail
 
 
-def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, list]) -> list[dict[str, Any]]:
+def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, tuple]) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for group, (total, capacity) in limits.items():
         groups[group] = {"name": group, "total": total, "counts": {}, "capacity": capacity}
@@ -142,7 +153,7 @@ def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, list]) -> l
     return list(groups.values())
 
 
-def _timeline(conn: sqlite3.Connection, run_id: int, run: dict[str, Any], limits: dict[str, list],
+def _timeline(conn: sqlite3.Connection, run_id: int, run: dict[str, Any], limits: dict[str, tuple],
               pools: dict[str, int | None]) -> dict[str, Any]:
     """Running leaf actions over time: the run, each group, each throttled tag (parents only wait)."""
     rows = conn.execute(
@@ -158,7 +169,7 @@ def _timeline(conn: sqlite3.Connection, run_id: int, run: dict[str, Any], limits
         if group is not None:
             by_group.setdefault(group, []).append((began, ended))
     for group, spans in by_group.items():
-        out.append(timeline.series(group, "group", (limits.get(group) or [None, None])[1], spans, start, end))
+        out.append(timeline.series(group, "group", limits.get(group, (None, None))[1], spans, start, end))
     for pool, capacity in pools.items():
         if pool.startswith("tag:"):
             tag = json.dumps(pool[4:])
@@ -201,18 +212,19 @@ def list_actions(conn: sqlite3.Connection, name: str, *, offset: int = 0, limit:
     return {"total": total, "actions": [_action_row(row, live) for row in rows]}
 
 
-def action_detail(conn: sqlite3.Connection, store_unpack: Any, name: str, number: int) -> dict[str, Any] | None:
+def action_detail(conn: sqlite3.Connection, store: Store, name: str, number: int) -> dict[str, Any] | None:
     """One action with its error traceback, attempts, logs and value previews; ``None`` if unknown."""
     found = _run_id(conn, name)
     if found is None:
         return None
     run_id, live = found
-    row = conn.execute(f"SELECT {_ACTION_COLUMNS}, a.error_traceback, a.inputs, a.outputs, a.note FROM actions a "
-                       "JOIN tasks t ON t.id = a.task WHERE a.run = ? AND a.number = ?", (run_id, number)).fetchone()
+    row = conn.execute(f"SELECT {_ACTION_COLUMNS}, a.error_traceback, {_bounded('a.inputs')}, {_bounded('a.outputs')}, "
+                       "a.note FROM actions a JOIN tasks t ON t.id = a.task WHERE a.run = ? AND a.number = ?",
+                       (run_id, number)).fetchone()
     if row is None:
         return None
     detail = _action_row(row[:12], live)
-    traceback, inputs, outputs, note = row[12:]
+    traceback, inputs, inputs_size, outputs, outputs_size, note = row[12:]
     if detail["error"] is not None:
         detail["error"]["traceback"] = traceback
     detail["attempt_history"] = [
@@ -224,16 +236,23 @@ def action_detail(conn: sqlite3.Connection, store_unpack: Any, name: str, number
     logs = conn.execute("SELECT text FROM logs WHERE run = ? AND action = ?", (run_id, number)).fetchone()
     detail["logs"] = logs[0] if logs else ""
     detail["note"] = note
-    detail["inputs"] = _value(store_unpack, inputs)
-    detail["output"] = _value(store_unpack, outputs)
+    detail["inputs"] = _value(store, inputs, inputs_size)
+    detail["output"] = _value(store, outputs, outputs_size)
     return detail
 
 
-def _value(unpack: Any, value: bytes | str | None) -> dict[str, Any]:
+def _bounded(column: str) -> str:
+    """A value column and its size, the value left unread when it is too large to preview (a blob's
+    length is in its record header: SQLite does not read the blob to answer it)."""
+    return (f"CASE WHEN typeof({column}) = 'blob' AND length({column}) > {LOAD_MAX} THEN NULL ELSE {column} END, "
+            f"length({column})")
+
+
+def _value(store: Store, value: bytes | str | None, size: int | None) -> dict[str, Any]:
     if value is None:
-        return preview(None)
+        return preview(None, size)
     try:
-        data = unpack(value)
-    except Exception as error:  # noqa: BLE001 - a missing value file: say so in the preview
+        data, size = store.read_value(value, LOAD_MAX)
+    except StoreError as error:  # a missing or damaged value file: say so in the preview
         return {"preview": f"<{error}>", "size": None}
-    return preview(data)
+    return preview(data, size)

@@ -41,7 +41,7 @@ def test_throttle_serialises_only_the_tagged_tasks():
     elapsed = time.perf_counter() - start
     assert gauge.peak_of("example") == 1
     assert gauge.peak_of("any") == 2  # the untagged one ran beside a tagged one
-    assert 0.4 <= elapsed < 0.7
+    assert elapsed >= 0.4, "the two tagged speakers ran one after the other"
     tagged = [a for a in run.actions if "example" in a.tags]
     assert len(tagged) == 2 and peak((a.started_at, a.ended_at) for a in tagged) == 1
 

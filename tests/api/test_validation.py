@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import json
 import signal
+import sys
 import threading
 from datetime import timedelta
 
@@ -666,8 +667,27 @@ def test_init_from_config_bad_section_and_shape(tmp_path):
         flyte_nb.init_from_config(_write_json(tmp_path / "c.json", {"flyte_nb": {"backend": "nope"}}))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("yaml") is not None, reason="PyYAML is installed")
-def test_init_from_config_yaml_without_pyyaml(tmp_path):
+def test_init_from_config_valid_yaml(tmp_path):
+    home = tmp_path / "yaml_home"
+    path = tmp_path / "config.yaml"
+    path.write_text(f"admin:\n  endpoint: dns:///x\nflyte_nb:\n  backend: process\n  home: {home}\n")
+    try:
+        flyte_nb.init_from_config(path)
+        assert backends_base.default_backend() == "process"
+        assert home_dir() == home
+    finally:
+        flyte_nb.init(backend="inline")
+
+
+def test_init_from_config_malformed_yaml(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("flyte_nb: [backend\n")
+    with config_error(r"config\.yaml"):
+        flyte_nb.init_from_config(path)
+
+
+def test_init_from_config_yaml_without_pyyaml(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` now raises ImportError, as without PyYAML
     path = tmp_path / "config.yaml"
     path.write_text("flyte_nb:\n  backend: inline\n")
     with pytest.raises(ConfigurationError, match=r"reading config\.yaml needs PyYAML: pip install pyyaml"):

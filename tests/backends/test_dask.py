@@ -14,12 +14,15 @@ import time
 
 import pytest
 
-distributed = pytest.importorskip("distributed")
+from tests.needs import need_module
+
+distributed = need_module("distributed")
 
 import flyte_nb as flyte  # noqa: E402
 from flyte_nb import Phase  # noqa: E402
 from flyte_nb.backends import base  # noqa: E402
 from flyte_nb.backends import dask as dask_backend  # noqa: E402
+from flyte_nb.engine.loop import engine  # noqa: E402
 
 
 def _free_port() -> int:
@@ -262,6 +265,30 @@ def test_abort_cancels_the_work_and_releases_every_lease(cluster, tmp_path):
     size = path.stat().st_size
     time.sleep(0.4)
     assert path.stat().st_size == size, "no body goes on after the abort"
+
+
+def test_a_poll_racing_our_own_release_never_brings_a_holder_back(cluster):
+    """The cause of a flaky abort test: a cluster-wide count fetched while our release was in flight."""
+    backend = base.get_backend("dask")
+    pool = backend.cluster_pool("tag:race", 2)
+
+    async def rounds() -> int:
+        connection = await backend.connection()
+        stale = 0
+        for _ in range(40):
+            await pool.acquire()
+            await pool.acquire()
+            polling = connection.on_client_loop(pool.poll(connection, False))  # its count is on its way...
+            pool.release()  # ...while we give both leases back
+            pool.release()
+            await asyncio.wrap_future(polling)
+            while pool.releasing:
+                await asyncio.sleep(0.002)
+            stale += pool.statistics().holders != 0
+        return stale
+
+    assert engine().submit(rounds()).result(timeout=120) == 0, "statistics showed a lease we had released"
+    assert _semaphore_value(cluster["client"], pool.semaphore) == 0
 
 
 # ------------------------------------------------------------------ dead workers

@@ -16,8 +16,11 @@ import time
 
 import pytest
 
+from tests.needs import need
+
 import flyte_nb as flyte
 from flyte_nb.backends import docker as dockerbackend
+from tests.timeline import peak
 
 BASE = dockerbackend.BASE_IMAGE
 
@@ -40,10 +43,7 @@ _PROBLEM = _daemon_problem()
 
 @pytest.fixture(autouse=True)
 def _needs_docker():
-    if _PROBLEM is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI=true but Docker is not usable: {_PROBLEM}")
-        pytest.skip(f"Docker is not usable here: {_PROBLEM}")
+    need(None if _PROBLEM is None else f"Docker is not usable here: {_PROBLEM}")
 
 
 def _docker_ps(label: str) -> list[str]:
@@ -84,11 +84,11 @@ def test_eight_half_second_actions_on_three_slots_each_in_its_own_container():
     assert [r[0] for r in results] == list(range(8))
     assert len({r[1] for r in results}) == 8, "each action ran in a container of its own"
     assert {r[2] for r in results} == {"hi"}
-    spans = [(r[3], r[4]) for r in results]
-    peak = max(sum(s <= t < e for s, e in spans) for t, _ in spans)
-    assert peak <= 3
-    assert peak == 3
+    assert peak((r[3], r[4]) for r in results) <= 3, "never more than 3 bodies at once"
     leaves = [a for a in run.actions if a.task == "dk-boxes.half_second"]
+    # 3 at once is reached by the actions (container start + body); the bodies alone may not overlap
+    # three-fold on a loaded machine, where start-up jitter exceeds their 0.5 s
+    assert peak((a.started_at, a.ended_at) for a in leaves) == 3
     assert sorted(a.logs for a in leaves) == sorted(f"item {i}\n" for i in range(8))
     assert _docker_ps(f"flyte_nb.run={run.name}") == []
 
@@ -223,12 +223,13 @@ def test_containers_of_a_killed_kernel_are_removed_by_the_next_one(tmp_path):
         kernel.send_signal(signal.SIGKILL)
         kernel.wait()
         kernel.stdout.close()
-    folder = dockerbackend.Path(dockerbackend.tempfile.gettempdir()).glob(f"flyte_nb-docker-{kernel.pid}-*")
+    folders = list(dockerbackend.Path(dockerbackend.tempfile.gettempdir()).glob(f"flyte_nb-docker-{kernel.pid}-*"))
+    assert folders, "a SIGKILLed kernel leaves its payload folder (else this test proves nothing about removing it)"
     assert _docker_ps(f"flyte_nb.run={run_name}"), "a SIGKILLed kernel leaves its containers"
     subprocess.run([sys.executable, "-c", "from flyte_nb.backends.docker import DockerBackend; DockerBackend().client"],
                    check=True, timeout=60, env=dict(os.environ, PYTHONPATH=os.getcwd()))
     assert _docker_ps(f"flyte_nb.run={run_name}") == []
-    assert not list(folder)
+    assert not [folder for folder in folders if folder.exists()], "the dead kernel's payload folder is removed"
 
 
 def test_an_unreachable_daemon_is_a_one_line_error(monkeypatch):
@@ -322,7 +323,7 @@ def test_an_image_with_another_python_is_refused(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- reusable containers
 reused = flyte.TaskEnvironment("dk-reused", backend="docker", image=BASE,
-                               reusable=flyte.ReusePolicy(replicas=(0, 2), idle_ttl="1s", concurrency=1))
+                               reusable=flyte.ReusePolicy(replicas=(0, 2), idle_ttl="3s", concurrency=1))
 
 
 @reused.task
@@ -334,12 +335,20 @@ def where(i: int) -> tuple[int, str, int]:
 
 @reused.task(timeout=1)
 def stuck() -> None:
+    print(socket.gethostname(), os.getpid(), flush=True)  # which replica's worker the timeout kills
     time.sleep(60)
 
 
 @drivers.task
 async def twenty() -> list:
     return list(flyte.map(where, range(20)))
+
+
+def _python_pids(container: str) -> set[int]:
+    """Pids of the python processes inside ``container`` (read from its /proc: minbase has no ps)."""
+    script = 'for p in /proc/[0-9]*; do [ "$(head -c 7 $p/cmdline 2>/dev/null)" = python3 ] && echo ${p#/proc/}; done'
+    out = subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True)
+    return {int(line) for line in out.stdout.split()}
 
 
 def test_reusable_containers_take_many_actions_scale_and_stop_when_idle():
@@ -351,11 +360,16 @@ def test_reusable_containers_take_many_actions_scale_and_stop_when_idle():
     assert len({(r[1], r[2]) for r in results}) == len(hosts), "one worker per replica took every action"
     assert sorted(a.logs for a in run.actions if a.task == "dk-reused.where") == sorted(f"reused {i}\n" for i in range(20))
     assert len(_docker_ps("flyte_nb.env=dk-reused")) == len(hosts)
+    timed_out = flyte.run(stuck)
     with pytest.raises(flyte.ActionTimeoutError):
-        flyte.run(stuck).outputs(timeout=60)
-    again = flyte.run(where, 99).outputs(timeout=60)
-    assert again[1] in hosts and again[0] == 99, "a killed worker is replaced inside the same container"
-    assert _wait_until(lambda: not _docker_ps("flyte_nb.env=dk-reused"), 6), "idle replicas stop after idle_ttl"
+        timed_out.outputs(timeout=60)
+    stuck_host, stuck_pid = timed_out.actions[0].logs.split()
+    assert any(c.startswith(stuck_host) for c in _docker_ps("flyte_nb.env=dk-reused")), "its container survives the kill"
+    assert _wait_until(lambda: _python_pids(stuck_host) - {int(stuck_pid)}, 30), "a new worker starts in that container"
+    again = flyte.run(twenty).outputs(timeout=120)  # both replicas busy: the one whose worker was killed serves too
+    pids_there = {r[2] for r in again if r[1] == stuck_host}
+    assert pids_there and int(stuck_pid) not in pids_there, "the new worker inside the same container takes actions"
+    assert _wait_until(lambda: not _docker_ps("flyte_nb.env=dk-reused"), 15), "idle replicas stop after idle_ttl"
 
 
 def test_images_with_apt_and_pip_packages_are_built_from_the_local_base():

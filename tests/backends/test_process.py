@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 import flyte_nb as flyte
-from flyte_nb import Phase
+from tests.timeline import overlap, peak
 
 workers = flyte.TaskEnvironment("workers", backend="process", concurrency=2)
 driver_env = flyte.TaskEnvironment("process-drivers")
@@ -33,19 +33,28 @@ def cpu(i: int) -> tuple[int, int]:
     return i, os.getpid()
 
 
+@workers.task
+def timed_cpu(i: int) -> tuple[int, int, float, float]:
+    start = time.time()  # the wall clock: comparable between processes
+    spin(0.05)
+    return i, os.getpid(), start, time.time()
+
+
 @driver_env.task
 async def fan_out(n: int) -> list:
-    return list(flyte.map(cpu, range(n), concurrency=4))
+    return list(flyte.map(timed_cpu, range(n), concurrency=4))
 
 
 def test_actions_run_in_parallel_in_reused_worker_processes():
-    start = time.perf_counter()
-    results = flyte.run(fan_out, 16).outputs(timeout=30)
-    elapsed = time.perf_counter() - start
-    assert [i for i, _ in results] == list(range(16))
-    pids = {pid for _, pid in results}
+    results = flyte.run(fan_out, 16).outputs(timeout=60)
+    assert [r[0] for r in results] == list(range(16))
+    pids = {r[1] for r in results}
     assert len(pids) == 2 and os.getpid() not in pids
-    assert elapsed < 16 * 0.05 * 0.75 + 1.0  # two at a time, plus worker start-up
+    bodies = [(r[2], r[3]) for r in results]
+    assert peak(bodies) == 2, "the pool of 2 ran two bodies at once, never more"
+    both = overlap(bodies)  # seconds during which two bodies ran at the same time
+    busy = sum(end - start for start, end in bodies)
+    assert both > 0.25 * busy / 2, f"bodies overlapped {both:.3f} s of {busy:.3f} s: they ran one after another"
 
 
 @workers.task
@@ -135,16 +144,32 @@ def sleeps(seconds: float) -> int:
     return os.getpid()
 
 
-def test_a_timeout_kills_the_worker_and_the_pool_replaces_it():
-    before = set(_worker_pids())
-    run = flyte.run(sleeps, 30)
-    start = time.perf_counter()
+@workers.task(timeout=0.5)
+def sleeps_telling_pid(seconds: float, pid_file: str) -> int:
+    with open(pid_file, "w") as file:
+        file.write(str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_timeout_kills_the_worker_and_the_pool_replaces_it(tmp_path):
+    pid_file = tmp_path / "pid"
+    run = flyte.run(sleeps_telling_pid, 30, str(pid_file))
     with pytest.raises(flyte.ActionTimeoutError):
         run.outputs(timeout=30)
-    assert time.perf_counter() - start < 3
-    time.sleep(0.2)
-    assert not (set(_worker_pids()) - before), "the timed-out worker is gone"
-    assert flyte.run(sleeps, 0).outputs(timeout=30) > 0  # a fresh worker serves the next action
+    assert run.actions[0].ended_at - run.actions[0].started_at < 5, "the timeout fired, not the 30 s sleep"
+    victim = int(pid_file.read_text())
+    assert _gone(victim, within=5), f"the timed-out worker {victim} is still alive"
+    assert flyte.run(sleeps, 0).outputs(timeout=30) not in (victim, 0)  # a fresh worker serves the next action
 
 
 @workers.task(retries=1)
@@ -165,27 +190,21 @@ def test_a_worker_that_dies_fails_the_attempt_and_retries_apply(tmp_path):
 
 
 @workers.task(retries=1)
-def slow_square(i: int) -> int:
+def slow_square(i: int, marker: str) -> int:
+    if i == 50 and not os.path.exists(marker):  # SIGKILL of a worker that is surely busy, mid-map
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(0.01)
     return i * i
 
 
 @driver_env.task
-async def two_hundred() -> list[int]:
-    return list(flyte.map(slow_square, range(200), concurrency=2))
+async def two_hundred(marker: str) -> list[int]:
+    return list(flyte.map(slow_square, range(200), [marker] * 200, concurrency=2))
 
 
-def test_kill_minus_nine_of_a_worker_mid_map():
-    run = flyte.run(two_hundred)
-    victim = None
-    deadline = time.monotonic() + 20
-    while victim is None and time.monotonic() < deadline:
-        busy = [a for a in run.actions if a.phase == Phase.RUNNING and a.task == "workers.slow_square"]
-        pids = _worker_pids()
-        if busy and pids and run.counts["succeeded"] > 20:
-            victim = pids[0]
-        time.sleep(0.005)
-    os.kill(victim, signal.SIGKILL)
+def test_kill_minus_nine_of_a_worker_mid_map(tmp_path):
+    run = flyte.run(two_hundred, str(tmp_path / "killed"))
     assert run.outputs(timeout=60) == [i * i for i in range(200)]
     retried = [a for a in run.actions if a.attempts == 2]
     assert len(retried) == 1

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import need
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TOKEN = "flyte-nb-test-token"
 
@@ -28,11 +30,7 @@ def _require_browser() -> None:
     missing = [what for what, ok in (("chromium", Path(CHROMIUM).exists()),
                                       ("playwright", _importable("playwright")),
                                       ("jupyterlab", _importable("jupyterlab"))) if not ok]
-    if missing:
-        message = f"browser tests need {', '.join(missing)} (scripts/test installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    need(f"browser tests need {', '.join(missing)} (scripts/test installs them)" if missing else None)
 
 
 def _importable(name: str) -> bool:

@@ -62,3 +62,51 @@ def stored(name: str):
     history._store()  # commit what is pending, mark dead kernels' runs
     [row] = history._rows(get_store(), "SELECT * FROM runs WHERE name = ?", (name,))
     return history.StoredRun(get_store(), row)
+
+
+@pytest.fixture
+def small_disk(tmp_path, request):
+    """A folder on its own small tmpfs (8 MB, or the size given by indirect parametrisation): a disk
+    that can really fill. Unmounted afterwards."""
+    where = tmp_path / "small-disk"
+    where.mkdir()
+    size = getattr(request, "param", "8m")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs for the disk-full tests: {mounted.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Take every free block of ``folder``'s file system with one file; remove it to give the space back."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (1 << 20, 65536, 4096, 512, 1):  # then the last partial blocks
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def referenced_digests(conn) -> set[str]:
+    """Every value file a row of the store names."""
+    found: set[str] = set()
+    for table, column in (("actions", "inputs"), ("actions", "outputs"), ("actions", "error_blob"),
+                          ("runs", "error_blob"), ("cache", "output")):
+        found |= {row[0] for row in conn.execute(f"SELECT {column} FROM {table} WHERE typeof({column}) = 'text'")}
+    return found
+
+
+def value_files(home: Path) -> list[Path]:
+    return sorted(p for p in (home / "blobs").rglob("*") if p.is_file()) if (home / "blobs").exists() else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -67,6 +68,17 @@ def test_a_run_killed_with_sigkill_is_marked_and_readable(tmp_path, home):
     assert all(a.tags == ("io",) for a in finished + hanging)
     assert run.ended_at >= run.started_at
     assert run.inputs() == {"n": 12, "fast": 5}
+    assert_counts_agree(home, name)  # they said running: 7 forever while the actions said cancelled
+
+
+def assert_counts_agree(home, name: str) -> None:
+    """The run's counts (what the Runs panel shows) are exactly its recorded actions' phases."""
+    conn = sqlite3.connect(home / DB_NAME)
+    run_id, counts, total = conn.execute("SELECT id, counts, actions FROM runs WHERE name = ?", (name,)).fetchone()
+    phases = dict(conn.execute("SELECT phase, count(*) FROM actions WHERE run = ? GROUP BY phase", (run_id,)))
+    conn.close()
+    assert {k: v for k, v in json.loads(counts).items() if v} == phases and total == sum(phases.values())
+    assert not {"queued", "waiting", "running"} & set(phases)
 
 
 def test_a_kernel_that_exits_cleanly_mid_run_marks_its_run(tmp_path, home):
@@ -78,6 +90,7 @@ def test_a_kernel_that_exits_cleanly_mid_run_marks_its_run(tmp_path, home):
     run = flyte.get_run(out.strip())
     assert run.phase == "aborted" and run.abort_reason == "kernel exited"
     assert len([a for a in run.actions if a.phase is Phase.SUCCEEDED]) == 5
+    assert_counts_agree(home, run.name)
 
 
 def _row(conn: sqlite3.Connection, name: str, pid: int, host: str, token: str | None) -> None:

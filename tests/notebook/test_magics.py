@@ -197,9 +197,12 @@ def test_no_wait_returns_at_once_and_binds_out_later(defined):
     """)
     assert started.seconds < 0.5, started.seconds
     assert started.data(WIDGET), "the run is shown at once"
-    quick, error = kernel.call("2 + 2")
-    assert error is None and quick.result == "4"
-    assert quick.seconds < 0.1, f"a cell took {quick.seconds * 1000:.0f} ms while a run was live"
+    times = []
+    for _ in range(5):
+        quick, error = kernel.call("2 + 2")
+        assert error is None and quick.result == "4"
+        times.append(quick.seconds)
+    assert sorted(times)[2] < 0.1, f"median cell round trip {sorted(times)[2] * 1000:.0f} ms while a run was live"
     status = kernel.ok("print(run_named('live-run').phase, 'late' in globals())\n%flyte status")
     lines = status.stdout.splitlines()
     assert lines[0] == "running False"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from tests.notebook.kernel import Kernel
@@ -53,6 +55,25 @@ def kernel(tmp_path_factory):
     k.close()
 
 
+PROMISED_RATE = 10  # the README's promise, not the widget's constant: a test of the constant would follow it
+
+
+def max_in_any_second(messages: list[dict]) -> int:
+    """The most messages sent within any one-second window, by the kernel's own send times."""
+    times = sorted(_sent_at(m) for m in messages)
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def _sent_at(message: dict) -> float:
+    date = message["header"]["date"]
+    return date.timestamp() if hasattr(date, "timestamp") else datetime.fromisoformat(str(date)).timestamp()
+
+
 def test_widget_reaches_final_counts_with_coalesced_updates(kernel):
     start = kernel.execute("run = flyte.with_runcontext(name='widget-10k').run(fan_out, 10_000)\nrun")
     assert start.status == "ok", start.error
@@ -68,7 +89,8 @@ def test_widget_reaches_final_counts_with_coalesced_updates(kernel):
     messages = [*start.messages, *waited.messages, *kernel.drain(0.5)]
     updates = [m for m in messages if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == model_id
                and m["content"]["data"].get("method") == "update"]
-    assert len(updates) / max(duration, 1.0) < 50, (len(updates), duration)
+    assert max_in_any_second(updates) <= PROMISED_RATE + 1, "at most 10 snapshots a second (plus the final one)"
+    assert len(updates) >= min(duration, 3) * 2, "snapshots kept coming while the run was live"
     final = updates[-1]["content"]["data"]["state"]["state"]
     assert final["phase"] == "succeeded"
     assert final["counts"]["succeeded"] == 9991 and final["counts"]["failed"] == 10
@@ -81,9 +103,12 @@ def test_notebook_stays_usable_while_a_run_is_live(kernel):
     started = kernel.execute("live = flyte.run(slow, 3)\nlive")
     assert started.status == "ok"
     assert started.seconds < 1.0
-    quick = kernel.execute("print(1 + 1, live.phase)")
-    assert quick.stdout == "2 running\n"
-    assert quick.seconds < 0.1, quick.seconds
+    times = []
+    for _ in range(5):
+        quick = kernel.execute("print(1 + 1, live.phase)")
+        assert quick.stdout == "2 running\n"
+        times.append(quick.seconds)
+    assert sorted(times)[2] < 0.1, times  # the median cell round trip while the run is live
     kernel.execute("live.abort()")
 
 

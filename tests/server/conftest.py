@@ -33,7 +33,7 @@ class Client:
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
                 token: bool = True) -> tuple[int, Any, dict[str, str]]:
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()  # bytes: as is
         request = urllib.request.Request(f"{self.url}/flyte-nb/api/{path}", data=data, method=method,
                                          headers=dict(headers or {}))
         if token and self.token:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 import subprocess
 import time
@@ -74,10 +75,61 @@ def test_bad_parameters_get_a_400_that_says_what_to_send(client):
     assert status == 400 and "status must be one of live, queued, running" in body["message"]
     status, body, _ = client.get("runs?before=abc")
     assert status == 400 and "before" in body["message"]
-    status, body, _ = client.post("runs/x/abort", body=None, headers={"Content-Type": "application/json"})
-    assert status == 404  # an empty body is fine
-    status, body, _ = client.request("POST", "runs/x/abort", body="not json")
-    assert status == 400 and "JSON" in body["message"]
+    for empty in (b"", b"  \n"):  # parsed before the run is looked up: a 404, not a 400, means it was accepted
+        status, body, _ = client.post("runs/x/abort", body=empty, headers={"Content-Type": "application/json"})
+        assert status == 404, (empty, body)
+    for not_json in (b"not json", b"{", b"[1, 2]", b'"a string"', b"\xff\xfe"):
+        status, body, _ = client.post("runs/x/abort", body=not_json)
+        assert status == 400 and "JSON" in body["message"], (not_json, body)
+
+
+@pytest.mark.parametrize("query", [
+    "runs?before=99999999999999999999999", "runs?before=9223372036854775808", "runs?limit=99999999999999999999",
+    "runs/recorded/actions?offset=9223372036854775808", "runs/recorded/actions?limit=1e3",
+    "runs/recorded/actions/9223372036854775808", "runs/recorded/actions/" + "9" * 5000])
+def test_whole_numbers_past_sqlites_range_are_a_400(recorded, client, query):
+    status, body, _ = client.get(query)
+    assert status == 400 and "must be a whole number between" in body["message"], (status, body)
+    assert client.get("runs?before=9223372036854775807")[0] == 200  # the largest SQLite integer is fine
+
+
+class Reduces:
+    def __init__(self, callable, *args):
+        self.callable, self.args = callable, args
+
+    def __reduce__(self):
+        return self.callable, self.args
+
+
+def test_costly_values_get_a_bounded_preview_not_a_500(server, client):
+    """A stored int too long to print failed the whole action detail; a huge value was read whole."""
+    store = get_store(server["home"])
+    with store.writing() as conn:
+        run = conn.execute("INSERT INTO runs (name, driver, phase, created_at) VALUES ('costly', 'c.main', 'succeeded', "
+                           "?)", (time.time(),)).lastrowid
+        task = store.task_id(conn, "c.main", None, "")
+        huge = "0123456789abcdef" * 2  # a 1 GB value file (sparse: it costs no disk), never read for a preview
+        store.blob_path(huge).parent.mkdir(parents=True, exist_ok=True)
+        with open(store.blob_path(huge), "wb") as file:
+            file.truncate(1 << 30)
+        values = [(pickle.dumps(2**20000), store.pack(pickle.dumps(b"x" * (3 << 20)))),
+                  (pickle.dumps(Reduces(bytearray, 500_000_000)), "../../../etc/passwd"), (huge, None)]
+        for number, (output, inputs) in enumerate(values):
+            conn.execute("INSERT INTO actions (run, number, task, phase, inputs, outputs) VALUES (?, ?, ?, 'succeeded', "
+                         "?, ?)", (run, number, task, inputs, output))
+    started = time.monotonic()
+    status, action, _ = client.get("runs/costly/actions/0")
+    assert status == 200, action
+    assert action["output"]["preview"] == "<int of about 6,021 digits>"
+    assert action["inputs"]["preview"].startswith("<a value of 3.1 MB: too large to preview here")
+    status, action, _ = client.get("runs/costly/actions/1")
+    assert status == 200 and "too costly" in action["output"]["preview"], action
+    assert "where a value digest belongs" in action["inputs"]["preview"]
+    status, action, _ = client.get("runs/costly/actions/2")
+    assert status == 200 and action["output"] == {
+        "preview": "<a value of 1073.7 MB: too large to preview here; load it in a kernel with flyte_nb.get_run(...)>",
+        "size": 1 << 30}
+    assert time.monotonic() - started < 10  # each took 8 s and 4.4 GB of the server's memory
 
 
 def test_a_recorded_run_lists_with_its_notebook_and_counts(recorded, client):
@@ -185,14 +237,33 @@ def test_aborting_a_run_of_a_dead_kernel_marks_it_at_once(server, client):
     process = run_script(server["home"], LONG.replace("long-run", "orphan-run"), wait=False)
     assert process.stdout.readline().strip() == "started"
     deadline = time.monotonic() + 20
-    while client.get("runs/orphan-run")[0] != 200:
+    while client.get("runs/orphan-run/actions")[1].get("total", 0) < 2:  # its actions are running
         assert time.monotonic() < deadline
         time.sleep(0.1)
     process.kill()
     process.wait()
     status, body, _ = client.post("runs/orphan-run/abort")
     assert status == 202 and body["phase"] == "aborted"
-    assert client.get("runs/orphan-run")[1]["abort_reason"] == "kernel exited"
+    _, run, _ = client.get("runs/orphan-run")
+    assert run["abort_reason"] == "kernel exited"
+    _, page, _ = client.get("runs/orphan-run/actions?limit=500")
+    phases: dict[str, int] = {}
+    for action in page["actions"]:
+        phases[action["phase"]] = phases.get(action["phase"], 0) + 1
+    assert run["counts"] == phases and run["actions"] == page["total"]  # the panel's counts agree with its list
+    assert "running" not in phases and phases.get("cancelled", 0) >= 1
+
+
+def test_a_damaged_record_does_not_take_the_page_down(server, client):
+    store = get_store(server["home"])
+    with store.writing() as conn:
+        for name, counts, groups, pools in (("bad-json", "{not json", "[", "x"), ("bad-shape", "[1]", '{"g": 5}', "7")):
+            conn.execute("INSERT INTO runs (name, driver, phase, created_at, counts, groups, pools) VALUES "
+                         "(?, 'd', 'succeeded', ?, ?, ?, ?)", (name, time.time(), counts, groups, pools))
+    for name in ("bad-json", "bad-shape"):
+        status, run, _ = client.get(f"runs/{name}")
+        assert status == 200 and run["counts"] == {} and run["pools"] == [], run
+    assert client.get("runs?limit=500")[0] == 200
 
 
 def test_ten_thousand_runs_page_in_under_200_ms(server, client):

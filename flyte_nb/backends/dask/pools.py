@@ -36,10 +36,12 @@ class ClusterSlotPool(SlotPool):
     Backed by the scheduler's semaphore extension (what ``distributed.Semaphore`` uses: a
     ``distributed.Semaphore(name=pool.semaphore)`` sees the same leases). Leases are refreshed by
     the backend and expire on the scheduler if this kernel dies. ``statistics()`` reports the
-    cluster-wide holders (refreshed every half second, adjusted at once for our own changes).
+    cluster-wide holders: adjusted at once for our own changes, and refreshed every half second
+    from the scheduler, but only from a poll during which we changed nothing (a count fetched while
+    our own release was in flight would bring a holder back that is already gone).
     """
 
-    __slots__ = ("backend", "semaphore", "leases", "cluster_held", "waiting", "_registered")
+    __slots__ = ("backend", "semaphore", "leases", "cluster_held", "waiting", "changes", "releasing", "_registered")
 
     def __init__(self, backend: DaskBackend, capacity: int, name: str) -> None:
         super().__init__(capacity, f"cluster:{name}")
@@ -48,6 +50,8 @@ class ClusterSlotPool(SlotPool):
         self.leases: collections.deque[str] = collections.deque()
         self.cluster_held = 0
         self.waiting = 0
+        self.changes = 0  # our acquisitions and releases so far: a poll that saw it move is stale
+        self.releasing: collections.deque[str] = collections.deque()  # leases whose release is on its way
         self._registered: Any = None
 
     def try_acquire(self) -> bool:
@@ -62,13 +66,13 @@ class ClusterSlotPool(SlotPool):
             await asyncio.shield(asyncio.wrap_future(granted))
         except asyncio.CancelledError:
             # the request goes on at the scheduler: give the lease back if it is granted after all
-            granted.add_done_callback(lambda f: f.cancelled() or f.exception() or connection.on_client_loop(
-                self._release(connection, lease)))
+            granted.add_done_callback(lambda f: f.cancelled() or f.exception() or self._send_release(connection, lease))
             raise
         finally:
             self.waiting -= 1
         self.leases.append(lease)
         self.held += 1
+        self.changes += 1
         self.cluster_held = max(self.cluster_held, self.held)
         return True
 
@@ -85,21 +89,30 @@ class ClusterSlotPool(SlotPool):
         while not await scheduler.semaphore_acquire(name=self.semaphore, lease_id=lease, timeout=None):
             pass
 
+    def _send_release(self, connection: _Connection, lease: str) -> None:
+        """Give ``lease`` back; until the scheduler has it, polls are stale (deque ops are atomic across threads)."""
+        self.releasing.append(lease)
+        connection.on_client_loop(self._release(connection, lease))
+
     async def _release(self, connection: _Connection, lease: str) -> None:
         try:
             await connection.client.scheduler.semaphore_release(name=self.semaphore, lease_id=lease)
         except Exception:  # noqa: BLE001 - the lease times out on the scheduler anyway
             pass
+        finally:
+            self.releasing.remove(lease)
+            self.changes += 1
 
     def release(self) -> None:
         if not self.leases:
             raise RuntimeError(f"slot pool `{self.name}` released more often than acquired")
         lease = self.leases.popleft()
         self.held -= 1
+        self.changes += 1
         self.cluster_held = max(0, self.cluster_held - 1)
         connection = self.backend._connection
         if connection is not None:
-            connection.on_client_loop(self._release(connection, lease))
+            self._send_release(connection, lease)
 
     async def poll(self, connection: _Connection, refresh: bool) -> None:
         """On the client loop: refresh our leases and the cluster-wide count."""
@@ -109,14 +122,17 @@ class ClusterSlotPool(SlotPool):
         leases = list(self.leases)
         if refresh and leases:
             await scheduler.semaphore_refresh_leases(name=self.semaphore, lease_ids=leases)
-        self.cluster_held = await scheduler.semaphore_value(name=self.semaphore)
+        changes, releasing = self.changes, bool(self.releasing)
+        value = await scheduler.semaphore_value(name=self.semaphore)
+        if not releasing and not self.releasing and changes == self.changes:
+            self.cluster_held = value
 
     def drop_all(self, connection: _Connection) -> None:
         """The connection goes away: release what we hold."""
         while self.leases:
             lease = self.leases.popleft()
             try:
-                connection.on_client_loop(self._release(connection, lease))
+                self._send_release(connection, lease)
             except Exception:  # noqa: BLE001
                 pass
         self.held = 0

@@ -145,9 +145,12 @@ class _Replica:
         container, pid = self.container, slot.pid
 
         def kill() -> None:
+            # The shell's builtin: minimal images have no kill binary (exec_run reports 127, it does not raise).
             try:
-                container.exec_run(["kill", "-9", str(pid)])
-            except Exception:  # noqa: BLE001 - fall back to stopping the whole container
+                killed = container.exec_run(["sh", "-c", f"kill -9 {int(pid)}"]).exit_code == 0
+            except Exception:  # noqa: BLE001 - the daemon refused: handled below
+                killed = False
+            if not killed:  # a worker we cannot kill would run on unseen: stop the whole container instead
                 self.pool.backend._remove_quietly(container)
 
         if container is not None and pid:
