@@ -170,7 +170,7 @@ class DaskBackend(Backend):
         if shipped is None:
             shipped = self._functions[id(spec)] = ship_function(spec.func, spec.name)
         inputs = ship_inputs(args, kwargs, spec.name)
-        key = f"{spec.name}-{action.run.key}-{action.name}-{action.attempts}-{connection.session}"
+        key = f"{spec.name}-{action.run.name}-{action.name}-{action.attempts}-{connection.session}"
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._waiters[key] = [waiter, action, 0]
