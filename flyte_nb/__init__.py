@@ -32,6 +32,7 @@ from .errors import (
     RunNotFoundError,
     SerializationError,
     StoreError,
+    TaskExitError,
     WorkerDiedError,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "Semaphore",
     "SerializationError",
     "StoreError",
+    "TaskExitError",
     "StoredAction",
     "StoredRun",
     "TaskEnvironment",

@@ -34,6 +34,25 @@ class RunAbortedError(FlyteNbError):
     """The run was aborted before it produced outputs."""
 
 
+class TaskExitError(FlyteNbError):
+    """A task raised ``SystemExit`` or ``KeyboardInterrupt`` (``sys.exit()``, an argparse error).
+
+    Those would stop the engine itself, so they fail the action that raised them instead (no
+    retries: the code asked to stop). ``original`` (also ``__cause__``) is what was raised.
+    """
+
+    def __init__(self, task: str, original: BaseException) -> None:
+        hint = " (sys.exit() or an argparse error?)" if isinstance(original, SystemExit) else ""
+        super().__init__(f"task `{task}` raised {original!r}{hint}; it fails this action, not the kernel: "
+                         "return a value or raise an Exception instead")
+        self.task = task
+        self.original = original
+        self.__cause__ = original
+
+    def __reduce__(self):  # keep the type when pickled across process boundaries
+        return (type(self), (self.task, self.original))
+
+
 class DeadlockError(FlyteNbError, RuntimeError):
     """A blocking call was made where blocking would freeze the engine loop."""
 

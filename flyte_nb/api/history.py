@@ -23,7 +23,7 @@ from ..data.store import RUN_PHASES, Store, get_store, recording_enabled
 from ..data.origin import run_url
 from ..engine.action import Phase
 from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError, StoreError, add_note
-from .run import Run, RunContext, kernel_runs
+from .run import Run, RunContext, kernel_runs, wait_seconds
 from .task import TaskTemplate
 
 _FINAL = ("succeeded", "failed", "aborted")
@@ -175,6 +175,12 @@ class StoredAction:
                      "error_traceback FROM attempts WHERE run = ? AND action = ? ORDER BY number",
                      (self._row["run"], self.number))
 
+    @property
+    def logs(self) -> str:
+        """What the body printed (stdout and stderr, the last 256 KiB), as recorded."""
+        rows = _rows(self._store, "SELECT text FROM logs WHERE run = ? AND action = ?", (self._row["run"], self.number))
+        return rows[0]["text"] if rows else ""
+
     def __repr__(self) -> str:
         return f"<StoredAction {self.name} {self.task} {self.phase} attempts={self.attempts}>"
 
@@ -255,8 +261,9 @@ class StoredRun:
         return self
 
     # ------------------------------------------------------------ waiting
-    def wait(self, timeout: float | None = None, poll: float = 0.2) -> None:
+    def wait(self, timeout: float | str | None = None, poll: float = 0.2) -> None:
         """Return once the run has ended (polling the store while another kernel runs it)."""
+        timeout = wait_seconds(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.done():
             if deadline is not None and time.monotonic() >= deadline:
@@ -362,6 +369,40 @@ class StoredRun:
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts.items() if v)
         return f"<StoredRun {self.name} {self.phase} [{counts}]>"
+
+
+class StoreRecords:
+    """How a live action of this kernel reads its recorded values (``engine.spec.ActionRecords``):
+    through the same :class:`StoredAction` that ``get_run`` gives for runs of other kernels."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def stored(self, action: Any) -> StoredAction:
+        recorder.flush()
+        run = action.run.name
+        rows = _rows(self.store, f"{_ACTIONS} AND a.number = ?", (_run_id(self.store, run), action.number))
+        if not rows:
+            raise StoreError(f"action {action.name} of run {run} is not recorded (yet)")
+        return StoredAction(self.store, run, rows[0])
+
+    def inputs(self, action: Any) -> dict[str, Any]:
+        return self.stored(action).inputs()
+
+    def output(self, action: Any) -> Any:
+        if action.phase not in (Phase.SUCCEEDED, Phase.CACHED):  # no store read for what memory knows
+            raise StoreError(f"action {action.name} of run {action.run.name} has no output: it is {action.phase}")
+        return self.stored(action).output()
+
+    def attempt_history(self, action: Any) -> list[dict[str, Any]]:
+        return self.stored(action).attempt_history()
+
+
+def _run_id(store: Store, name: str) -> int:
+    rows = _rows(store, "SELECT id FROM runs WHERE name = ?", (name,))
+    if not rows:
+        raise StoreError(f"run {name} is not in the run store at {store.path}")
+    return rows[0]["id"]
 
 
 def _known_task(name: str) -> TaskTemplate | None:

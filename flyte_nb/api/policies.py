@@ -24,7 +24,7 @@ def seconds_from(value: object, what: str) -> float:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.inf  # 10**400 would be an OverflowError
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
@@ -126,15 +126,21 @@ _MEMORY_FACTOR = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
                   "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
+_MAX_MEMORY = 2**63 - 1  # bytes: what a container runtime can hold
+
+
 def memory_bytes(value: object) -> int:
     """Bytes from ``"512Mi"``, ``"2Gi"``, ``"1G"`` or an int of bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_MEMORY:
         return value
     if isinstance(value, str) and (match := _MEMORY.match(value)):
-        size = int(float(match.group(1)) * _MEMORY_FACTOR[match.group(2)])
-        if size > 0:
-            return size
+        size = float(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
+        if 1 <= size <= _MAX_MEMORY:  # refuses inf ('1e999Gi', an OverflowError at run time) and under a byte
+            return int(size)
     raise ConfigurationError(f"memory must look like '512Mi', '2Gi' or '1G' (or bytes as an int), got {value!r}")
+
+
+_MAX_CPU = 1e6  # cores; beyond this a limit is a typo (and inf overflowed at run time)
 
 
 @dataclass(frozen=True)
@@ -147,12 +153,16 @@ class Resources:
     disk: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("cpu", "memory"):
+            value = getattr(self, name)
+            if isinstance(value, tuple) and len(value) != 2:
+                raise ConfigurationError(f"{name} must be one value or a (request, limit) pair, got {value!r}")
         for cpu in self.cpu if isinstance(self.cpu, tuple) else (self.cpu,):
             if cpu is None:
                 continue
             try:
-                ok = float(cpu) > 0 and not isinstance(cpu, bool)
-            except (TypeError, ValueError):
+                ok = 0 < float(cpu) <= _MAX_CPU and not isinstance(cpu, bool)  # inf, nan, 10**400: no
+            except (TypeError, ValueError, OverflowError):
                 ok = False
             if not ok:
                 raise ConfigurationError(f"cpu must be a positive number of cores like 1, 0.5 or '2', got {cpu!r}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from collections.abc import Callable, Generator, Mapping
+from datetime import timedelta
 from typing import Any
 
 from ..data.recorder import attach
@@ -14,12 +16,13 @@ from ..data.store import get_store
 from ..engine import controller
 from ..engine.action import Action, Phase
 from ..engine.loop import engine
-from ..engine.names import new_run_name
+from ..engine.names import check_run_name, new_run_name
 from ..engine.run import GroupStats, RunState
 from ..engine.slots import PoolStatistics
 from ..errors import ConfigurationError, DeadlockError, without_engine_frames
 from . import progress
 from .environment import TaskEnvironment
+from .policies import seconds_from
 from .task import TaskTemplate, check_env_vars, check_throttle
 
 _default_env: TaskEnvironment | None = None
@@ -59,12 +62,13 @@ class Run:
         self._state.done.add_done_callback(lambda _: fn(self))
 
     # ------------------------------------------------------------ waiting
-    def wait(self, timeout: float | None = None, quiet: bool | None = None) -> None:
+    def wait(self, timeout: float | str | timedelta | None = None, quiet: bool | None = None) -> None:
         """Block until the run ends (it does not raise the run's error; ``outputs()`` does).
 
-        Outside a notebook, a run that takes more than a second prints a progress line each
-        second unless ``quiet``.
+        ``timeout``: seconds, a duration such as ``"1s"`` / ``"5m"``, or a ``timedelta``. Outside a
+        notebook, a run that takes more than a second prints a progress line each second unless ``quiet``.
         """
+        timeout = wait_seconds(timeout)
         if engine().on_thread() and not self.done():
             raise DeadlockError(f"run.wait() inside a task would block the engine; use `await run` instead ({self.name})")
         if quiet is None:
@@ -76,7 +80,7 @@ class Run:
         if not self._state.done.done():
             raise TimeoutError(f"run {self.name} is still {self.phase} after {timeout:g}s")
 
-    def outputs(self, timeout: float | None = None) -> Any:
+    def outputs(self, timeout: float | str | timedelta | None = None) -> Any:
         """The driver's return value, waiting for it; raises the run's error with its own type."""
         self.wait(timeout, quiet=True)
         error = self._state.done.exception()
@@ -95,6 +99,7 @@ class Run:
 
         Waits up to ``wait`` seconds for the run to stop (``None``: do not wait).
         """
+        wait = wait_seconds(wait, "wait")
         controller.abort(self._state, reason)
         if wait and not engine().on_thread():
             concurrent.futures.wait([self._state.done], timeout=wait)
@@ -181,6 +186,12 @@ class Run:
         return f"<Run {self.name} {self.phase} [{counts}]>"
 
 
+def wait_seconds(timeout: object, what: str = "timeout") -> float | None:
+    """A wait's ``timeout`` in seconds (None: no limit), or a ConfigurationError saying what fits."""
+    seconds = None if timeout is None else seconds_from(timeout, what)
+    return None if seconds is not None and seconds > threading.TIMEOUT_MAX else seconds  # longer: forever
+
+
 def default_environment() -> TaskEnvironment:
     """The environment ``default`` of tasks given none (plain functions passed to ``run``, ``%%task``)."""
     global _default_env
@@ -232,8 +243,8 @@ class RunContext:
         unknown = set(flyte_options) - _FLYTE_RUN_OPTIONS
         if unknown:
             raise ConfigurationError(f"with_runcontext got unknown option(s): {', '.join(sorted(unknown))}")
-        if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name):
-            raise ConfigurationError(f"run name must be a non-empty string without '/', got {name!r}")
+        if name is not None:
+            check_run_name(name)
         if listeners is not None and (not isinstance(listeners, (list, tuple)) or not all(map(callable, listeners))):
             raise ConfigurationError(f"listeners must be a list of callables taking an Event, got {listeners!r}")
         self.name = name
@@ -265,6 +276,10 @@ class RunContext:
                                  write_cache=not self.disable_run_cache, retry_of=self._retry_of,
                                  taken=_names_in_use.__contains__,
                                  on_abort=lambda reason: controller.abort(state, reason)))  # store + cache; may rename
+        if state.cache is not None:  # recorded: its actions read their values back from the store
+            from .history import StoreRecords
+
+            state.records = StoreRecords(get_store())
         controller.start(state)
         return _remember(Run(state))
 

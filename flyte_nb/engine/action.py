@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from ..errors import StoreError
 
 if TYPE_CHECKING:
     from .run import GroupStats, RunState
@@ -59,7 +62,7 @@ class Action:
 
     __slots__ = (
         "number", "run", "spec", "parent", "group", "tags", "phase", "attempts", "history",
-        "queued_at", "started_at", "ended_at", "error", "pools", "held", "lent", "index", "output",
+        "queued_at", "started_at", "ended_at", "error", "pools", "held", "lent", "index", "printed",
         "waiting_for",
     )
 
@@ -90,7 +93,7 @@ class Action:
         self.held = False  # holds its pools right now
         self.lent = 0  # children it is waiting on; while > 0 it lends its slots out
         self.index: Any = None  # position in its map, if any
-        self.output: list[str] | None = None  # what its body printed (see engine.output)
+        self.printed: Iterable[str] | None = None  # what its body printed: an engine.output.OutputTail
         self.waiting_for: str | None = None  # the pool it last had to wait for (see ``reason``)
 
     @property
@@ -106,9 +109,38 @@ class Action:
         return self.group.name if self.group is not None else None
 
     @property
+    def parent_name(self) -> str | None:
+        return self.parent.name if self.parent is not None else None
+
+    @property
+    def backend(self) -> str:
+        return self.spec.backend
+
+    # The reading API of a recorded action (``flyte_nb.StoredAction``): the same calls whether the
+    # action comes from ``run.actions`` of a live run or from the run store.
+    def inputs(self) -> dict[str, Any]:
+        """The action's inputs by parameter name (as recorded)."""
+        return self._records().inputs(self)
+
+    def output(self) -> Any:
+        """What the action returned (succeeded or cached actions), as recorded."""
+        return self._records().output(self)
+
+    def attempt_history(self) -> list[dict[str, Any]]:
+        """Every attempt: number, phase, timings, error type and message (as recorded)."""
+        return self._records().attempt_history(self)
+
+    def _records(self) -> Any:
+        records = self.run.records
+        if records is None:
+            raise StoreError(f"action {self.name} of run {self.run.name}: its values are read from the run store, "
+                             "which is off for this run (FLYTE_NB_STORE)")
+        return records
+
+    @property
     def logs(self) -> str:
         """What the body printed (stdout and stderr, the last 256 KiB)."""
-        return "".join(self.output or ())
+        return "".join(self.printed or ())
 
     @property
     def reason(self) -> str | None:

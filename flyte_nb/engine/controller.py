@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ..backends.base import get_backend
-from ..errors import ActionTimeoutError, RunAbortedError, add_note
+from ..errors import ActionTimeoutError, RunAbortedError, TaskExitError, add_note
 from .action import Action, Attempt, Phase
 from .context import current_action, current_group, current_tags
 from .events import EventKind
@@ -44,7 +44,37 @@ async def call(
     run = parent.run
     action = run.new_action(spec, parent, group, tags)
     action.index = index
+    if _depth(parent) % _HOP_EVERY == _HOP_EVERY - 1:
+        return await _on_fresh_stack(run, execute(action, args, kwargs))
     return await execute(action, args, kwargs)
+
+
+_HOP_EVERY = 16  # nested async calls between fresh tasks (each level costs ~10 frames of the stack)
+
+
+def _depth(action: Action) -> int:
+    depth = 0
+    while action.parent is not None:
+        action = action.parent
+        depth += 1
+    return depth
+
+
+async def _on_fresh_stack(run: RunState, coro: Any) -> Any:
+    """``await coro`` as a task of its own, so that its frames start again from the loop.
+
+    A nested async call runs inside its caller's frames (and greenlet), so the Python stack grows
+    by ~10 frames per level and 100 levels hit RecursionError; sync nesting, a thread per level,
+    went 400 deep. Every ``_HOP_EVERY`` levels the child starts on a fresh stack instead.
+    """
+    task = asyncio.get_running_loop().create_task(coro)
+    run.track(task)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait((task,))  # cancelling the await stops the child before it returns
+        raise
 
 
 def call_blocking(spec: TaskSpec, args: tuple, kwargs: dict, parent: Action) -> Any:
@@ -164,8 +194,13 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
                 raise
             deadline.absorb()
             error = ActionTimeoutError(spec.name, spec.timeout, attempt)
-        except BaseException as caught:  # noqa: BLE001 - user errors keep their type
+        except GeneratorExit:  # the coroutine is being closed, not failing
+            _release(action)
+            raise
+        except Exception as caught:  # noqa: BLE001 - user errors keep their type
             error = caught
+        except BaseException as caught:  # noqa: BLE001 - SystemExit & co. would stop the engine loop
+            error = TaskExitError(spec.name, caught)
         else:
             if deadline is not None:
                 deadline.handle.cancel()
@@ -178,7 +213,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
             if deadline is not None:
                 deadline.handle.cancel()
         _release(action)
-        if attempt <= spec.retry.count and isinstance(error, Exception):
+        if attempt <= spec.retry.count and not isinstance(error, TaskExitError):
             if action.history is None:
                 action.history = []
             action.history.append(Attempt(attempt, started, time.time(), error))
@@ -209,6 +244,7 @@ def _release(action: Action) -> None:
 
 
 def _finish(action: Action, phase: Phase, error: BaseException | None, result: Any = None) -> None:
+    output.announce_pending()
     action.ended_at = time.time()
     action.error = error
     if error is not None and not getattr(error, "_flyte_nb_noted", False):

@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .bridge import await_only, drive
+from ..errors import TaskExitError
 from .threads import current_call
 
 T = TypeVar("T")
+log = logging.getLogger("flyte_nb")
 
 
 BREATH_EVERY = 0.005  # seconds of busy engine between breaths
@@ -27,7 +30,18 @@ BREATH = 0.0002  # a real sleep: long enough for a waiting thread to take the GI
 def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], **options: Any) -> asyncio.Task[T]:
     """Task factory of the engine loop: every task is driven, so sync waits work in any of them."""
     engine().keep_fair()
-    return asyncio.Task(drive(coro, contextvars.copy_context()), loop=loop, **options)
+    return asyncio.Task(drive(_contained(coro), contextvars.copy_context()), loop=loop, **options)
+
+
+async def _contained(coro: Coroutine[Any, Any, T]) -> T:
+    """``coro``, except that SystemExit/KeyboardInterrupt become an error of this task.
+
+    asyncio re-raises those two out of the loop itself, which would stop the engine for good.
+    """
+    try:
+        return await coro
+    except (SystemExit, KeyboardInterrupt) as error:
+        raise TaskExitError(getattr(coro, "__qualname__", "a coroutine"), error) from error
 
 
 def plain_task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -52,7 +66,14 @@ class EngineLoop:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        while True:
+            try:
+                self.loop.run_forever()
+                return  # stopped on purpose
+            except BaseException as error:  # noqa: BLE001 - nothing a task does may stop the engine
+                # asyncio re-raises SystemExit/KeyboardInterrupt out of run_forever when a task
+                # that is nobody's action raises them; the task keeps the error, the loop goes on.
+                log.warning("flyte_nb: a task on the engine loop raised %r; the engine goes on", error)
 
     def keep_fair(self) -> None:
         """While the engine is busy, let the kernel's other threads run (see ``_breathe``)."""

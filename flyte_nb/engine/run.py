@@ -12,9 +12,10 @@ from typing import Any
 from ..backends.base import get_backend
 from .action import PHASES, Action, Phase
 from .events import Event, EventKind, Listener, deliver, listeners
+from .names import run_key
 from .rates import Rate, RatePool
 from .slots import PoolStatistics, SlotPool, in_order
-from .spec import ActionCache, TaskSpec
+from .spec import ActionCache, ActionRecords, TaskSpec
 
 
 class GroupStats:
@@ -73,7 +74,8 @@ class RunState:
         kwargs: dict,
         throttle: Mapping[str, Any],
     ) -> None:
-        self.name = name
+        self.name = name  # for people: shown, looked up; may change once when the store renames it
+        self.key = run_key(name)  # for the machine: folders, containers, cluster keys (see engine.names)
         self.driver = driver
         self.args = args
         self.kwargs = kwargs
@@ -97,6 +99,7 @@ class RunState:
         self.idle: asyncio.Event | None = None
         self.context: contextvars.Context | None = None  # the starting caller's, for views (output routing)
         self.cache: ActionCache | None = None  # set by whoever starts the run (the data layer's cache)
+        self.records: ActionRecords | None = None  # likewise: where actions' recorded values are read
         self.aborting = False
         self.abort_reason: str | None = None
         self._pools_for: dict[tuple[int, tuple[str, ...], int], tuple[SlotPool, ...]] = {}

@@ -68,3 +68,14 @@ class TaskSpec:
     cache: Any = None  # the task's cache policy (opaque to the engine; read by the run's ActionCache)
     source: str | None = None  # source text when the function came from a notebook cell
     extras: Mapping[str, Any] = field(default_factory=dict)  # resources, image, env vars: for backends
+
+
+class ActionRecords(Protocol):
+    """Where a live action's recorded values are read (the data layer's run store), so that a live
+    action answers ``inputs()`` / ``output()`` / ``attempt_history()`` as a stored one does."""
+
+    def inputs(self, action: Action) -> dict[str, Any]: ...
+
+    def output(self, action: Action) -> Any: ...
+
+    def attempt_history(self, action: Action) -> list[dict[str, Any]]: ...

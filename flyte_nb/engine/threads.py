@@ -12,14 +12,61 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
+import queue
 import threading
 from collections.abc import Callable
 from contextvars import Context
 from typing import Any
 
 _MAX_THREADS = 1024  # sync bodies may block on children; a small pool could deadlock
-_executor = concurrent.futures.ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="flyte_nb-sync")
 _local = threading.local()
+
+
+class _DaemonPool:
+    """Worker threads for sync bodies that never hold up interpreter exit.
+
+    ``ThreadPoolExecutor`` joins its threads at exit, so a body abandoned by a 1 s timeout but
+    still in ``time.sleep(30)`` kept the process alive for 30 s. These threads are daemons.
+    """
+
+    def __init__(self, max_threads: int, prefix: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a job and not yet promised one
+        self._threads = 0
+        self._max = max_threads
+        self._prefix = prefix
+
+    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # that thread takes this job
+            elif self._threads < self._max:
+                self._threads += 1
+                threading.Thread(target=self._work, name=f"{self._prefix}-{self._threads}", daemon=True).start()
+        self._jobs.put((future, fn))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            try:
+                future, fn = self._jobs.get()
+                if future.set_running_or_notify_cancel():
+                    try:
+                        result = fn()
+                    except BaseException as error:  # noqa: BLE001 - handed to the awaiting action
+                        future.set_exception(error)
+                    else:
+                        future.set_result(result)
+                del future, fn
+            except BaseException:  # noqa: BLE001 - a late interrupt must not lose the thread
+                pass
+            with self._lock:
+                self._idle += 1
+
+
+_pool = _DaemonPool(_MAX_THREADS, "flyte_nb-sync")
 
 
 class ActionInterrupted(BaseException):
@@ -100,7 +147,7 @@ def current_call() -> SyncCall | None:
 async def call_in_thread(context: Context, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     """Run ``fn`` on a worker thread; cancelling the await abandons and interrupts it."""
     call = SyncCall(context, fn, args, kwargs)
-    future = asyncio.get_running_loop().run_in_executor(_executor, call.run)
+    future = asyncio.wrap_future(_pool.submit(call.run))
     try:
         return await future
     except asyncio.CancelledError:

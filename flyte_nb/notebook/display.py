@@ -6,10 +6,12 @@ and turns off echoing of captured task output (the widget shows it on demand).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..api.run import Run
 from ..engine import output
+from ..engine.loop import engine
 
 
 def show_run(run: Run) -> bool:
@@ -19,6 +21,29 @@ def show_run(run: Run) -> bool:
 
     display(RunWidget(run))
     return True
+
+
+class ShownRun:
+    """A run's widget displayed under the cell, whose saved text can be brought up to date."""
+
+    def __init__(self, run: Run) -> None:
+        from IPython.display import display
+
+        from .widget import RunWidget
+
+        self.widget = RunWidget(run)
+        self.handle = display(self.widget, display_id=True)
+
+    def finish(self) -> None:
+        """Re-publish once the run has ended: the text/plain and HTML that a saved notebook keeps
+        were those of the moment of display (``queued`` for a run that failed at once)."""
+        if self.handle is None:
+            return
+        try:  # the engine thread owns the widget: let it take the final state first (see RunWidget._attach)
+            engine().submit(asyncio.sleep(0)).result(timeout=5)
+        except Exception:  # noqa: BLE001 - a wedged engine must not hide the cell's own error
+            pass
+        self.handle.update(self.widget)
 
 
 def register(shell: Any) -> None:

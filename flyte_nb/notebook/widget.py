@@ -54,7 +54,7 @@ class RunWidget(anywidget.AnyWidget):
     def _on_event(self, event: Event) -> None:
         if event.kind is EventKind.ACTION:
             if event.phase in (Phase.SUCCEEDED, Phase.CACHED) and event.action.parent is not None:
-                self._recent.results.append((event.action, event.data))
+                self._recent.add_result(event.action, event.data)
             elif event.phase in (Phase.FAILED, Phase.TIMED_OUT):
                 self._recent.errors.append(event.action)
         elif event.kind is EventKind.RUN_FINISHED:

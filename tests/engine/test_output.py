@@ -67,3 +67,63 @@ def test_output_is_bounded(monkeypatch):
     run.outputs(timeout=5)
     kept = run.actions[0].logs
     assert len(kept) <= 100 and kept.endswith("line 099\n")
+
+
+# ----------------------------------------------------------- O(written) capture (issue 18, item 10)
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=300), max_size=60), st.integers(1, 500))
+def test_the_kept_tail_is_exactly_the_last_max_chars(writes, limit):
+    saved = output.MAX_CHARS
+    output.MAX_CHARS = limit
+    try:
+        tail = output.OutputTail()
+        for text in writes:
+            tail.append(text)
+            assert len(tail) == len("".join(tail)) <= limit
+        assert "".join(tail) == "".join(writes)[-limit:] if writes else "".join(tail) == ""
+    finally:
+        output.MAX_CHARS = saved
+
+
+class _Run:
+    name = "r"
+
+    def emit(self, *args):
+        pass
+
+
+class _Spec:
+    name = "t"
+
+
+class _Action:
+    __slots__ = ("printed", "run", "spec", "name")
+
+    def __init__(self):
+        self.printed, self.run, self.spec, self.name = None, _Run(), _Spec(), "a0"
+
+
+def test_a_write_never_re_measures_what_is_kept(monkeypatch):
+    """Printing 100 MB in 100-character lines took 86.6 s (plain Python 1.7 s): every write summed
+    the lengths of the kept chunks, then re-joined the 256 KiB tail. Counted, not timed."""
+    import builtins
+
+    monkeypatch.setattr(output, "echo", False)
+    sums = []
+
+    def counting_sum(values, start=0):
+        values = list(values)
+        sums.append(len(values))
+        return builtins.sum(values, start)
+
+    monkeypatch.setattr(output, "sum", counting_sum, raising=False)  # shadows the builtin in that module
+    action = _Action()
+    line = "x" * 99 + "\n"
+    for _ in range(4 * output.MAX_CHARS // len(line)):  # the tail is full, then trimmed at every write
+        output.record(action, "stdout", line)
+    assert sum(sums) == 0, f"{len(sums)} writes re-measured {sum(sums):,} kept chunks"
+    assert len(action.printed.chunks) <= output.MAX_CHARS // len(line) + 1
+    assert "".join(action.printed) == (line * (4 * output.MAX_CHARS))[-output.MAX_CHARS:]

@@ -298,7 +298,7 @@ ONE_FUNCTION = "def f():\n    return 1\n"
     ("%%run --throttle db=0\n1\n", "bad --throttle 'db=0'"),
     ("%%run --throttle db=2 io\n1\n", "bad --throttle 'io'"),
     ("%%run --out 1x\n1\n", "--out VAR must be a Python identifier"),
-    ("%%run --name a/b\n1\n", "run name must be a non-empty string without '/'"),
+    ("%%run --name a/b\n1\n", "run name must not contain '/'"),
     ("%%run\nyield 1\n", "the cell cannot yield"),
     ("%%run\nx = (\n", "the cell is not valid Python"),
     ("%flyte abort nobody", "no run named 'nobody' in this kernel"),

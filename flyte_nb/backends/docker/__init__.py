@@ -164,7 +164,7 @@ class DockerBackend(Backend):
             return await self._execute_reused(action, environment, shipped, inputs, image_id, shared, labels)
         entry = self._runs.get(run)
         if entry is None:
-            entry = self._runs[run] = [self.folder / _safe(run), 0]
+            entry = self._runs[run] = [self.folder / action.run.key, 0]  # a key, never the name (issue 18)
             entry[0].mkdir(parents=True, exist_ok=True)
         entry[1] += 1
         stem = f"{action.name}-{action.attempts}"

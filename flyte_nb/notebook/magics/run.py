@@ -12,6 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from ...api.run import Run, default_environment, with_runcontext
 from ...api.task import TaskTemplate
 from ...errors import without_engine_frames
+from ..display import ShownRun
 from .parsing import _identifier, _parse_cell, _throttles, _usage, _wants_help, cache_source
 
 
@@ -68,12 +69,14 @@ class RunMagics(Magics):
                 run.add_done_callback(lambda done: _bind_output(ns, out, done))
             display(run)
             return None
-        display(run)
+        shown = ShownRun(run)
         try:
             run.wait()
         except KeyboardInterrupt:
             run.abort("the cell was interrupted", wait=2.0)
             raise
+        finally:
+            shown.finish()
         if run.error is not None:
             error = run.error
             raise error.with_traceback(without_engine_frames(error.__traceback__))  # its own type, without engine frames
