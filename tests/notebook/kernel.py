@@ -142,6 +142,7 @@ class Kernel:
                 break
         return messages
 
-    def close(self) -> None:
+    def close(self, graceful: bool = False) -> None:
+        """Stop the kernel: killed at once by default (fast); ``graceful`` as Jupyter's shutdown does (exit hooks run)."""
         self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
+        self.manager.shutdown_kernel(now=not graceful)

@@ -32,7 +32,7 @@ def test_a_run_records_its_notebook_kernel_and_cell(kernel_home):
         first = kernel.ok("run = flyte.run(one); run.wait(); print(run.name); print(run.url)", metadata={"cellId": "cell-42"})
         kernel.ok("flyte.run(one).wait()")  # a request without a cell id
     finally:
-        kernel.close()
+        kernel.close(graceful=True)  # a shutdown, as Jupyter does it: the writer commits what it holds
     with sqlite3.connect(kernel_home / "flyte_nb" / DB_NAME) as conn:  # the kernel's FLYTE_NB_HOME
         rows = conn.execute("SELECT notebook, kernel, cell FROM runs ORDER BY id").fetchall()
     assert rows == [(notebook, kernel_id, "cell-42"), (notebook, kernel_id, None)]
