@@ -20,11 +20,13 @@ from .api.task import TaskTemplate
 from .engine.action import Action, Phase
 from .engine.events import Event, EventKind, subscribe
 from .engine.slots import PoolStatistics
+from . import errors
 from .errors import (
     ActionTimeoutError,
     ConfigurationError,
     DeadlockError,
     FlyteNbError,
+    OutOfMemoryError,
     RecordedError,
     RunAbortedError,
     RunNotFoundError,
@@ -46,6 +48,7 @@ __all__ = [
     "EventKind",
     "FlyteNbError",
     "Image",
+    "OutOfMemoryError",
     "Phase",
     "PoolStatistics",
     "RecordedError",
@@ -65,6 +68,7 @@ __all__ = [
     "TaskTemplate",
     "Timeout",
     "WorkerDiedError",
+    "errors",
     "get_run",
     "group",
     "init",

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ..backends.base import get_backend
-from ..errors import ActionTimeoutError, RunAbortedError, add_note
+from ..errors import ActionTimeoutError, RunAbortedError, add_note, flyte_error, retryable
 from .action import Action, Attempt, Phase
 from .context import current_action, current_group, current_tags
 from .events import EventKind
@@ -179,7 +179,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
             if deadline is not None:
                 deadline.handle.cancel()
         _release(action)
-        if attempt <= spec.retry.count and isinstance(error, Exception):
+        if attempt <= spec.retry.count and retryable(error):
             if action.history is None:
                 action.history = []
             action.history.append(Attempt(attempt, started, time.time(), error))
@@ -193,6 +193,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
         if action.history is not None:
             action.history.append(Attempt(attempt, started, time.time(), error))
         phase = Phase.TIMED_OUT if isinstance(error, ActionTimeoutError) else Phase.FAILED
+        error = flyte_error(error)
         _finish(action, phase, error)
         raise error
 
