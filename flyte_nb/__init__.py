@@ -17,6 +17,8 @@ from .api.run import Run, RunContext, run, with_runcontext
 from .api.scopes import group, tags
 from .api.semaphore import Semaphore
 from .api.task import TaskTemplate
+from .checkpoint import BaseCheckpoint, Checkpoint, latest_checkpoint
+from .context import current_domain, current_project, ctx, custom_context, get_custom_context
 from .engine.action import Action, Phase
 from .engine.events import Event, EventKind, subscribe
 from .engine.slots import PoolStatistics
@@ -34,6 +36,7 @@ from .errors import (
     StoreError,
     WorkerDiedError,
 )
+from .traced import trace
 
 __version__ = "0.1.0"
 
@@ -41,7 +44,9 @@ __all__ = [
     "Action",
     "ActionTimeoutError",
     "Backoff",
+    "BaseCheckpoint",
     "Cache",
+    "Checkpoint",
     "ConfigurationError",
     "DeadlockError",
     "Event",
@@ -68,16 +73,23 @@ __all__ = [
     "TaskTemplate",
     "Timeout",
     "WorkerDiedError",
+    "ctx",
+    "current_domain",
+    "current_project",
+    "custom_context",
     "errors",
+    "get_custom_context",
     "get_run",
     "group",
     "init",
     "init_from_config",
+    "latest_checkpoint",
     "map",
     "run",
     "runs",
     "subscribe",
     "tags",
+    "trace",
     "with_runcontext",
 ]
 

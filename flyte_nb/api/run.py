@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
+from ..context import custom_context
 from ..data.recorder import attach
 from ..data.origin import run_url
 from ..data.store import get_store
@@ -265,7 +266,8 @@ class RunContext:
                                  write_cache=not self.disable_run_cache, retry_of=self._retry_of,
                                  taken=_names_in_use.__contains__,
                                  on_abort=lambda reason: controller.abort(state, reason)))  # store + cache; may rename
-        controller.start(state)
+        with custom_context(**(self.options.get("custom_context") or {})):  # the run's actions inherit it
+            controller.start(state)
         return _remember(Run(state))
 
 
