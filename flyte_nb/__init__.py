@@ -12,7 +12,9 @@ from .api.environment import TaskEnvironment
 from .api.history import StoredAction, StoredRun, get_run, runs
 from .api.image import Image
 from .api.map import map
-from .api.policies import Backoff, Cache, Resources, RetryStrategy, ReusePolicy, Timeout
+from .api.cache_policies import CachePolicy, FunctionBodyPolicy, VersionParameters
+from .api.devices import AMD_GPU, APPLE_SILICON, GPU, HABANA_GAUDI, TPU, Device, DeviceClass, Neuron
+from .api.policies import Backoff, Cache, CacheRequest, Resources, RetryStrategy, ReusePolicy, Timeout, TimeoutType
 from .api.run import Run, RunContext, run, with_runcontext
 from .api.scopes import group, tags
 from .api.semaphore import Semaphore
@@ -41,18 +43,28 @@ from .traced import trace
 __version__ = "0.1.0"
 
 __all__ = [
+    "AMD_GPU",
+    "APPLE_SILICON",
     "Action",
     "ActionTimeoutError",
     "Backoff",
     "BaseCheckpoint",
     "Cache",
+    "CachePolicy",
+    "CacheRequest",
     "Checkpoint",
     "ConfigurationError",
     "DeadlockError",
+    "Device",
+    "DeviceClass",
     "Event",
     "EventKind",
     "FlyteNbError",
+    "FunctionBodyPolicy",
+    "GPU",
+    "HABANA_GAUDI",
     "Image",
+    "Neuron",
     "OutOfMemoryError",
     "Phase",
     "PoolStatistics",
@@ -69,9 +81,12 @@ __all__ = [
     "StoreError",
     "StoredAction",
     "StoredRun",
+    "TPU",
     "TaskEnvironment",
     "TaskTemplate",
     "Timeout",
+    "TimeoutType",
+    "VersionParameters",
     "WorkerDiedError",
     "ctx",
     "current_domain",

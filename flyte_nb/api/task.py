@@ -19,7 +19,17 @@ from ..engine.context import current_action, current_group, current_tags
 from ..engine.loop import engine
 from ..engine.spec import TaskSpec
 from ..errors import ConfigurationError
-from .policies import CacheRequest, RetryStrategy, TimeoutType, cache_from_request, retry_from_request, timeout_from_request
+from ..environ import with_environment_variables
+from .cache_policies import with_policies
+from .policies import (
+    CacheRequest,
+    RetryStrategy,
+    TimeoutType,
+    cache_from_request,
+    retry_from_request,
+    time_bounds_from_request,
+    timeout_from_request,
+)
 
 if TYPE_CHECKING:
     from .environment import TaskEnvironment
@@ -56,7 +66,10 @@ def check_tags(tags: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tags))
 
 
-_FLYTE_TASK_OPTIONS = {"pod_template", "max_inline_io_bytes", "interruptible", "queue", "triggers", "links", "secrets"}
+_FLYTE_TASK_OPTIONS = {"pod_template", "max_inline_io_bytes", "interruptible", "queue", "triggers", "links", "secrets",
+                       "service_account", "task_resolver", "entrypoint", "produces_artifacts", "plugin_config"}
+_PLACEMENT = ("resources", "env_vars", "reusable", "secrets")
+"""Options of ``override`` that change where a task runs: they make a derived environment."""
 
 
 class TaskTemplate:
@@ -100,7 +113,8 @@ class TaskTemplate:
         self.is_async = inspect.iscoroutinefunction(inner)
         self.retries = retry_from_request(retries)
         self.timeout = timeout_from_request(timeout)
-        self.cache = cache_from_request(cache) if cache is not None else environment.cache
+        self.cache = with_policies(cache_from_request(cache) if cache is not None else environment.cache, inner)
+        self.time_bounds = time_bounds_from_request(timeout)
         self.tags = check_tags(tags)
         self.throttle = check_throttle(throttle)
         self.source = source
@@ -109,9 +123,9 @@ class TaskTemplate:
         functools.update_wrapper(self, inner)
         self.spec = TaskSpec(
             name=self.name,
-            func=func,
+            func=with_environment_variables(func, environment.env_vars, f"task `{self.name}`"),
             is_async=self.is_async,
-            env_name=environment.name,
+            env_name=environment.placement_key,
             backend=environment.backend,
             retry=self.retries,
             timeout=self.timeout,
@@ -141,8 +155,27 @@ class TaskTemplate:
         return _on_engine(controller.call(self.spec, args, kwargs, parent, current_group.get(), current_tags.get()))
 
     def override(self, **options: Any) -> TaskTemplate:
-        """A copy of this task with some options changed (``retries``, ``timeout``, ``tags``…)."""
-        return TaskTemplate(self.func, self.environment, **(self._options | options))
+        """A copy of this task with options changed, as Flyte's ``task.override(...)``.
+
+        ``retries``, ``timeout``, ``cache``, ``tags``, ``short_name``… apply to the copy; ``resources``,
+        ``env_vars``, ``reusable`` and ``secrets`` give it a derived environment (same name, limits and
+        concurrency; its own workers or containers). ``env_vars`` add to the environment's.
+        """
+        placement = {name: options.pop(name) for name in _PLACEMENT if name in options}
+        environment = self.environment
+        if placement:
+            reusable = placement.get("reusable", environment.reusable)
+            if reusable == "off":
+                placement["reusable"] = reusable = None
+            changed = [name for name in ("resources", "env_vars", "secrets") if placement.get(name) is not None]
+            if reusable is not None and changed:
+                raise ConfigurationError(
+                    f"cannot override {', '.join(changed)} of task `{self.name}`: it is reusable and uses its "
+                    "environment's; pass reusable='off' to override them")
+            if placement.get("env_vars") is not None:
+                placement["env_vars"] = environment.env_vars | check_env_vars(placement["env_vars"])
+            environment = environment.derived(**placement)
+        return TaskTemplate(self.func, environment, **(self._options | options))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as function + options: inside a worker a task is rebuilt and called as a plain function."""

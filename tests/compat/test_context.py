@@ -154,11 +154,12 @@ def test_a_folder_checkpoint_is_restored_as_a_folder(tmp_path):
 
 
 def test_project_and_domain_come_from_init():
+    from flyte_nb.context import _placement
+
+    _placement.update(project=None, domain=None)  # other tests call init(project=...)
     assert (flyte.current_project(), flyte.current_domain()) == ("default", "development")
     flyte.init(project="flytesnacks", domain="staging")
     try:
         assert (flyte.current_project(), flyte.current_domain()) == ("flytesnacks", "staging")
     finally:
-        from flyte_nb.context import _placement
-
         _placement.update(project=None, domain=None)
