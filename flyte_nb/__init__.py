@@ -38,7 +38,10 @@ from .errors import (
     StoreError,
     WorkerDiedError,
 )
+from .secrets import Secret, SecretRequest
 from .traced import trace
+from .triggers import Cron, FixedRate, OnArtifact, Trigger, TriggeredArtifact, TriggeredPartition, TriggerTime
+from . import io, report  # noqa: E402 - flyte.io.File, flyte.report.log as in the SDK
 
 __version__ = "0.1.0"
 
@@ -54,17 +57,20 @@ __all__ = [
     "CacheRequest",
     "Checkpoint",
     "ConfigurationError",
+    "Cron",
     "DeadlockError",
     "Device",
     "DeviceClass",
     "Event",
     "EventKind",
+    "FixedRate",
     "FlyteNbError",
     "FunctionBodyPolicy",
     "GPU",
     "HABANA_GAUDI",
     "Image",
     "Neuron",
+    "OnArtifact",
     "OutOfMemoryError",
     "Phase",
     "PoolStatistics",
@@ -76,6 +82,8 @@ __all__ = [
     "RunAbortedError",
     "RunContext",
     "RunNotFoundError",
+    "Secret",
+    "SecretRequest",
     "Semaphore",
     "SerializationError",
     "StoreError",
@@ -86,6 +94,10 @@ __all__ = [
     "TaskTemplate",
     "Timeout",
     "TimeoutType",
+    "Trigger",
+    "TriggerTime",
+    "TriggeredArtifact",
+    "TriggeredPartition",
     "VersionParameters",
     "WorkerDiedError",
     "ctx",
@@ -98,8 +110,10 @@ __all__ = [
     "group",
     "init",
     "init_from_config",
+    "io",
     "latest_checkpoint",
     "map",
+    "report",
     "run",
     "runs",
     "subscribe",

@@ -1,4 +1,4 @@
-"""A task's ``env_vars`` in ``os.environ`` while its body runs, on every backend.
+"""A task's ``env_vars`` and secrets in ``os.environ`` while its body runs, on every backend.
 
 The task's function travels wrapped (``EnvironFunction``), so wherever it runs (the kernel, a
 worker process, a container, a Dask worker) the variables are set around the call and put back
@@ -60,31 +60,41 @@ def environment_variables(variables: Mapping[str, str], who: str = "this task") 
 class EnvironFunction:
     """A task function that runs with its environment's variables set; looks like the function."""
 
-    def __init__(self, func: Callable[..., Any], variables: Mapping[str, str], who: str) -> None:
+    def __init__(self, func: Callable[..., Any], variables: Mapping[str, str], who: str, secrets: tuple = ()) -> None:
         functools.update_wrapper(self, func)
         self.func = func
         self.variables = dict(variables)
         self.who = who
+        self.secrets = tuple(secrets)
         inner = func.func if isinstance(func, functools.partial) else func
         self.is_async = inspect.iscoroutinefunction(inner)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.is_async:
             return self._await(args, kwargs)
-        with environment_variables(self.variables, self.who):
+        with environment_variables(self._resolved(), self.who):
             return self.func(*args, **kwargs)
 
     async def _await(self, args: tuple, kwargs: dict) -> Any:
-        with environment_variables(self.variables, self.who):
+        with environment_variables(self._resolved(), self.who):
             return await self.func(*args, **kwargs)
 
+    def _resolved(self) -> dict[str, str]:
+        """The variables, with secrets read where the body runs (a missing one fails the call, naming it)."""
+        if not self.secrets:
+            return self.variables
+        from .secrets import secret_variables
+
+        return {**self.variables, **secret_variables(self.secrets)}
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (EnvironFunction, (self.func, self.variables, self.who))
+        return (EnvironFunction, (self.func, self.variables, self.who, self.secrets))
 
     def __repr__(self) -> str:
         return f"<{getattr(self.func, '__qualname__', self.func)!s} with env vars {sorted(self.variables)}>"
 
 
-def with_environment_variables(func: Callable[..., Any], variables: Mapping[str, str], who: str) -> Callable[..., Any]:
+def with_environment_variables(func: Callable[..., Any], variables: Mapping[str, str], who: str,
+                               secrets: tuple = ()) -> Callable[..., Any]:
     """``func`` itself when there is nothing to set, else it wrapped."""
-    return EnvironFunction(func, variables, who) if variables else func
+    return EnvironFunction(func, variables, who, secrets) if variables or secrets else func

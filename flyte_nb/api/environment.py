@@ -9,6 +9,7 @@ from typing import Any, overload
 from ..backends.base import check_backend_name
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
+from ..secrets import secrets_from_request
 from .image import Image
 from .policies import CacheRequest, Resources, ReusePolicy, cache_from_request
 from .task import TaskTemplate, check_env_vars, check_throttle
@@ -63,6 +64,7 @@ class TaskEnvironment:
         self.image = image
         self.resources = resources
         self.env_vars = variables
+        secrets_from_request(secrets)  # checked here, resolved where a task runs
         self.secrets = secrets
         self.cache = cache_from_request(cache)
         self.reusable = reusable

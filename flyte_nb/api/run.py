@@ -9,6 +9,7 @@ from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from ..context import custom_context
+from ..triggers import bind_trigger_inputs
 from ..data.recorder import attach
 from ..data.origin import run_url
 from ..data.store import get_store
@@ -257,6 +258,7 @@ class RunContext:
 
     def start(self, task: Any, args: tuple, kwargs: dict) -> Run:
         driver = _driver(task)
+        kwargs = bind_trigger_inputs(driver.func, getattr(driver, "triggers", ()), args, kwargs)  # run by hand
         throttle = driver.environment.throttle | driver.throttle | self.throttle
         state = RunState(_unique(self.name), driver.spec, args, kwargs, throttle)
         state.listeners.extend(self.listeners)

@@ -20,6 +20,8 @@ from ..engine.loop import engine
 from ..engine.spec import TaskSpec
 from ..errors import ConfigurationError
 from ..environ import with_environment_variables
+from ..secrets import secrets_from_request
+from ..triggers import triggers_from_request
 from .cache_policies import with_policies
 from .policies import (
     CacheRequest,
@@ -68,7 +70,7 @@ def check_tags(tags: object) -> tuple[str, ...]:
 
 _FLYTE_TASK_OPTIONS = {"pod_template", "max_inline_io_bytes", "interruptible", "queue", "triggers", "links", "secrets",
                        "service_account", "task_resolver", "entrypoint", "produces_artifacts", "plugin_config"}
-_PLACEMENT = ("resources", "env_vars", "reusable", "secrets")
+_PLACEMENT = ("resources", "env_vars", "reusable")
 """Options of ``override`` that change where a task runs: they make a derived environment."""
 
 
@@ -115,6 +117,8 @@ class TaskTemplate:
         self.timeout = timeout_from_request(timeout)
         self.cache = with_policies(cache_from_request(cache) if cache is not None else environment.cache, inner)
         self.time_bounds = time_bounds_from_request(timeout)
+        self.secrets = secrets_from_request(flyte_options.get("secrets") or environment.secrets)
+        self.triggers = triggers_from_request(flyte_options.get("triggers"))
         self.tags = check_tags(tags)
         self.throttle = check_throttle(throttle)
         self.source = source
@@ -123,7 +127,7 @@ class TaskTemplate:
         functools.update_wrapper(self, inner)
         self.spec = TaskSpec(
             name=self.name,
-            func=with_environment_variables(func, environment.env_vars, f"task `{self.name}`"),
+            func=with_environment_variables(func, environment.env_vars, f"task `{self.name}`", self.secrets),
             is_async=self.is_async,
             env_name=environment.placement_key,
             backend=environment.backend,
@@ -157,24 +161,26 @@ class TaskTemplate:
     def override(self, **options: Any) -> TaskTemplate:
         """A copy of this task with options changed, as Flyte's ``task.override(...)``.
 
-        ``retries``, ``timeout``, ``cache``, ``tags``, ``short_name``… apply to the copy; ``resources``,
-        ``env_vars``, ``reusable`` and ``secrets`` give it a derived environment (same name, limits and
+        ``retries``, ``timeout``, ``cache``, ``secrets``, ``tags``, ``short_name``… apply to the copy;
+        ``resources``, ``env_vars`` and ``reusable`` give it a derived environment (same name, limits and
         concurrency; its own workers or containers). ``env_vars`` add to the environment's.
         """
         placement = {name: options.pop(name) for name in _PLACEMENT if name in options}
         environment = self.environment
-        if placement:
+        if placement or options.get("secrets") is not None:
             reusable = placement.get("reusable", environment.reusable)
             if reusable == "off":
                 placement["reusable"] = reusable = None
-            changed = [name for name in ("resources", "env_vars", "secrets") if placement.get(name) is not None]
+            changed = [name for name in ("resources", "env_vars") if placement.get(name) is not None]
+            changed += ["secrets"] if options.get("secrets") is not None else []
             if reusable is not None and changed:
                 raise ConfigurationError(
                     f"cannot override {', '.join(changed)} of task `{self.name}`: it is reusable and uses its "
                     "environment's; pass reusable='off' to override them")
             if placement.get("env_vars") is not None:
                 placement["env_vars"] = environment.env_vars | check_env_vars(placement["env_vars"])
-            environment = environment.derived(**placement)
+            if placement:
+                environment = environment.derived(**placement)
         return TaskTemplate(self.func, environment, **(self._options | options))
 
     def __reduce__(self) -> tuple[Any, ...]:
