@@ -7,8 +7,31 @@ on a background engine loop while the notebook stays usable.
 
 from __future__ import annotations
 
+from .api.cluster_only import (
+    Documentation,
+    Link,
+    PodTemplate,
+    build,
+    build_images,
+    deploy,
+    init_from_api_key,
+    init_in_cluster,
+    init_passthrough,
+    is_control_plane_available,
+    load_interactive_ctx,
+    load_plugin_config,
+    logger,
+    new_condition,
+    rerun,
+    run_python_script,
+    serve,
+    system_logger,
+    version,
+    with_servecontext,
+)
 from .api.config import init, init_from_config
 from .api.environment import TaskEnvironment
+from .api.environment import TaskEnvironment as Environment
 from .api.history import StoredAction, StoredRun, get_run, runs
 from .api.image import Image
 from .api.map import map
@@ -19,6 +42,7 @@ from .api.run import Run, RunContext, run, with_runcontext
 from .api.scopes import group, tags
 from .api.semaphore import Semaphore
 from .api.task import TaskTemplate
+from .api.task import TaskTemplate as AsyncFunctionTaskTemplate
 from .checkpoint import BaseCheckpoint, Checkpoint, latest_checkpoint
 from .context import current_domain, current_project, ctx, custom_context, get_custom_context
 from .engine.action import Action, Phase
@@ -50,6 +74,7 @@ __all__ = [
     "APPLE_SILICON",
     "Action",
     "ActionTimeoutError",
+    "AsyncFunctionTaskTemplate",
     "Backoff",
     "BaseCheckpoint",
     "Cache",
@@ -61,6 +86,8 @@ __all__ = [
     "DeadlockError",
     "Device",
     "DeviceClass",
+    "Documentation",
+    "Environment",
     "Event",
     "EventKind",
     "FixedRate",
@@ -69,10 +96,12 @@ __all__ = [
     "GPU",
     "HABANA_GAUDI",
     "Image",
+    "Link",
     "Neuron",
     "OnArtifact",
     "OutOfMemoryError",
     "Phase",
+    "PodTemplate",
     "PoolStatistics",
     "RecordedError",
     "Resources",
@@ -100,26 +129,43 @@ __all__ = [
     "TriggeredPartition",
     "VersionParameters",
     "WorkerDiedError",
+    "build",
+    "build_images",
     "ctx",
     "current_domain",
     "current_project",
     "custom_context",
+    "deploy",
     "errors",
     "get_custom_context",
     "get_run",
     "group",
     "init",
+    "init_from_api_key",
     "init_from_config",
+    "init_in_cluster",
+    "init_passthrough",
     "io",
+    "is_control_plane_available",
     "latest_checkpoint",
+    "load_interactive_ctx",
+    "load_plugin_config",
+    "logger",
     "map",
+    "new_condition",
     "report",
+    "rerun",
     "run",
+    "run_python_script",
     "runs",
+    "serve",
     "subscribe",
+    "system_logger",
     "tags",
     "trace",
+    "version",
     "with_runcontext",
+    "with_servecontext",
 ]
 
 

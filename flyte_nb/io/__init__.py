@@ -5,4 +5,6 @@ from __future__ import annotations
 from .dirs import Dir, EmptyDir
 from .files import AsyncFile, File, HashFunction
 
-__all__ = ["AsyncFile", "Dir", "EmptyDir", "File", "HashFunction"]
+PARQUET = "parquet"  # the format name the SDK gives parquet files
+
+__all__ = ["PARQUET", "AsyncFile", "Dir", "EmptyDir", "File", "HashFunction"]
