@@ -1,7 +1,8 @@
 """``flyte.Secret`` / ``SecretRequest``: secrets a task reads from ``os.environ``, resolved on this machine.
 
 A task asking for ``Secret("openai-key")`` sees it as ``OPENAI_KEY`` (or ``as_env_var``) while its
-body runs. The value is the kernel's environment variable of that name, else the file
+body runs. The value is the kernel's environment variable ``openai-key``, ``OPENAI_KEY`` or
+``as_env_var``, else the file
 ``FLYTE_NB_HOME/secrets/[GROUP/]KEY``; when neither exists the task fails at once with an error
 naming the secret and both places to put it.
 """
@@ -56,7 +57,8 @@ class Secret:
 
     def resolve(self) -> str:
         """The secret's value on this machine, or a ConfigurationError saying where to put it."""
-        for name in dict.fromkeys((self.key, self.as_env_var or "")):
+        default = (f"{self.group}_{self.key}" if self.group else self.key).replace("-", "_").upper()
+        for name in dict.fromkeys((self.key, default, self.as_env_var or "")):
             if name and name in os.environ:
                 return os.environ[name]
         if self.file.is_file():
