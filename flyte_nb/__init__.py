@@ -50,6 +50,7 @@ from .engine.events import Event, EventKind, subscribe
 from .engine.slots import PoolStatistics
 from . import errors
 from .errors import (
+    ActionDeadlineError,
     ActionTimeoutError,
     ConfigurationError,
     DeadlockError,
@@ -73,6 +74,7 @@ __all__ = [
     "AMD_GPU",
     "APPLE_SILICON",
     "Action",
+    "ActionDeadlineError",
     "ActionTimeoutError",
     "AsyncFunctionTaskTemplate",
     "Backoff",

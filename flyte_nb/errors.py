@@ -18,6 +18,7 @@ from .runtime_errors import *  # noqa: F403 - flyte.errors.X for every SDK error
 from .runtime_errors import (
     ActionAbortedError,
     BaseRuntimeError,
+    DeadlineExceededError,
     MaxRuntimeExceededError,
     NonRecoverableError,
     OOMError,
@@ -38,13 +39,23 @@ class ActionTimeoutError(FlyteNbError, TimeoutError, MaxRuntimeExceededError):
     """An attempt ran longer than its task's timeout and was stopped (Flyte: ``MaxRuntimeExceededError``)."""
 
     def __init__(self, task: str, seconds: float, attempt: int) -> None:
-        MaxRuntimeExceededError.__init__(
-            self, f"task `{task}` attempt {attempt} exceeded its timeout of {seconds:g}s and was stopped")
+        message = f"task `{task}` attempt {attempt} exceeded its timeout of {seconds:g}s and was stopped"
+        # not through the timeout classes' __init__: ActionDeadlineError mixes in a sibling of theirs
+        RuntimeUserError.__init__(self, "MaxRuntimeExceededError", message)
         self.task = task
         self.seconds = seconds
         self.attempt = attempt
 
     __reduce__ = BaseRuntimeError.__reduce__  # not OSError's, which would call __init__ with the message
+
+
+class ActionDeadlineError(ActionTimeoutError, DeadlineExceededError):
+    """The action ran past its ``Timeout(deadline=...)``, counting every attempt; no retry follows."""
+
+    def __init__(self, task: str, seconds: float, attempt: int) -> None:
+        ActionTimeoutError.__init__(self, task, seconds, attempt)
+        self.args = (f"task `{task}` passed its deadline of {seconds:g}s (attempt {attempt}) and was stopped",)
+        self.code = "DeadlineExceededError"
 
 
 class RunAbortedError(FlyteNbError, ActionAbortedError):
@@ -211,8 +222,8 @@ def flyte_error(error: BaseException) -> BaseException:
 
 
 def retryable(error: BaseException) -> bool:
-    """Whether a failed attempt may be retried: an ``Exception`` other than ``NonRecoverableError``."""
-    return isinstance(error, Exception) and not isinstance(error, NonRecoverableError)
+    """Whether a failed attempt may be retried: an ``Exception`` but not ``NonRecoverableError`` or a passed deadline."""
+    return isinstance(error, Exception) and not isinstance(error, (NonRecoverableError, DeadlineExceededError))
 
 
 def _dual(kind: type) -> type | None:

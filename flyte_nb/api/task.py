@@ -133,6 +133,7 @@ class TaskTemplate:
             backend=environment.backend,
             retry=self.retries,
             timeout=self.timeout,
+            deadline=self.time_bounds.deadline,
             tags=self.tags,
             throttle=self.throttle,
             env_pool=environment.pool,

@@ -16,6 +16,7 @@ from typing import Any
 from ..backends.base import get_backend
 from ..errors import ActionTimeoutError, RunAbortedError, add_note, flyte_error, retryable
 from .action import Action, Attempt, Phase
+from .bounds import attempt_budget, timeout_error
 from .context import current_action, current_group, current_tags
 from .events import EventKind
 from . import output
@@ -154,7 +155,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
         if action.started_at is None:
             action.started_at = started
         run.transition(action, Phase.RUNNING, (args, kwargs) if attempt == 1 else None)
-        deadline = _Deadline(spec.timeout) if spec.timeout else None
+        deadline = _Deadline(budget) if (budget := attempt_budget(action)) else None
         error: BaseException
         try:
             result = await backend.execute(action, args, kwargs)
@@ -164,7 +165,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
                 _finish(action, Phase.CANCELLED, None)
                 raise
             deadline.absorb()
-            error = ActionTimeoutError(spec.name, spec.timeout, attempt)
+            error = timeout_error(action, attempt)
         except BaseException as caught:  # noqa: BLE001 - user errors keep their type
             error = caught
         else:

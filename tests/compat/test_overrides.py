@@ -232,3 +232,32 @@ def test_map_over_a_partial_of_a_task():
     assert run.outputs(timeout=30) == [11, 21, 31]
     assert len([a for a in run.actions if a.task == "ovr.scaled"]) == 3
     assert list(flyte.map(functools.partial(scaled, factor=2), [5])) == [10]  # outside a run too
+
+
+DEADLINE_TRIES: list[float] = []
+
+
+@env.task(retries=5, timeout=flyte.Timeout(deadline=1.0))
+async def keeps_failing() -> None:
+    DEADLINE_TRIES.append(time.monotonic())
+    await asyncio.sleep(0.4)
+    raise ConnectionError("still down")
+
+
+@env.task(timeout=flyte.Timeout(max_runtime=30, deadline=0.5))
+async def sleeps_past_its_deadline() -> None:
+    await asyncio.sleep(30)
+
+
+def test_a_deadline_bounds_all_attempts_together_and_stops_the_retries():
+    DEADLINE_TRIES.clear()
+    start = time.monotonic()
+    run = flyte.run(keeps_failing)
+    with pytest.raises(flyte.errors.DeadlineExceededError) as caught:
+        run.outputs(timeout=30)
+    elapsed = time.monotonic() - start
+    assert caught.value.code == "DeadlineExceededError" and isinstance(caught.value, flyte.errors.TaskTimeoutError)
+    assert 2 <= len(DEADLINE_TRIES) <= 3 and run.actions[0].attempts == len(DEADLINE_TRIES)  # 5 retries allowed
+    assert run.actions[0].phase == Phase.TIMED_OUT and 0.9 < elapsed < 5
+    with pytest.raises(flyte.errors.DeadlineExceededError):
+        flyte.run(sleeps_past_its_deadline).outputs(timeout=10)
