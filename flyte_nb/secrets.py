@@ -4,7 +4,8 @@ A task asking for ``Secret("openai-key")`` sees it as ``OPENAI_KEY`` (or ``as_en
 body runs. The value is the kernel's environment variable ``openai-key``, ``OPENAI_KEY`` or
 ``as_env_var``, else the file
 ``FLYTE_NB_HOME/secrets/[GROUP/]KEY``; when neither exists the task fails at once with an error
-naming the secret and both places to put it.
+naming the secret and both places to put it. A ``mount``-ed secret (a file under
+``/etc/flyte/secrets``) is not written anywhere here: ask for it ``as_env_var`` instead.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ class Secret:
             raise ConfigurationError(f"a Secret needs a key like 'openai-key', got {self.key!r}")
         if self.mount is not None and str(self.mount) != FLYTE_MOUNT:
             raise ConfigurationError(f"the only secret mount path is {FLYTE_MOUNT}, got {str(self.mount)!r}")
-        if self.as_env_var is None:
+        if self.as_env_var is None and self.mount is None:  # a mounted secret is a file, not an env var
             default = f"{self.group}_{self.key}" if self.group else self.key
             object.__setattr__(self, "as_env_var", default.replace("-", "_").upper())
-        if not _ENV_NAME.match(self.as_env_var or ""):
+        if self.as_env_var is not None and not _ENV_NAME.match(self.as_env_var):
             raise ConfigurationError(f"invalid env var name for secret {self.key!r}: {self.as_env_var!r} "
                                      f"(it must match {_ENV_NAME.pattern})")
 
@@ -89,4 +90,4 @@ def secrets_from_request(secrets: object) -> tuple[Secret, ...]:
 
 def secret_variables(secrets: tuple[Secret, ...]) -> Mapping[str, str]:
     """The env vars a body gets for ``secrets``, resolved now (where the body runs)."""
-    return {secret.as_env_var: secret.resolve() for secret in secrets}  # type: ignore[misc]
+    return {secret.as_env_var: secret.resolve() for secret in secrets if secret.as_env_var}  # type: ignore[misc]

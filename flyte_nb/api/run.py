@@ -212,7 +212,9 @@ def _unique(name: str | None) -> str:
 _FLYTE_RUN_OPTIONS = {
     "mode", "service_account", "version", "copy_style", "dry_run", "copy_bundle_to", "interactive_mode",
     "raw_data_path", "run_base_dir", "project", "domain", "labels", "annotations", "cluster_pool", "log_level",
-    "queue", "custom_context", "cache_lookup_scope", "preserve_original_types",
+    "queue", "custom_context", "cache_lookup_scope", "preserve_original_types", "run_start_time", "interruptible",
+    "log_format", "user_log_level", "reset_root_logger", "max_action_concurrency", "notifications", "debug",
+    "tracked", "tracked_strict", "_tracker",
 }
 
 
@@ -321,6 +323,9 @@ class _Runner:
 run = _Runner()
 
 
-def with_runcontext(**options: Any) -> RunContext:
-    """Run options (``name``, ``throttle={tag: n}``, ``overwrite_cache`` …); use ``.run(task, ...)``."""
-    return RunContext(**options)
+def with_runcontext(mode: str | None = None, **options: Any) -> RunContext:
+    """Run options (``name``, ``throttle={tag: n}``, ``overwrite_cache`` …); use ``.run(task, ...)``.
+
+    ``mode`` (``"local"``, ``"remote"``, ``"hybrid"``) is Flyte's; every run here is local.
+    """
+    return RunContext(**options) if mode is None else RunContext(mode=mode, **options)

@@ -159,6 +159,10 @@ class TaskTemplate:
             return asyncio.to_thread(self.func, *args, **kwargs)
         return _on_engine(controller.call(self.spec, args, kwargs, parent, current_group.get(), current_tags.get()))
 
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The function itself, called here even inside a run (Flyte's ``task.forward``): no action."""
+        return self.func(*args, **kwargs)
+
     def override(self, **options: Any) -> TaskTemplate:
         """A copy of this task with options changed, as Flyte's ``task.override(...)``.
 

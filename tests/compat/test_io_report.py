@@ -159,3 +159,27 @@ def test_triggers_are_accepted_and_fill_inputs_when_run_by_hand():
         flyte.Cron("daily")
     with pytest.raises(flyte.ConfigurationError, match="TriggerTime"):
         flyte.Trigger("bad", None, inputs={"t": flyte.TriggerTime})
+
+
+def test_a_mounted_secret_is_accepted_but_not_an_env_var():
+    mounted = flyte.Secret(key="v2", group="arn:aws:secretsmanager:us-east-2:1:secret", mount="/etc/flyte/secrets")
+    assert mounted.as_env_var is None
+    from flyte_nb.secrets import secret_variables
+
+    assert secret_variables((mounted,)) == {}
+
+
+@env.task
+async def adds(a: int, b: int) -> int:
+    return a + b
+
+
+@env.task
+async def forwards() -> list:
+    return [await adds.forward(1, 2), await adds(3, 4)]
+
+
+def test_forward_calls_the_function_without_an_action_and_with_runcontext_takes_the_sdk_options():
+    run = flyte.with_runcontext("local", debug=False, interruptible=True, max_action_concurrency=4).run(forwards)
+    assert run.outputs(timeout=30) == [3, 7]
+    assert [a.task for a in run.actions] == ["io.forwards", "io.adds"]  # forward made no action
