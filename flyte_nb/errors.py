@@ -13,7 +13,6 @@ from __future__ import annotations
 from types import MemberDescriptorType, TracebackType
 from typing import Any
 
-from . import runtime_errors
 from .runtime_errors import *  # noqa: F403 - flyte.errors.X for every SDK error class
 from .runtime_errors import (
     ActionAbortedError,

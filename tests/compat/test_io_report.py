@@ -183,3 +183,11 @@ def test_forward_calls_the_function_without_an_action_and_with_runcontext_takes_
     run = flyte.with_runcontext("local", debug=False, interruptible=True, max_action_concurrency=4).run(forwards)
     assert run.outputs(timeout=30) == [3, 7]
     assert [a.task for a in run.actions] == ["io.forwards", "io.adds"]  # forward made no action
+
+
+def test_show_renders_a_runs_reports_in_the_notebook():
+    run = flyte.run(reporting_driver)
+    run.wait()
+    shown = flyte.report.show(run)
+    assert len(shown) == 2 and all("srcdoc=" in item.data and "report of a" in item.data for item in shown)
+    assert "loss 0.1" in "".join(item.data for item in shown)
