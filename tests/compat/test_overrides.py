@@ -261,3 +261,11 @@ def test_a_deadline_bounds_all_attempts_together_and_stops_the_retries():
     assert run.actions[0].phase == Phase.TIMED_OUT and 0.9 < elapsed < 5
     with pytest.raises(flyte.errors.DeadlineExceededError):
         flyte.run(sleeps_past_its_deadline).outputs(timeout=10)
+
+
+def test_a_task_wrapped_for_its_env_vars_is_fingerprinted_as_its_function():
+    from flyte_nb.data.cache import code_fingerprint
+
+    bound = functools.partial(_versioned_body)
+    task = env.task(short_name="bound")(bound)
+    assert task.spec.func is not bound and code_fingerprint(task.spec.func) == code_fingerprint(bound)
