@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
 from .checkpoint import Checkpoint, checkpoint_for
@@ -66,6 +67,7 @@ class TaskContext:
     checkpoint: Checkpoint | None = None
     data: dict[str, Any] = field(default_factory=dict)
     interactive_mode: bool = True
+    run_start_time: datetime | None = None  # when the run started (UTC), as the SDK gives it
 
     def __getitem__(self, key: str) -> Any:
         return self.data.get(key)
@@ -110,6 +112,7 @@ def ctx() -> TaskContext:
         group=action.group_name,
         tags=action.tags,
         checkpoint=checkpoint_for(action.run.name, action.name, action.attempts),
+        run_start_time=datetime.fromtimestamp(action.run.started_at or action.queued_at, timezone.utc),
     )
 
 

@@ -74,7 +74,8 @@ def test_a_retry_reuses_what_traced_calls_returned_in_earlier_attempts():
 async def who_am_i() -> dict:
     c = flyte.ctx()
     return {"action": c.action.name, "run": c.action.run_name, "custom": flyte.get_custom_context(),
-            "attempt": c.attempt_number, "mode": c.mode, "truthy": bool(c)}
+            "attempt": c.attempt_number, "mode": c.mode, "truthy": bool(c),
+            "started": c.run_start_time.tzinfo is not None}
 
 
 @env.task
@@ -98,7 +99,7 @@ def test_ctx_names_the_action_and_custom_context_reaches_the_actions_started_ins
     names = {a.name for a in run.actions}
     assert inner["run"] == run.name and inner["action"] in names and inner["action"] != run.actions[0].name
     assert inner["custom"] == {"team": "ml", "stage": "dev"} and inner["attempt"] == 0
-    assert (inner["mode"], inner["truthy"]) == ("local", True)
+    assert (inner["mode"], inner["truthy"], inner["started"]) == ("local", True, True)
     assert overridden["custom"] == sync["custom"] == {"team": "ml", "stage": "prod"}
     assert after["custom"] == {}
 
