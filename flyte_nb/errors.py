@@ -1,12 +1,29 @@
-"""Errors raised by flyte_nb itself.
+"""Errors raised by flyte_nb, the Flyte SDK's error classes, and the mapping between them.
 
-User exceptions are never wrapped: a ``ValueError`` raised in a task arrives as a ``ValueError``.
-The classes here are for what flyte_nb decides: bad input, timeouts, aborts, deadlocks.
+A failed task keeps its type *and* matches Flyte's: a child's ``ValueError`` is caught by
+``except ValueError`` and by ``except flyte.errors.RuntimeUserError as e`` (``e.code ==
+"ValueError"``), because :func:`flyte_error` re-raises it as an instance of a subclass of both
+(the way Ray's ``RayTaskError(T)`` does). flyte_nb's own failures sit in the SDK's tree too: a
+timeout is a ``TaskTimeoutError``, an abort an ``ActionAbortedError``, a dead worker a
+``RuntimeSystemError``, an out-of-memory kill an ``OOMError``.
 """
 
 from __future__ import annotations
 
-from types import TracebackType
+from types import MemberDescriptorType, TracebackType
+from typing import Any
+
+from .runtime_errors import *  # noqa: F403 - flyte.errors.X for every SDK error class
+from .runtime_errors import (
+    ActionAbortedError,
+    BaseRuntimeError,
+    DeadlineExceededError,
+    MaxRuntimeExceededError,
+    NonRecoverableError,
+    OOMError,
+    RuntimeSystemError,
+    RuntimeUserError,
+)
 
 
 class FlyteNbError(Exception):
@@ -17,21 +34,31 @@ class ConfigurationError(FlyteNbError, ValueError):
     """Bad input to the API; the message says what to change."""
 
 
-class ActionTimeoutError(FlyteNbError, TimeoutError):
-    """An attempt ran longer than its task's timeout and was stopped."""
+class ActionTimeoutError(FlyteNbError, TimeoutError, MaxRuntimeExceededError):
+    """An attempt ran longer than its task's timeout and was stopped (Flyte: ``MaxRuntimeExceededError``)."""
 
     def __init__(self, task: str, seconds: float, attempt: int) -> None:
-        super().__init__(f"task `{task}` attempt {attempt} exceeded its timeout of {seconds:g}s and was stopped")
+        message = f"task `{task}` attempt {attempt} exceeded its timeout of {seconds:g}s and was stopped"
+        # not through the timeout classes' __init__: ActionDeadlineError mixes in a sibling of theirs
+        RuntimeUserError.__init__(self, "MaxRuntimeExceededError", message)
         self.task = task
         self.seconds = seconds
         self.attempt = attempt
 
-    def __reduce__(self):  # keep the type when pickled across process boundaries
-        return (type(self), (self.task, self.seconds, self.attempt))
+    __reduce__ = BaseRuntimeError.__reduce__  # not OSError's, which would call __init__ with the message
 
 
-class RunAbortedError(FlyteNbError):
-    """The run was aborted before it produced outputs."""
+class ActionDeadlineError(ActionTimeoutError, DeadlineExceededError):
+    """The action ran past its ``Timeout(deadline=...)``, counting every attempt; no retry follows."""
+
+    def __init__(self, task: str, seconds: float, attempt: int) -> None:
+        ActionTimeoutError.__init__(self, task, seconds, attempt)
+        self.args = (f"task `{task}` passed its deadline of {seconds:g}s (attempt {attempt}) and was stopped",)
+        self.code = "DeadlineExceededError"
+
+
+class RunAbortedError(FlyteNbError, ActionAbortedError):
+    """The run was aborted before it produced outputs (Flyte: ``ActionAbortedError``)."""
 
 
 class TaskExitError(FlyteNbError):
@@ -159,5 +186,100 @@ class SerializationError(FlyteNbError, TypeError):
     """A task, its inputs or its output could not be shipped to or from where it runs."""
 
 
-class WorkerDiedError(FlyteNbError):
-    """The process running an attempt died (crash, out of memory, killed); retries apply."""
+class WorkerDiedError(FlyteNbError, RuntimeSystemError):
+    """The process running an attempt died (crash, killed); retries apply (Flyte: ``RuntimeSystemError``)."""
+
+    def __init__(self, message: str, worker: str | None = None) -> None:
+        RuntimeSystemError.__init__(self, "WorkerDiedError", message, worker)
+
+
+class OutOfMemoryError(WorkerDiedError, OOMError):
+    """The process or container running an attempt was killed for using too much memory (Flyte: ``OOMError``)."""
+
+    kind = "user"
+
+    def __init__(self, message: str, worker: str | None = None) -> None:
+        BaseRuntimeError.__init__(self, "OOMError", "user", message, worker)
+
+
+# ------------------------------------------------------------------ mapping
+_DUALS: dict[type, type] = {}
+_MAX_DUALS = 1024
+
+
+def flyte_error(error: BaseException) -> BaseException:
+    """``error`` as the engine raises it to callers: its own type and a ``RuntimeUserError``.
+
+    Errors already in the SDK's tree (timeouts, aborts, dead workers, ``NonRecoverableError``…) and
+    ``BaseException``s that are not ``Exception``s come back unchanged; so does an error whose class
+    cannot be subclassed. Otherwise the result is a copy whose class derives from both (cached per
+    class) with the same args, attributes, notes, cause and traceback; ``code`` is the class name.
+    """
+    if not isinstance(error, Exception) or isinstance(error, BaseRuntimeError):
+        return error
+    dual = _dual(type(error))
+    if dual is None:
+        return error
+    mapped = _instance(dual, error.args)
+    mapped.__dict__.update(getattr(error, "__dict__", {}))
+    for klass in type(error).__mro__:  # __slots__ and C fields (OSError.filename, StopIteration.value…)
+        for name, attribute in vars(klass).items():
+            if not isinstance(attribute, MemberDescriptorType):
+                continue
+            try:
+                value = getattr(error, name)
+                if value is not None or klass.__module__ != "builtins":  # a C field left unset stays unset
+                    setattr(mapped, name, value)
+            except (AttributeError, TypeError):
+                pass
+    if isinstance(error, RecordedError):  # stands for an error that could not be shipped: its type is the code
+        mapped.code = error.type_name.rpartition(".")[2]
+    mapped.__cause__ = error.__cause__
+    mapped.__context__ = error.__context__
+    return mapped.with_traceback(error.__traceback__)
+
+
+def retryable(error: BaseException) -> bool:
+    """Whether a failed attempt may be retried: an ``Exception`` but not ``NonRecoverableError`` or a passed deadline."""
+    return isinstance(error, Exception) and not isinstance(error, (NonRecoverableError, DeadlineExceededError))
+
+
+def _dual(kind: type) -> type | None:
+    """The subclass of ``kind`` and ``RuntimeUserError``; it looks like ``kind`` in reprs and tracebacks."""
+    dual = _DUALS.get(kind)
+    if dual is None:
+        namespace = {"__module__": kind.__module__, "__qualname__": kind.__qualname__, "__doc__": kind.__doc__,
+                     "__init__": kind.__init__, "__reduce__": _reduce_dual, "code": kind.__name__,
+                     "_flyte_nb_original": kind}
+        try:
+            dual = type(kind)(kind.__name__, (kind, RuntimeUserError), namespace)
+        except Exception:  # noqa: BLE001 - a final class, a metaclass or __init_subclass__ that refuses
+            return None
+        if len(_DUALS) >= _MAX_DUALS:
+            _DUALS.pop(next(iter(_DUALS)))
+        _DUALS[kind] = dual
+    return dual
+
+
+def _instance(dual: type, args: tuple) -> Any:
+    try:
+        mapped = dual.__new__(dual, *args)
+    except Exception:  # noqa: BLE001 - a __new__ with a signature of its own
+        mapped = BaseException.__new__(dual)
+    mapped.args = args
+    return mapped
+
+
+def _reduce_dual(error: BaseException) -> tuple[Any, ...]:
+    """Pickled as (original class, args, attributes): the dual class is made again where it is loaded."""
+    return (_restore_dual, (type(error)._flyte_nb_original, error.args, dict(error.__dict__)))
+
+
+def _restore_dual(kind: type, args: tuple, state: dict[str, Any]) -> BaseException:
+    dual = _dual(kind)
+    if dual is None:
+        error = _instance(kind, args)
+    else:
+        error = _instance(dual, args)
+    error.__dict__.update(state)
+    return error

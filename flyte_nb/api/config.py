@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import check_backend_name, set_default_backend
+from ..context import set_placement
 from ..data.home import set_home_dir
 from ..errors import ConfigurationError
 
@@ -50,6 +51,7 @@ def init(backend: str | None = None, *, root_dir: str | os.PathLike[str] | None 
         raise ConfigurationError(f"root_dir {str(root_dir)!r} is not a folder")
     if backend is not None:
         set_default_backend(backend)
+    set_placement(flyte_options.get("project"), flyte_options.get("domain"), flyte_options.get("org"))
     if home is not None:
         set_home_dir(home)
 

@@ -10,6 +10,7 @@ from ..backends.base import check_backend_name
 from ..engine.rates import Rate
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
+from ..secrets import secrets_from_request
 from .image import Image
 from .policies import CacheRequest, Resources, ReusePolicy, cache_from_request
 from .task import TaskTemplate, check_env_vars, check_throttle
@@ -65,6 +66,7 @@ class TaskEnvironment:
         self.image = image
         self.resources = resources
         self.env_vars = variables
+        secrets_from_request(secrets)  # checked here, resolved where a task runs
         self.secrets = secrets
         self.cache = cache_from_request(cache)
         self.reusable = reusable
@@ -79,6 +81,8 @@ class TaskEnvironment:
         self.rate = rate  # every action of the environment takes a unit of it to start (across runs)
         self.rate_pool = rate.pool(f"rate:env.{name}") if rate is not None else None
         self.tasks: dict[str, TaskTemplate] = {}
+        self.flyte_options = dict(flyte_options)
+        self.placement_key = name  # backends keep workers and containers per key; derived() makes a new one
 
     @overload
     def task(self, _func: Callable[..., Any]) -> TaskTemplate: ...
@@ -96,6 +100,47 @@ class TaskEnvironment:
         self.tasks[task.short_name] = task
         return task
 
+    def clone_with(self, name: str, image: Image | str | None = None, resources: Resources | None = None,
+                   env_vars: Mapping[str, str] | None = None, secrets: Any = None,
+                   depends_on: list[TaskEnvironment] | None = None, description: str | None = None,
+                   **changes: Any) -> TaskEnvironment:
+        """A new environment named ``name`` with this one's settings except those given (Flyte's ``clone_with``).
+
+        ``cache``, ``reusable``, ``concurrency``, ``backend``, ``throttle`` and Flyte-only options
+        (``interruptible``, ``include``, ``service_account``…) may be given too. Tasks are not copied.
+        """
+        settings: dict[str, Any] = {
+            "image": self.image, "resources": self.resources, "env_vars": self.env_vars, "secrets": self.secrets,
+            "cache": self.cache or "disable", "reusable": self.reusable, "concurrency": self.concurrency,
+            "backend": self.backend, "throttle": self.throttle, "depends_on": list(self.depends_on),
+            "description": self.description, **self.flyte_options,
+        }
+        given = {"image": image, "resources": resources, "env_vars": env_vars, "secrets": secrets,
+                 "depends_on": depends_on, "description": description}
+        settings.update({key: value for key, value in given.items() if value is not None})
+        if changes.get("reusable") == "off":
+            changes["reusable"] = None
+        settings.update(changes)
+        return TaskEnvironment(name, **settings)
+
+    def derived(self, **changes: Any) -> TaskEnvironment:
+        """This environment with placement changed (``task.override(resources=...)``): same name, limits
+        and concurrency pool, its own key for workers and containers."""
+        clone = object.__new__(TaskEnvironment)  # not copy.copy: __reduce__ keeps only what workers need
+        clone.__dict__.update(self.__dict__)
+        for key, value in changes.items():
+            if key == "resources" and value is not None and not isinstance(value, Resources):
+                raise ConfigurationError(f"resources must be flyte_nb.Resources(cpu=..., memory=...), got {value!r}")
+            if key == "reusable" and value is not None and not isinstance(value, ReusePolicy):
+                raise ConfigurationError(f"reusable must be flyte_nb.ReusePolicy(...) or 'off', got {value!r}")
+            setattr(clone, key, value)
+        TaskEnvironment._derivations += 1
+        clone.placement_key = f"{self.name}~{TaskEnvironment._derivations}"
+        clone.tasks = {}
+        return clone
+
+    _derivations = 0
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by name and variables only: where it is unpickled (a worker) no limits apply."""
         return (_rebuild_environment, (self.name, self.env_vars))
@@ -109,4 +154,4 @@ def _rebuild_environment(name: str, env_vars: dict[str, str]) -> TaskEnvironment
     return TaskEnvironment(name, env_vars=env_vars)
 
 
-_FLYTE_ONLY = {"pod_template", "plugin_config", "queue", "interruptible", "docs", "include"}
+_FLYTE_ONLY = {"pod_template", "plugin_config", "queue", "interruptible", "docs", "include", "service_account"}

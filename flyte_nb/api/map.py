@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
@@ -34,6 +35,9 @@ class _Plan:
 
     def __init__(self, func: TaskTemplate, iterables: tuple[Iterable[Any], ...], group_name: str | None,
                  concurrency: int, return_exceptions: bool, ordered: bool, rate: Rate | None = None) -> None:
+        self.bound: tuple[tuple, dict] = ((), {})  # a functools.partial's arguments, as Flyte allows
+        if isinstance(func, functools.partial) and isinstance(func.func, TaskTemplate):
+            func, self.bound = func.func, (func.args, dict(func.keywords))
         if not isinstance(func, TaskTemplate):
             raise ConfigurationError(f"flyte_nb.map needs a task (decorate it with @env.task), got {func!r}")
         if not iterables:
@@ -61,13 +65,14 @@ class _Plan:
         parent = current_action.get()
         inputs = zip(*self.iterables)
         spec = self.task.spec
+        pre, kw = self.bound
         if parent is None:
             pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
             func = self.task.func
             if spec.is_async:
-                invoke = lambda i, args: func(*args)  # noqa: E731
+                invoke = lambda i, args: func(*pre, *args, **kw)  # noqa: E731
             else:
-                invoke = lambda i, args: asyncio.to_thread(func, *args)  # noqa: E731
+                invoke = lambda i, args: asyncio.to_thread(func, *pre, *args, **kw)  # noqa: E731
         else:
             run = parent.run
             group = run.group(self.group_name, _total(self.iterables), unique=True)
@@ -79,7 +84,7 @@ class _Plan:
             tags = self.tags
 
             def invoke(i: int, args: tuple) -> Any:
-                return controller.call(spec, args, {}, parent, group, tags, i)
+                return controller.call(spec, (*pre, *args), kw, parent, group, tags, i)
 
             return Fanout(invoke, inputs, pool, ordered=self.ordered, return_exceptions=self.return_exceptions,
                           spawn=plain_task)  # an action's body is driven by its backend
@@ -123,9 +128,10 @@ async def _first(plan: _Plan) -> tuple[Fanout, list[Any] | None]:
 
 def _plain_sync(plan: _Plan) -> Iterator[Any]:
     """Outside a run a map of a sync task is a plain loop."""
+    pre, kw = plan.bound
     for args in zip(*plan.iterables):
         try:
-            yield plan.task.func(*args)
+            yield plan.task.func(*pre, *args, **kw)
         except Exception as error:  # noqa: BLE001 - returned, as the caller asked
             if not plan.return_exceptions:
                 raise

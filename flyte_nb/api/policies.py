@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal, Union
+from typing import Any, Union
 
 from ..engine.spec import NO_RETRY, RetryPolicy
 from ..errors import ConfigurationError
@@ -76,47 +76,88 @@ def retry_from_request(retries: int | RetryStrategy | None) -> RetryPolicy:
 
 @dataclass(frozen=True)
 class Timeout:
-    """Flyte's timeout: ``max_runtime`` per attempt (``max_queued_time`` is accepted, unused)."""
+    """Flyte's time bounds: ``max_runtime`` per attempt, ``max_queued_time`` waiting for slots per
+    attempt, ``deadline`` from queued to done across all attempts; ``None`` or 0 means unbounded."""
 
-    max_runtime: float | str | timedelta
+    max_runtime: float | str | timedelta | None = None
     max_queued_time: float | str | timedelta | None = None
+    deadline: float | str | timedelta | None = None
 
 
 TimeoutType = Union[int, float, str, timedelta, Timeout, None]
 
 
-def timeout_from_request(timeout: TimeoutType) -> float | None:
+@dataclass(frozen=True)
+class TimeBounds:
+    """A ``Timeout`` in seconds, each bound ``None`` when unbounded."""
+
+    max_runtime: float | None = None
+    max_queued_time: float | None = None
+    deadline: float | None = None
+
+
+def time_bounds_from_request(timeout: TimeoutType) -> TimeBounds:
+    """Every bound of ``timeout`` in seconds; a bare number, string or timedelta is ``max_runtime``."""
     if timeout is None:
-        return None
-    if isinstance(timeout, Timeout):
-        timeout = timeout.max_runtime
-    seconds = seconds_from(timeout, "timeout")
-    return seconds or None  # Flyte: 0 means no timeout
+        return TimeBounds()
+    if not isinstance(timeout, Timeout):
+        timeout = Timeout(max_runtime=timeout)
+    bounds = {}
+    for what in ("max_runtime", "max_queued_time", "deadline"):
+        value = getattr(timeout, what)
+        label = "timeout" if what == "max_runtime" else f"timeout {what}"
+        bounds[what] = None if value is None else (seconds_from(value, label) or None)  # Flyte: 0 means no bound
+    return TimeBounds(**bounds)
+
+
+def timeout_from_request(timeout: TimeoutType) -> float | None:
+    """The per-attempt bound (``max_runtime``) in seconds, the one the engine enforces per attempt."""
+    return time_bounds_from_request(timeout).max_runtime
+
+
+_CACHE_ALIASES = {"enable": "auto", "enabled": "auto", "on": "auto", "true": "auto", "yes": "auto",
+                  "off": "disable", "false": "disable", "no": "disable", "none": "disable"}
 
 
 @dataclass(frozen=True)
 class Cache:
-    """Flyte's cache policy (``behavior``, ``version_override``, ``ignored_inputs``…)."""
+    """Flyte's cache policy. ``version_override`` (alias ``version``) pins the version; otherwise
+    ``policies`` compute it (by default the function body, as Flyte's ``FunctionBodyPolicy``).
+    ``serialize`` and ``max_age`` are accepted; see the README's compatibility table."""
 
-    behavior: Literal["auto", "override", "disable", "enabled"] = "auto"
+    behavior: str = "auto"
     version_override: str | None = None
     serialize: bool = False
     ignored_inputs: tuple[str, ...] | str = ()
     salt: str = ""
+    policies: Any = None
+    max_age: float | timedelta | None = None
     version: str | None = None  # alias of version_override
 
+    def __post_init__(self) -> None:
+        behavior = self.behavior
+        if isinstance(behavior, str):
+            behavior = _CACHE_ALIASES.get(behavior.lower(), behavior.lower())
+        if behavior not in ("auto", "override", "disable"):
+            raise ConfigurationError(f"Cache behavior must be 'auto', 'override' or 'disable', got {self.behavior!r}")
+        object.__setattr__(self, "behavior", behavior)
+        if self.max_age is not None:
+            seconds_from(self.max_age, "Cache max_age")
 
-CacheRequest = Union[Cache, Literal["auto", "override", "disable", "enabled"], bool, None]
+
+CacheRequest = Union[Cache, str, bool, None]
 
 
 def cache_from_request(cache: CacheRequest) -> Cache | None:
-    if cache is None or cache is False or cache == "disable":
+    if cache is None or cache is False:
         return None
-    if cache is True or cache in ("auto", "override", "enabled"):
-        return Cache(behavior="auto" if cache is True else cache)  # type: ignore[arg-type]
+    if cache is True:
+        cache = "auto"
+    if isinstance(cache, str):
+        if _CACHE_ALIASES.get(cache.lower(), cache.lower()) not in ("auto", "override", "disable"):
+            raise ConfigurationError(f"cache must be 'auto', 'override', 'disable', True/False or Cache(...), got {cache!r}")
+        cache = Cache(behavior=cache)
     if isinstance(cache, Cache):
-        if cache.behavior not in ("auto", "override", "disable", "enabled"):
-            raise ConfigurationError(f"Cache behavior must be 'auto', 'override' or 'disable', got {cache.behavior!r}")
         return None if cache.behavior == "disable" else cache
     raise ConfigurationError(f"cache must be 'auto', 'override', 'disable', True/False or Cache(...), got {cache!r}")
 
@@ -143,51 +184,94 @@ def memory_bytes(value: object) -> int:
 _MAX_CPU = 1e6  # cores; beyond this a limit is a typo (and inf overflowed at run time)
 
 
+_CPU_ERROR = "cpu must be a positive number of cores like 1, 0.5 or '2', got {!r} (millicores like '500m' work too)"
+
+
+def cpu_cores(value: object) -> float:
+    """Cores from ``1``, ``0.5``, ``"2"`` or millicores ``"500m"``; the one parser of a cpu value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigurationError(_CPU_ERROR.format(value))
+    try:
+        cores = float(value[:-1]) / 1000 if isinstance(value, str) and value.strip().endswith("m") else float(value)
+    except (ValueError, OverflowError):  # OverflowError: an int such as 10**400
+        raise ConfigurationError(_CPU_ERROR.format(value)) from None
+    if not (math.isfinite(cores) and 0 < cores <= _MAX_CPU):  # inf, nan and absurd limits (they overflowed at run time)
+        raise ConfigurationError(_CPU_ERROR.format(value))
+    return cores
+
+
+def _pair(value: object, what: str) -> tuple[object, ...]:
+    """``(value,)`` for one quantity, ``(request, limit)`` for a pair; anything else is refused."""
+    if not isinstance(value, tuple):
+        return (value,)
+    if len(value) != 2:
+        raise ConfigurationError(f"{what}=(request, limit) needs exactly two values, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Resources:
-    """What one action may use: ``cpu`` (cores), ``memory`` ('512Mi'), ``gpu``, ``disk``."""
+    """What one action may use: ``cpu`` (cores or '500m'), ``memory`` ('512Mi'), ``gpu`` ('A100:2', a count
+    or a ``Device``), ``disk`` and ``shm`` ('1Gi' or 'auto'); cpu and memory may be ``(request, limit)``."""
 
     cpu: int | float | str | tuple | None = None
     memory: str | int | tuple | None = None
-    gpu: int | str | None = None
+    gpu: Any = None
     disk: str | None = None
+    shm: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("cpu", "memory"):
-            value = getattr(self, name)
-            if isinstance(value, tuple) and len(value) != 2:
-                raise ConfigurationError(f"{name} must be one value or a (request, limit) pair, got {value!r}")
-        for cpu in self.cpu if isinstance(self.cpu, tuple) else (self.cpu,):
-            if cpu is None:
-                continue
-            try:
-                ok = 0 < float(cpu) <= _MAX_CPU and not isinstance(cpu, bool)  # inf, nan, 10**400: no
-            except (TypeError, ValueError, OverflowError):
-                ok = False
-            if not ok:
-                raise ConfigurationError(f"cpu must be a positive number of cores like 1, 0.5 or '2', got {cpu!r}")
-        if isinstance(self.cpu, tuple) and len(self.cpu) == 2 and float(self.cpu[0]) > float(self.cpu[1]):
-            raise ConfigurationError(f"cpu=(request, limit) needs request <= limit, got {self.cpu!r}")
-        for memory in self.memory if isinstance(self.memory, tuple) else (self.memory,):
-            if memory is not None:
-                memory_bytes(memory)
-        if isinstance(self.memory, tuple) and len(self.memory) == 2 and memory_bytes(self.memory[0]) > memory_bytes(self.memory[1]):
-            raise ConfigurationError(f"memory=(request, limit) needs request <= limit, got {self.memory!r}")
+        if self.cpu is not None:
+            cores = [cpu_cores(c) for c in _pair(self.cpu, "cpu")]
+            if cores[0] > cores[-1]:
+                raise ConfigurationError(f"cpu=(request, limit) needs request <= limit, got {self.cpu!r}")
+        if self.memory is not None:
+            sizes = [memory_bytes(m) for m in _pair(self.memory, "memory")]
+            if sizes[0] > sizes[-1]:
+                raise ConfigurationError(f"memory=(request, limit) needs request <= limit, got {self.memory!r}")
         gpu = self.gpu
         if gpu is not None and not (
             (isinstance(gpu, int) and not isinstance(gpu, bool) and gpu >= 0) or (isinstance(gpu, str) and gpu.strip())
+            or type(gpu).__name__ == "Device"
         ):
-            raise ConfigurationError(f"gpu must be a count >= 0 or a spec like 'A100:1', got {gpu!r}")
+            raise ConfigurationError(f"gpu must be a count >= 0, a spec like 'A100:1' or flyte.GPU(...), got {gpu!r}")
+        if self.disk is not None:
+            _quantity(self.disk, "disk")
+        if self.shm is not None and self.shm != "auto":
+            _quantity(self.shm, "shm")
 
     @property
     def cpu_limit(self) -> float | None:
-        cpu = self.cpu[-1] if isinstance(self.cpu, tuple) else self.cpu
-        return None if cpu is None else float(cpu)
+        return None if self.cpu is None else cpu_cores(_pair(self.cpu, "cpu")[-1])
 
     @property
     def memory_limit(self) -> int | None:
-        memory = self.memory[-1] if isinstance(self.memory, tuple) else self.memory
-        return None if memory is None else memory_bytes(memory)
+        return None if self.memory is None else memory_bytes(_pair(self.memory, "memory")[-1])
+
+    @property
+    def shm_bytes(self) -> int | None:
+        """``/dev/shm`` size for containers; ``"auto"`` means as large as the memory limit."""
+        if self.shm is None:
+            return None
+        return self.memory_limit if self.shm == "auto" else memory_bytes(self.shm)
+
+    def get_device(self) -> Any:
+        """The accelerator asked for, as a ``Device`` (None when none), as in the SDK."""
+        from .devices import device_from_gpu
+
+        return device_from_gpu(self.gpu)
+
+    def get_shared_memory(self) -> str | None:
+        return None if self.shm is None else ("" if self.shm == "auto" else self.shm)
+
+
+def _quantity(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be a size string like '10Gi', got {value!r}")
+    try:
+        memory_bytes(value)
+    except ConfigurationError:
+        raise ConfigurationError(f"{what} must be a size string like '10Gi', got {value!r}") from None
 
 
 @dataclass(frozen=True)

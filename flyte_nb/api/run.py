@@ -10,6 +10,8 @@ from collections.abc import Callable, Generator, Mapping
 from datetime import timedelta
 from typing import Any
 
+from ..context import custom_context
+from ..triggers import bind_trigger_inputs
 from ..data.recorder import attach
 from ..data.origin import run_url
 from ..data.store import get_store
@@ -221,7 +223,9 @@ def _unique(name: str | None) -> str:
 _FLYTE_RUN_OPTIONS = {
     "mode", "service_account", "version", "copy_style", "dry_run", "copy_bundle_to", "interactive_mode",
     "raw_data_path", "run_base_dir", "project", "domain", "labels", "annotations", "cluster_pool", "log_level",
-    "queue", "custom_context", "cache_lookup_scope", "preserve_original_types",
+    "queue", "custom_context", "cache_lookup_scope", "preserve_original_types", "run_start_time", "interruptible",
+    "log_format", "user_log_level", "reset_root_logger", "max_action_concurrency", "notifications", "debug",
+    "tracked", "tracked_strict", "_tracker",
 }
 
 
@@ -267,6 +271,7 @@ class RunContext:
 
     def start(self, task: Any, args: tuple, kwargs: dict) -> Run:
         driver = _driver(task)
+        kwargs = bind_trigger_inputs(driver.func, getattr(driver, "triggers", ()), args, kwargs)  # run by hand
         throttle = driver.environment.throttle | driver.throttle | self.throttle
         state = RunState(_unique(self.name), driver.spec, args, kwargs, throttle)
         state.listeners.extend(self.listeners)
@@ -280,7 +285,8 @@ class RunContext:
             from .history import StoreRecords
 
             state.records = StoreRecords(get_store())
-        controller.start(state)
+        with custom_context(**(self.options.get("custom_context") or {})):  # the run's actions inherit it
+            controller.start(state)
         return _remember(Run(state))
 
 
@@ -334,6 +340,9 @@ class _Runner:
 run = _Runner()
 
 
-def with_runcontext(**options: Any) -> RunContext:
-    """Run options (``name``, ``throttle={tag: n}``, ``overwrite_cache`` …); use ``.run(task, ...)``."""
-    return RunContext(**options)
+def with_runcontext(mode: str | None = None, **options: Any) -> RunContext:
+    """Run options (``name``, ``throttle={tag: n}``, ``overwrite_cache`` …); use ``.run(task, ...)``.
+
+    ``mode`` (``"local"``, ``"remote"``, ``"hybrid"``) is Flyte's; every run here is local.
+    """
+    return RunContext(**options) if mode is None else RunContext(mode=mode, **options)

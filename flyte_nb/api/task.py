@@ -19,8 +19,20 @@ from ..engine.context import current_action, current_group, current_tags
 from ..engine.loop import engine
 from ..engine.spec import TaskSpec
 from ..errors import ConfigurationError
+from ..environ import with_environment_variables
+from ..secrets import secrets_from_request
+from ..triggers import triggers_from_request
+from .cache_policies import with_policies
 from .rate import check_tag_limit
-from .policies import CacheRequest, RetryStrategy, TimeoutType, cache_from_request, retry_from_request, timeout_from_request
+from .policies import (
+    CacheRequest,
+    RetryStrategy,
+    TimeoutType,
+    cache_from_request,
+    retry_from_request,
+    time_bounds_from_request,
+    timeout_from_request,
+)
 
 if TYPE_CHECKING:
     from .environment import TaskEnvironment
@@ -55,7 +67,10 @@ def check_tags(tags: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tags))
 
 
-_FLYTE_TASK_OPTIONS = {"pod_template", "max_inline_io_bytes", "interruptible", "queue", "triggers", "links", "secrets"}
+_FLYTE_TASK_OPTIONS = {"pod_template", "max_inline_io_bytes", "interruptible", "queue", "triggers", "links", "secrets",
+                       "service_account", "task_resolver", "entrypoint", "produces_artifacts", "plugin_config"}
+_PLACEMENT = ("resources", "env_vars", "reusable")
+"""Options of ``override`` that change where a task runs: they make a derived environment."""
 
 
 class TaskTemplate:
@@ -99,7 +114,10 @@ class TaskTemplate:
         self.is_async = inspect.iscoroutinefunction(inner)
         self.retries = retry_from_request(retries)
         self.timeout = timeout_from_request(timeout)
-        self.cache = cache_from_request(cache) if cache is not None else environment.cache
+        self.cache = with_policies(cache_from_request(cache) if cache is not None else environment.cache, inner)
+        self.time_bounds = time_bounds_from_request(timeout)
+        self.secrets = secrets_from_request(flyte_options.get("secrets") or environment.secrets)
+        self.triggers = triggers_from_request(flyte_options.get("triggers"))
         self.tags = check_tags(tags)
         self.throttle = check_throttle(throttle)
         self.source = source
@@ -108,12 +126,13 @@ class TaskTemplate:
         functools.update_wrapper(self, inner)
         self.spec = TaskSpec(
             name=self.name,
-            func=func,
+            func=with_environment_variables(func, environment.env_vars, f"task `{self.name}`", self.secrets),
             is_async=self.is_async,
-            env_name=environment.name,
+            env_name=environment.placement_key,
             backend=environment.backend,
             retry=self.retries,
             timeout=self.timeout,
+            deadline=self.time_bounds.deadline,
             tags=self.tags,
             throttle=self.throttle,
             env_pool=environment.pool,
@@ -140,9 +159,34 @@ class TaskTemplate:
             return asyncio.to_thread(self.func, *args, **kwargs)
         return _on_engine(controller.call(self.spec, args, kwargs, parent, current_group.get(), current_tags.get()))
 
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The function itself, called here even inside a run (Flyte's ``task.forward``): no action."""
+        return self.func(*args, **kwargs)
+
     def override(self, **options: Any) -> TaskTemplate:
-        """A copy of this task with some options changed (``retries``, ``timeout``, ``tags``…)."""
-        return TaskTemplate(self.func, self.environment, **(self._options | options))
+        """A copy of this task with options changed, as Flyte's ``task.override(...)``.
+
+        ``retries``, ``timeout``, ``cache``, ``secrets``, ``tags``, ``short_name``… apply to the copy;
+        ``resources``, ``env_vars`` and ``reusable`` give it a derived environment (same name, limits and
+        concurrency; its own workers or containers). ``env_vars`` add to the environment's.
+        """
+        placement = {name: options.pop(name) for name in _PLACEMENT if name in options}
+        environment = self.environment
+        if placement or options.get("secrets") is not None:
+            reusable = placement.get("reusable", environment.reusable)
+            if reusable == "off":
+                placement["reusable"] = reusable = None
+            changed = [name for name in ("resources", "env_vars") if placement.get(name) is not None]
+            changed += ["secrets"] if options.get("secrets") is not None else []
+            if reusable is not None and changed:
+                raise ConfigurationError(
+                    f"cannot override {', '.join(changed)} of task `{self.name}`: it is reusable and uses its "
+                    "environment's; pass reusable='off' to override them")
+            if placement.get("env_vars") is not None:
+                placement["env_vars"] = environment.env_vars | check_env_vars(placement["env_vars"])
+            if placement:
+                environment = environment.derived(**placement)
+        return TaskTemplate(self.func, environment, **(self._options | options))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as function + options: inside a worker a task is rebuilt and called as a plain function."""

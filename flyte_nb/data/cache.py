@@ -85,6 +85,7 @@ def code_fingerprint(func: Callable[..., Any], source: str | None = None) -> byt
     if source:
         return b"src:" + source.encode()
     extra = b""
+    func = inspect.unwrap(func)  # a task function wrapped to set its env vars is fingerprinted as itself
     while isinstance(func, functools.partial):
         try:
             extra += dumps((func.args, func.keywords))

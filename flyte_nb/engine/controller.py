@@ -14,8 +14,9 @@ import time
 from typing import Any
 
 from ..backends.base import get_backend
-from ..errors import ActionTimeoutError, RunAbortedError, TaskExitError, add_note
+from ..errors import ActionTimeoutError, RunAbortedError, TaskExitError, add_note, flyte_error, retryable
 from .action import Action, Attempt, Phase
+from .bounds import attempt_budget, timeout_error
 from .context import current_action, current_group, current_tags
 from .events import EventKind
 from . import output
@@ -183,7 +184,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
         if action.started_at is None:
             action.started_at = started
         run.transition(action, Phase.RUNNING, (args, kwargs) if attempt == 1 else None)
-        deadline = _Deadline(spec.timeout) if spec.timeout else None
+        deadline = _Deadline(budget) if (budget := attempt_budget(action)) else None
         error: BaseException
         try:
             result = await backend.execute(action, args, kwargs)
@@ -193,7 +194,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
                 _finish(action, Phase.CANCELLED, None)
                 raise
             deadline.absorb()
-            error = ActionTimeoutError(spec.name, spec.timeout, attempt)
+            error = timeout_error(action, attempt)
         except GeneratorExit:  # the coroutine is being closed, not failing
             _release(action)
             raise
@@ -213,7 +214,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
             if deadline is not None:
                 deadline.handle.cancel()
         _release(action)
-        if attempt <= spec.retry.count and not isinstance(error, TaskExitError):
+        if attempt <= spec.retry.count and retryable(error) and not isinstance(error, TaskExitError):
             if action.history is None:
                 action.history = []
             action.history.append(Attempt(attempt, started, time.time(), error))
@@ -227,6 +228,7 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
         if action.history is not None:
             action.history.append(Attempt(attempt, started, time.time(), error))
         phase = Phase.TIMED_OUT if isinstance(error, ActionTimeoutError) else Phase.FAILED
+        error = flyte_error(error)
         _finish(action, phase, error)
         raise error
 

@@ -61,6 +61,7 @@ class TaskSpec:
     backend: str = "inline"
     retry: RetryPolicy = NO_RETRY
     timeout: float | None = None
+    deadline: float | None = None  # seconds from first queued to done, across attempts
     tags: tuple[str, ...] = ()
     throttle: Mapping[str, Any] = field(default_factory=dict)
     env_pool: SlotPool | None = None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...data.serialization import loads
 from ...engine.output import record
-from ...errors import ConfigurationError, SerializationError, WorkerDiedError
+from ...errors import ConfigurationError, OutOfMemoryError, SerializationError, WorkerDiedError
 
 if TYPE_CHECKING:
     from ...engine.action import Action
@@ -127,8 +127,8 @@ class _OneShot:
             state = client_state(container)
             if state.get("OOMKilled"):
                 limit = self.config.get("mem_limit")
-                raise WorkerDiedError(f"the container running task `{name}` ({short}) was killed: out of memory "
-                                      f"(limit {format_bytes(limit) if limit else 'none'})")
+                raise OutOfMemoryError(f"the container running task `{name}` ({short}) was killed: out of memory "
+                                       f"(limit {format_bytes(limit) if limit else 'none'})")
             if not out.exists():
                 raise WorkerDiedError(f"the container running task `{name}` ({short}) {_describe_exit(code)}"
                                       + ("" if code else " without a result"))

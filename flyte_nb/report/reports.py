@@ -1,0 +1,172 @@
+"""Per-action HTML reports (``flyte.report``): tabs of HTML that a task body logs to.
+
+Each action has its own report. Every change is written at once to
+``FLYTE_NB_HOME/reports/RUN/ACTION.html`` (one small local write), so a report outlives the
+kernel like the run store does, ``flush`` has nothing left to do, and
+``flyte_nb.report.show(run)`` renders a run's reports in the notebook. Outside a task the
+report is a throwaway, as in the SDK.
+"""
+
+from __future__ import annotations
+
+import html
+import pathlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..data.home import home_dir
+from ..engine.context import current_action
+
+MAIN = "main"
+_KEPT = 1024
+_open: OrderedDict[tuple[str, str], Report] = OrderedDict()
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:12px}} nav span{{margin-right:12px;font-weight:bold}}
+section{{border-top:1px solid #ccc;padding:8px 0}}</style></head>
+<body><nav>{nav}</nav>{body}</body></html>"""
+
+
+@dataclass
+class Tab:
+    """One tab: HTML fragments in the order they were logged."""
+
+    name: str
+    content: list[str] = field(default_factory=list, init=False)
+    report: Report | None = field(default=None, repr=False, compare=False)
+
+    def log(self, content: str) -> None:
+        self.content.append(content)
+        self._changed()
+
+    def replace(self, content: str) -> None:
+        self.content = [content]
+        self._changed()
+
+    def get_html(self) -> str:
+        return "\n".join(self.content)
+
+    def _changed(self) -> None:
+        if self.report is not None:
+            self.report.save()
+
+
+@dataclass
+class Report:
+    """The report of one action: named tabs, ``main`` first."""
+
+    name: str
+    tabs: dict[str, Tab] = field(default_factory=dict)
+    path: pathlib.Path | None = None  # where it is kept; None for the throwaway outside tasks
+
+    def __post_init__(self) -> None:
+        self.tabs.setdefault(MAIN, Tab(MAIN, report=self))
+
+    def has_content(self) -> bool:
+        return any(tab.content for tab in self.tabs.values())
+
+    def get_tab(self, name: str, create_if_missing: bool = True) -> Tab:
+        if name not in self.tabs:
+            if not create_if_missing:
+                raise ValueError(f"Tab {name} does not exist.")
+            self.tabs[name] = Tab(name, report=self)
+        return self.tabs[name]
+
+    def get_final_report(self) -> str:
+        """The report as one HTML page (tabs as sections; an empty ``main`` is left out)."""
+        shown = [tab for name, tab in self.tabs.items() if tab.content or name != MAIN]
+        nav = "".join(f"<span>{html.escape(tab.name)}</span>" for tab in shown)
+        body = "".join(f'<section data-tab="{html.escape(tab.name)}"><h2>{html.escape(tab.name)}</h2>'
+                       f"{tab.get_html()}</section>" for tab in shown)
+        return _PAGE.format(title=html.escape(self.name), nav=nav, body=body)
+
+    def save(self) -> None:
+        if self.path is not None and self.has_content():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_suffix(".partial")
+            partial.write_text(self.get_final_report(), encoding="utf-8")
+            partial.replace(self.path)
+
+
+def report_path(run: str, action: str) -> pathlib.Path:
+    return home_dir() / "reports" / run / f"{action}.html"
+
+
+def current_report() -> Report:
+    """The running action's report, or a throwaway one outside a task."""
+    action = current_action.get()
+    if action is None:
+        return Report("dummy")
+    key = (action.run.name, action.name)
+    report = _open.get(key)
+    if report is None:
+        report = _open[key] = Report(f"{action.spec.name} ({action.name})", path=report_path(*key))
+        while len(_open) > _KEPT:
+            _open.popitem(last=False)
+    return report
+
+
+def get_tab(name: str, /, create_if_missing: bool = True) -> Tab:
+    return current_report().get_tab(name, create_if_missing=create_if_missing)
+
+
+class _Both:
+    """A function callable as ``f(...)`` from sync code and ``await f.aio(...)`` from async code, as the SDK's."""
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+        self.__name__ = func.__name__.lstrip("_")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    async def aio(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"flyte_nb.report.{self.__name__}"
+
+
+def _log(content: str, do_flush: bool = False) -> None:
+    """Add HTML to the ``main`` tab of the running action's report."""
+    get_tab(MAIN).log(content)
+
+
+def _replace(content: str, do_flush: bool = False) -> None:
+    """Replace the ``main`` tab's HTML."""
+    current_report().get_tab(MAIN).replace(content)
+
+
+def _flush() -> None:
+    """Write the report out (it already is after every change)."""
+    current_report().save()
+
+
+log = _Both(_log)
+replace = _Both(_replace)
+flush = _Both(_flush)
+
+
+def reports_of(run: Any) -> dict[str, str]:
+    """The kept report pages of a run (``Run``, stored run or run name), by action name."""
+    name = run if isinstance(run, str) else run.name
+    folder = home_dir() / "reports" / name
+    if not folder.is_dir():
+        return {}
+    return {path.stem: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.html"))}
+
+
+def show(run: Any) -> Any:
+    """Display a run's reports in the notebook (an ``IPython.display.HTML`` per action); returns them."""
+    from IPython.display import HTML, display
+
+    shown = []
+    for action, page in reports_of(run).items():
+        frame = html.escape(page, quote=True)
+        shown.append(HTML(f'<div><b>report of {html.escape(action)}</b>'
+                          f'<iframe srcdoc="{frame}" style="width:100%;height:320px;border:1px solid #ccc"></iframe></div>'))
+    for item in shown:
+        display(item)
+    return shown
