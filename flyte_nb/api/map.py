@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from ..engine import controller
-from ..engine.context import current_action, current_tags
+from ..engine.context import current_action, current_channel, current_group, current_tags
 from ..engine.fanout import fanout
 from ..engine.loop import block_on, engine
 from ..engine.slots import SlotPool
@@ -57,7 +57,15 @@ class _Plan:
         parent = current_action.get()
         inputs = zip(*self.iterables)
         spec = self.task.spec
-        if parent is None:
+        channel = current_channel.get()
+        if parent is None and channel is not None:  # inside a worker: each call is an action of the kernel
+            pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
+            task, group, tags = self.task, self.group_name, self.tags
+            outer = current_group.get()
+            if outer:
+                group = f"{outer}/{group}"
+            invoke = lambda i, args: channel.call(task, args, {}, group, tags, i)  # noqa: E731
+        elif parent is None:
             pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
             func = self.task.func
             if spec.is_async:
@@ -79,6 +87,18 @@ class _Plan:
 
 def _sync_results(plan: _Plan) -> Iterator[Any]:
     parent = current_action.get()
+    channel = current_channel.get()
+    if parent is None and channel is not None:  # inside a worker: stream on the worker's loop
+        stream = plan.stream()
+        try:
+            while True:
+                try:
+                    yield channel.block(_next(stream))
+                except StopAsyncIteration:
+                    return
+        finally:
+            channel.block(_close(stream))
+        return
     if parent is None and not plan.task.is_async:
         yield from _plain_sync(plan)
         return

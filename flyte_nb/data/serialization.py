@@ -15,6 +15,7 @@ from typing import Any
 import cloudpickle
 
 from ..errors import RecordedError, SerializationError
+from .error_shipping import error_recipe
 
 FORMAT = 1  # bump when the payload layout changes; a worker refuses other versions
 PROTOCOL = 5
@@ -100,11 +101,30 @@ def ship_output(value: Any, task: str) -> bytes:
 
 
 def ship_error(error: BaseException) -> bytes:
-    """The error itself when it pickles (its type survives), else a ``RecordedError`` in its place."""
+    """The error itself when it pickles and replays; else a recipe that keeps its type (see
+    ``error_shipping``); a ``RecordedError`` only when nothing else can travel."""
     try:
         data = dumps(error)
+        loads(data)
+        return data
+    except Exception:  # noqa: BLE001 - its __init__ does not replay: ship the recipe
+        pass
+    try:
+        rebuild, recipe = error_recipe(error)
+        data = dumps(_Recipe(rebuild, recipe))
         loads(data)
         return data
     except Exception:  # noqa: BLE001 - fall back to type name and message
         kind = type(error)
         return dumps(RecordedError(f"{kind.__module__}.{kind.__qualname__}", str(error)))
+
+
+class _Recipe:
+    """Pickles as ``rebuild(*recipe)``: unpickling yields the error itself."""
+
+    def __init__(self, rebuild: Any, recipe: tuple) -> None:
+        self.rebuild = rebuild
+        self.recipe = recipe
+
+    def __reduce__(self):
+        return self.rebuild, self.recipe
