@@ -1,6 +1,6 @@
 """The seed scenarios written the way the seeds write them: driver and children in ONE environment.
 
-``build(backend, **env_options)`` defines the tasks inside a function so that they travel by
+``build(name, **environment_options)`` defines the tasks inside a function so that they travel by
 value (a container cannot import this test module). Bodies stamp ``time.monotonic()`` (one clock
 for every process and container of the host) so that overlap is measured where the code ran.
 """
@@ -29,8 +29,8 @@ class ArgError(Exception):
         self.detail = detail
 
 
-def build(backend: str, name: str | None = None, **options: Any) -> SimpleNamespace:
-    env = flyte.TaskEnvironment(name or f"nest-{backend}", backend=backend, **options)
+def build(name: str, **options: Any) -> SimpleNamespace:
+    env = flyte.TaskEnvironment(name, **options)
 
     @env.task
     async def nap(i: int) -> tuple[float, float]:

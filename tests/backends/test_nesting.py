@@ -8,6 +8,7 @@ backend. Overlap is measured from the bodies' own clock stamps.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -17,16 +18,48 @@ from flyte_nb import Phase
 from tests.backends.nesting_tasks import ArgError, build
 from tests.timeline import peak
 
-BACKENDS = ["inline", "process"]
+BACKENDS = ["inline", "process", "docker", "docker-reuse"]
 _built: dict[str, object] = {}
+
+
+def _docker_problem() -> str | None:
+    from flyte_nb.backends import docker
+
+    try:
+        client = docker._connect()
+    except flyte.ConfigurationError as error:
+        return str(error)
+    try:
+        return None if docker._exists(client, docker.BASE_IMAGE) else f"{docker.BASE_IMAGE} is missing: run scripts/docker-setup"
+    finally:
+        client.close()
+
+
+def _options(backend: str) -> dict:
+    if backend == "inline":
+        return {"backend": "inline"}
+    if backend == "process":
+        return {"backend": "process", "concurrency": 8}
+    problem = _docker_problem()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI=true but Docker is not usable: {problem}")
+        pytest.skip(f"Docker is not usable here: {problem}")
+    from flyte_nb.backends.docker import BASE_IMAGE
+
+    if backend == "docker":
+        return {"backend": "docker", "image": BASE_IMAGE, "concurrency": 8}
+    return {"backend": "docker", "image": BASE_IMAGE, "reusable": flyte.ReusePolicy(replicas=1, concurrency=6)}
 
 
 @pytest.fixture(params=BACKENDS)
 def tasks(request):
     backend = request.param
     if backend not in _built:
-        _built[backend] = build(backend, concurrency=None if backend == "inline" else 8)
-    return _built[backend]
+        _built[backend] = build(f"nest-{backend}", **_options(backend))
+    tasks = _built[backend]
+    tasks.slow = backend == "docker"  # a container per child: start-up is on the critical path
+    return tasks
 
 
 def _children(run, task: str) -> list:
@@ -38,9 +71,14 @@ def test_eight_half_second_children_three_at_a_time(tasks, driver):
     run = flyte.run(getattr(tasks, driver), 8)
     stamps = run.outputs(timeout=60)
     assert len(stamps) == 8
-    assert peak(stamps) == 3
-    assert max(e for _, e in stamps) - min(s for s, _ in stamps) < 1.5 + 2.0  # ideal 1.5 s, generous
     children = [a for a in run.actions if a.parent is not None]
+    assert peak((a.started_at, a.ended_at) for a in children) == 3  # as the kernel recorded them
+    if tasks.slow:  # container start-up jitter can keep bodies from overlapping: never more than 3
+        assert peak(stamps) <= 3
+    else:
+        assert peak(stamps) == 3
+    bound = 1.5 + (20.0 if tasks.slow else 2.0)  # ideal 1.5 s; generous for a loaded machine
+    assert max(e for _, e in stamps) - min(s for s, _ in stamps) < bound
     assert len(children) == 8 and all(a.parent is run.actions[0] and a.phase == Phase.SUCCEEDED for a in children)
 
 
@@ -61,7 +99,9 @@ def test_three_nested_tag_groups_are_all_respected(tasks):
     assert len(results) == 12
     for tag, limit in LIMITS.items():
         letter = tag[-1]
-        assert peak((s, e) for label, s, e in results if letter in label) == limit, tag
+        measured = peak((s, e) for label, s, e in results if letter in label)
+        recorded = peak((a.started_at, a.ended_at) for a in run.actions if tag in a.tags)
+        assert recorded == limit and (measured <= limit if tasks.slow else measured == limit), (tag, measured, recorded)
     assert sorted(len(a.tags) for a in run.actions if a.parent is not None) == [1] * 8 + [2] * 4
     assert all(s.holders == 0 and s.waiting == 0 for s in run.statistics())
 
