@@ -38,11 +38,12 @@ _MAX_FUNCTIONS = 256
 class _Attempt:
     """One attempt running in this worker: its routing id and the loop tasks it started."""
 
-    __slots__ = ("id", "tasks")
+    __slots__ = ("id", "tasks", "calling")
 
     def __init__(self, attempt_id: str) -> None:
         self.id = attempt_id
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.calling: concurrent.futures.Future[None] = concurrent.futures.Future()  # set at its first child call
 
 
 current_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("flyte_nb.attempt", default=None)
@@ -59,6 +60,9 @@ class Runner:
         self.calls: dict[int, asyncio.Future[Outcome]] = {}
         self.numbers = itertools.count(1)
         self.sent: dict[str, bytes] = {}  # task token → task bytes the kernel already has
+        self.on_children: Callable[[], None] | None = None
+        """Called on the attempt's own thread once it waits on children (Dask: ``secede``, so that a
+        parent that only awaits children does not hold a worker thread)."""
         self.loop = asyncio.new_event_loop()
         self.loop.set_task_factory(self._task)
         started = threading.Event()
@@ -103,12 +107,19 @@ class Runner:
             return await_only(coro)
         future = self.on_loop(coro)
         try:
+            attempt = current_attempt.get()
+            if self.on_children is not None and attempt is not None and _mark_calling(attempt):
+                self.on_children()
             return future.result()
         except BaseException:
             future.cancel()
             raise
 
     # ------------------------------------------------------------ attempts
+    def load(self, key: str, data: bytes | None) -> Any:
+        """The function of digest ``key`` (kept by that digest, so a redefined task never gets an old one)."""
+        return self._function(key, data)
+
     def _function(self, key: str, data: bytes | None) -> Any:
         func = self.functions.get(key)
         if func is None:
@@ -151,6 +162,11 @@ class Runner:
     def _await(self, awaitable: Any, context: contextvars.Context) -> Any:
         future = self.on_loop(_awaited(awaitable), context)
         try:
+            if self.on_children is not None:
+                attempt = context.get(current_attempt)
+                done, _ = concurrent.futures.wait((future, attempt.calling), return_when=concurrent.futures.FIRST_COMPLETED)
+                if future not in done:
+                    self.on_children()
             return future.result()
         except BaseException:
             future.cancel()
@@ -175,6 +191,7 @@ class Runner:
         inputs = ship_inputs(args, kwargs, task.name)
         try:
             self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index))
+            _mark_calling(attempt)
             try:
                 outcome = await reply
             except asyncio.CancelledError:
@@ -195,6 +212,15 @@ class Runner:
         reply = self.calls.get(message.call)
         if reply is not None and not reply.done():
             reply.set_result(message.outcome)
+
+
+def _mark_calling(attempt: _Attempt) -> bool:
+    """Note that ``attempt`` made a child call; True the first time."""
+    try:
+        attempt.calling.set_result(None)
+    except concurrent.futures.InvalidStateError:
+        return False
+    return True
 
 
 def _enter(attempt: _Attempt, runner: Runner) -> None:

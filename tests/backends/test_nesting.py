@@ -16,9 +16,10 @@ import pytest
 import flyte_nb as flyte
 from flyte_nb import Phase
 from tests.backends.nesting_tasks import ArgError, build
+from tests.backends.test_dask import cluster  # noqa: F401 - the fixture, shared
 from tests.timeline import peak
 
-BACKENDS = ["inline", "process", "docker", "docker-reuse"]
+BACKENDS = ["inline", "process", "docker", "docker-reuse", "dask"]
 _built: dict[str, object] = {}
 
 
@@ -55,6 +56,13 @@ def _options(backend: str) -> dict:
 @pytest.fixture(params=BACKENDS)
 def tasks(request):
     backend = request.param
+    if backend == "dask":
+        request.getfixturevalue("cluster")  # a real scheduler and two workers
+        if backend not in _built:
+            _built[backend] = build("nest-dask", backend="dask", concurrency=8)
+        tasks = _built[backend]
+        tasks.slow = False
+        return tasks
     if backend not in _built:
         _built[backend] = build(f"nest-{backend}", **_options(backend))
     tasks = _built[backend]
