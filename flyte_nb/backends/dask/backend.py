@@ -137,8 +137,7 @@ class DaskBackend(Backend):
 
     # ------------------------------------------------------------------ pools
     def pools(self, spec: TaskSpec) -> tuple[SlotPool, ...]:
-        environment = spec.extras.get("environment")
-        concurrency = getattr(environment, "concurrency", None)
+        concurrency = spec.placement.concurrency if spec.placement is not None else None
         if not concurrency:
             return ()
         pool = self._env_pools.get(spec.env_name)
@@ -202,14 +201,14 @@ class DaskBackend(Backend):
         return unwrap(Outcome(ok, payload, remote_traceback), f"dask worker {worker}")
 
     def _resources(self, connection: _Connection, spec: TaskSpec) -> tuple:
-        resources = getattr(spec.extras.get("environment"), "resources", None)
-        if resources is None:
+        placement = spec.placement
+        if placement is None or (placement.cpu is None and placement.memory is None and placement.gpu is None):
             return ()
         declared: set[str] = set()
         for worker in connection.client.scheduler_info(n_workers=-1).get("workers", {}).values():
             declared.update(worker.get("resources") or {})
-        wanted = {"CPU": resources.cpu_limit, "MEMORY": resources.memory_limit}
-        gpu = resources.gpu
+        wanted = {"CPU": placement.cpu, "MEMORY": placement.memory}
+        gpu = placement.gpu
         if isinstance(gpu, str):
             gpu = int(gpu.rsplit(":", 1)[1]) if ":" in gpu else 1
         wanted["GPU"] = gpu or None
