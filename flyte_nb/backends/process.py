@@ -34,7 +34,7 @@ from ..data.serialization import ship_function, ship_inputs
 from ..engine.placement import Placement
 from ..engine.slots import SlotPool
 from ..worker.protocol import Exit, unwrap
-from .base import Backend
+from ..engine.backend import Backend
 from .link import Link, attempt_id
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import contextvars
 import time
 from typing import Any
 
-from ..backends.base import get_backend
+from .backend import get_backend
 from ..errors import ActionTimeoutError, RunAbortedError, add_note
 from .action import Action, Attempt, Phase
 from .context import current_action, current_group, current_tags

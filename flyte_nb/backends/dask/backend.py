@@ -39,7 +39,7 @@ from ...worker.protocol import Outcome, unwrap
 from ...engine.output import record
 from ...engine.slots import SlotPool
 from ...errors import WorkerDiedError
-from ..base import Backend
+from ...engine.backend import Backend
 from . import SchedulerUnreachableError, _connect, _Connection
 from .children import DaskChildren
 from .pools import ClusterSlotPool, _lease_timeout

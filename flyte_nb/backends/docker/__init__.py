@@ -35,7 +35,7 @@ from ...engine.placement import Placement
 from ...engine.slots import SlotPool
 from ...errors import WorkerDiedError
 from ...worker.protocol import unwrap
-from ..base import Backend
+from ...engine.backend import Backend
 from ..link import Link, attempt_id
 from .daemon import _PID, _STARTED, BASE_IMAGE, LABEL, _connect, _labels
 from .images import BUILT_REPOSITORY, ImageBuildError, check_python, image_ref, require
