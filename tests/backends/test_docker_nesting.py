@@ -87,3 +87,21 @@ def test_abort_of_a_run_whose_driver_runs_in_a_container_leaves_nothing(boxes):
     from flyte_nb.backends.process import _all_workers
 
     assert not [w.pid for w in tuple(_all_workers) if w.link.running], "no worker process runs anything of it"
+
+
+@pytest.mark.parametrize("reusable", [False, True])
+def test_redefining_a_docker_environment_takes_effect_at_once(reusable):
+    def define(value: str):
+        options = _options("docker-reuse" if reusable else "docker")
+        env = flyte.TaskEnvironment("dk-redefined", env_vars={"SETTING": value}, **options)
+
+        @env.task
+        def setting() -> str:
+            import os
+
+            return os.environ["SETTING"]
+
+        return setting
+
+    assert flyte.run(define("old")).outputs(timeout=120) == "old"
+    assert flyte.run(define("new")).outputs(timeout=120) == "new"
