@@ -105,3 +105,20 @@ def test_redefining_a_docker_environment_takes_effect_at_once(reusable):
 
     assert flyte.run(define("old")).outputs(timeout=120) == "old"
     assert flyte.run(define("new")).outputs(timeout=120) == "new"
+
+
+def test_a_one_worker_reusable_environment_holds_its_driver_and_its_children():
+    options = dict(_options("docker-reuse"), reusable=flyte.ReusePolicy(replicas=1, concurrency=1, idle_ttl="2s"))
+    env = flyte.TaskEnvironment("dk-solo", **options)
+
+    @env.task
+    def leaf(i: int) -> int:
+        return i * i
+
+    @env.task
+    async def driver(n: int) -> list:
+        return list(flyte.map(leaf, range(n)))
+
+    run = flyte.run(driver, 4)
+    assert run.outputs(timeout=120) == [0, 1, 4, 9]
+    assert len(run.actions) == 5 and all(s.holders == 0 for s in run.statistics())

@@ -166,7 +166,7 @@ class _ReusePool:
                         replica.busy += 1
                         return slot
             starting = sum(len(r.slots) < self.concurrency for r in self.replicas)
-            if len(self.replicas) < self.high and not starting:
+            if len(self.replicas) < self.high + self._lent_replicas() and not starting:
                 await self._start(config)
             waiter = self.loop.create_future()
             self.waiters.append(waiter)
@@ -178,6 +178,13 @@ class _ReusePool:
                     raise WorkerDiedError(f"no worker container of environment `{self.env_name}` came up "
                                           f"within {_START_LIMIT:g} s") from None
                 await self._forget_exited()
+
+    def _lent_replicas(self) -> int:
+        """Replicas' worth of workers whose action only awaits its children: they do not count, so a
+        driver and its children fit in one replica of one worker (an extra replica starts)."""
+        lending = sum(any(r.action.lent for r in slot.link.running.values())
+                      for replica in self.replicas for slot in replica.slots)
+        return -(-lending // self.concurrency)
 
     async def _forget_exited(self) -> None:
         """Drop replicas whose container is gone (killed, out of memory) so that new ones can start."""
