@@ -29,3 +29,15 @@ def test_an_error_whose_class_cannot_be_loaded_still_matches_its_builtin_base():
     assert type(error).__name__ == "ArgError" and error.type_name == "somewhere.ArgError" and error.code == 7
     again = loads(ship_error(error))  # the run store pickles it again
     assert isinstance(again, ValueError) and again.code == 7 and "error 7: gone" in str(again)
+
+
+def test_errors_travel_without_reducers_the_other_side_may_lack():
+    """``distributed`` installs tblib's reducers for every exception; a container without tblib must still load them."""
+    import pytest
+
+    pytest.importorskip("distributed")
+    import distributed  # noqa: F401 - installs the reducers
+
+    for error in (ValueError("x"), ArgError(7, "gone")):
+        data = ship_error(error)
+        assert b"tblib" not in data and type(loads(data)) is type(error)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import itertools
 import os
 import shutil
 import socket
@@ -74,6 +75,7 @@ class DockerBackend(Backend):
         self._build_locks: dict[str, threading.Lock] = {}
         self._reuse: dict[Placement, _ReusePool] = {}
         self._current: dict[str, Placement] = {}  # environment name -> its current reusable placement
+        self._pool_numbers = itertools.count(1)  # folder names of reusable pools, never reused
         self._volumes: dict[str, dict[str, str]] | None = None
         self._hello: dict[str, asyncio.Future[Link]] = {}  # one-shot token -> its container's link
         self._listener: socket.socket | None = None
@@ -246,7 +248,7 @@ class DockerBackend(Backend):
         pool = self._reuse.get(placement)
         if pool is None:
             assert placement.reuse is not None
-            pool = self._reuse[placement] = _ReusePool(self, placement.env_name, placement.reuse, len(self._reuse) + 1)
+            pool = self._reuse[placement] = _ReusePool(self, placement.env_name, placement.reuse, next(self._pool_numbers))
             old = self._current.get(placement.env_name)
             if old is not None and old != placement and old in self._reuse:  # redefined: retire the old containers
                 self._reuse.pop(old).shutdown()
