@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
@@ -19,6 +20,9 @@ from ..engine.loop import block_on, engine
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 from .task import TaskTemplate
+
+
+_worker_maps = itertools.count(1)  # names the kernel-side pool of each map made in this worker
 
 
 def _total(iterables: tuple[Iterable[Any], ...]) -> int | None:
@@ -59,12 +63,15 @@ class _Plan:
         spec = self.task.spec
         channel = current_channel.get()
         if parent is None and channel is not None:  # inside a worker: each call is an action of the kernel
-            pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
             task, group, tags = self.task, self.group_name, self.tags
             outer = current_group.get()
             if outer:
                 group = f"{outer}/{group}"
-            invoke = lambda i, args: channel.call(task, args, {}, group, tags, i)  # noqa: E731
+            # the kernel holds the map's limit, so a freed slot starts the next child at once; the
+            # worker keeps a few more calls queued there (memory stays O(concurrency))
+            limit = (f"{group}@{next(_worker_maps)}", self.concurrency) if self.concurrency else None
+            pool = SlotPool(2 * self.concurrency if self.concurrency else None, f"map:{self.group_name}")
+            invoke = lambda i, args: channel.call(task, args, {}, group, tags, i, limit=limit)  # noqa: E731
         elif parent is None:
             pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
             func = self.task.func

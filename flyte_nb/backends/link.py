@@ -14,12 +14,12 @@ import sys
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..data.serialization import loads, ship_error, ship_output
-from ..engine import controller
 from ..engine.output import record
+from ..engine.slots import SlotPool
 from ..errors import WorkerDiedError
 from ..worker.protocol import (VERSION, CallChild, CancelChild, ChildResult, Done, Message, Outcome, Output, Ready,
                                Run, decode, encode)
+from .children import child_outcome
 
 if TYPE_CHECKING:
     from ..engine.action import Action
@@ -28,12 +28,13 @@ if TYPE_CHECKING:
 class _Running:
     """One attempt in flight on this link."""
 
-    __slots__ = ("action", "reply", "children")
+    __slots__ = ("action", "reply", "children", "limits")
 
     def __init__(self, action: Action, reply: asyncio.Future[Outcome]) -> None:
         self.action = action
         self.reply = reply
         self.children: dict[int, asyncio.Task[Any]] = {}
+        self.limits: dict[str, SlotPool] = {}  # map pools of this attempt's maps
 
 
 class Link:
@@ -94,27 +95,10 @@ class Link:
 
     async def _child(self, running: _Running, message: CallChild) -> None:
         try:
-            task = self._task(message)
-            args, kwargs = loads(message.inputs)
-            value = await controller.call(task.spec, args, kwargs, running.action, message.group,
-                                          tuple(message.tags), message.index)
-            outcome = Outcome(True, ship_output(value, task.name))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:  # noqa: BLE001 - goes back to the calling body, type kept
-            outcome = Outcome(False, ship_error(error))
+            outcome = await child_outcome(running.action, message, self.tasks, running.limits)
         finally:
             running.children.pop(message.call, None)
         self.send(ChildResult(message.call, outcome))
-
-    def _task(self, message: CallChild) -> Any:
-        """The called task: the kernel's own object when the token is known here, else by value."""
-        if message.task is not None:
-            task = loads(message.task)  # a kernel task unpickles as the kernel's live object
-            if message.token is not None:
-                self.tasks[message.token] = task
-            return task
-        return self.tasks[message.token]
 
     def start(self, action: Action, attempt: str, key: str, function: bytes, inputs: bytes) -> asyncio.Future[Outcome]:
         """Send one attempt; the future gets its outcome (or ``WorkerDiedError`` if the link closes)."""

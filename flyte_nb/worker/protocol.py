@@ -60,6 +60,7 @@ class CallChild(NamedTuple):
     group: str | None  # the group in force where the call was made
     tags: tuple[str, ...]  # the tags in force where the call was made
     index: int | None = None  # position in a map
+    limit: tuple[str, int] | None = None  # a map's (group, concurrency): the kernel holds that pool
 
 
 class CancelChild(NamedTuple):

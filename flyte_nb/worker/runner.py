@@ -174,7 +174,8 @@ class Runner:
 
     # ---------------------------------------------------------- child calls
     async def call(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...],
-                   index: int | None = None, attempt: _Attempt | None = None) -> Any:
+                   index: int | None = None, attempt: _Attempt | None = None,
+                   limit: tuple[str, int] | None = None) -> Any:
         """A task call made inside an attempt: the kernel runs it as a child action."""
         attempt = attempt or current_attempt.get()
         if attempt is None:
@@ -190,7 +191,7 @@ class Runner:
         self.calls[number] = reply
         inputs = ship_inputs(args, kwargs, task.name)
         try:
-            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index))
+            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit))
             _mark_calling(attempt)
             try:
                 outcome = await reply

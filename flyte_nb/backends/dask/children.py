@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ...data.serialization import loads, ship_error, ship_output
-from ...engine import controller
-from ...worker.protocol import CallChild, CancelChild, ChildResult, Outcome, decode, encode
+from ...engine.slots import SlotPool
+from ...worker.protocol import CallChild, CancelChild, ChildResult, decode, encode
+from ..children import child_outcome
 from .worker import deliver
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class DaskChildren:
         self.parents: dict[str, Action] = {}
         self.children: dict[str, dict[int, asyncio.Task[Any]]] = {}
         self.tasks: dict[str, Any] = {}  # task tokens sent by value → the task
+        self.limits: dict[str, dict[str, SlotPool]] = {}  # attempt → its maps' pools
         self.connection: _Connection | None = None
 
     def begin(self, key: str, action: Action) -> None:
@@ -37,6 +38,7 @@ class DaskChildren:
     def end(self, key: str) -> None:
         """The attempt is over: cancel the children it still waits for."""
         self.parents.pop(key, None)
+        self.limits.pop(key, None)
         for task in tuple(self.children.pop(key, {}).values()):
             task.cancel()
 
@@ -54,21 +56,9 @@ class DaskChildren:
                 task.cancel()
 
     async def _child(self, parent: Action, address: str, message: CallChild) -> None:
+        limits = self.limits.setdefault(message.attempt, {})
         try:
-            if message.task is not None:
-                task = loads(message.task)  # a kernel task unpickles as the kernel's live object
-                if message.token is not None:
-                    self.tasks[message.token] = task
-            else:
-                task = self.tasks[message.token]
-            args, kwargs = loads(message.inputs)
-            value = await controller.call(task.spec, args, kwargs, parent, message.group, tuple(message.tags),
-                                          message.index)
-            outcome = Outcome(True, ship_output(value, task.name))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:  # noqa: BLE001 - goes back to the calling body, type kept
-            outcome = Outcome(False, ship_error(error))
+            outcome = await child_outcome(parent, message, self.tasks, limits)
         finally:
             self.children.get(message.attempt, {}).pop(message.call, None)
         connection = self.connection
