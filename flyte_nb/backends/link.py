@@ -58,6 +58,12 @@ class Link:
             except OSError:
                 self.close()
 
+    def alive(self) -> bool:
+        """Read what is pending first (an EOF from a worker killed a moment ago), then say."""
+        if not self.closed:
+            self._readable()
+        return not self.closed
+
     def _readable(self) -> None:
         try:
             while self.conn.poll():

@@ -114,7 +114,7 @@ class WorkerPool:
         """A live worker; the caller already holds one of ``slots`` (or its parent lent one)."""
         while self.idle:
             worker = self.idle.pop()
-            if not worker.dead:
+            if not worker.dead and worker.link.alive():
                 return worker
         worker = Worker(asyncio.get_running_loop(), self.env_vars)
         try:

@@ -162,7 +162,7 @@ class _ReusePool:
             for replica in self.replicas:
                 while replica.idle:
                     slot = replica.idle.pop()
-                    if not slot.dead:
+                    if not slot.dead and slot.link.alive():
                         replica.busy += 1
                         return slot
             starting = sum(len(r.slots) < self.concurrency for r in self.replicas)
