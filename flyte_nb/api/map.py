@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import itertools
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from ..engine import controller
-from ..engine.context import current_action, current_tags
+from ..engine.context import current_action, current_channel, current_group, current_tags
 from ..engine.fanout import Fanout
 from ..engine.loop import block_on, engine, plain_task
 from ..engine.rates import Rate
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 from .task import TaskTemplate
+
+
+_worker_maps = itertools.count(1)  # names the kernel-side pool of each map made in this worker
 
 
 def _total(iterables: tuple[Iterable[Any], ...]) -> int | None:
@@ -66,7 +70,18 @@ class _Plan:
         inputs = zip(*self.iterables)
         spec = self.task.spec
         pre, kw = self.bound
-        if parent is None:
+        channel = current_channel.get()
+        if parent is None and channel is not None:  # inside a worker: each call is an action of the kernel
+            task, group, tags = self.task, self.group_name, self.tags
+            outer = current_group.get()
+            if outer:
+                group = f"{outer}/{group}"
+            # the kernel holds the map's limit, so a freed slot starts the next child at once; the
+            # worker keeps a few more calls queued there (memory stays O(concurrency))
+            limit = (f"{group}@{next(_worker_maps)}", self.concurrency) if self.concurrency else None
+            pool = SlotPool(2 * self.concurrency if self.concurrency else None, f"map:{self.group_name}")
+            invoke = lambda i, args: channel.call(task, (*pre, *args), kw, group, tags, i, limit=limit)  # noqa: E731
+        elif parent is None:
             pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
             func = self.task.func
             if spec.is_async:
@@ -103,6 +118,16 @@ def _sync_results(plan: _Plan) -> Iterator[Any]:
     the per-item cost is the engine's own, not a thread hand-off per item.
     """
     parent = current_action.get()
+    channel = current_channel.get()
+    if parent is None and channel is not None:  # inside a worker: batches from the worker's loop
+        fan = plan.fan()
+        try:
+            while (batch := channel.block(fan.batch())) is not None:
+                yield from batch
+        finally:
+            if not fan.closed:  # left early: cancel what is in flight there
+                channel.block(_close(fan))
+        return
     if parent is None and not plan.task.is_async:
         yield from _plain_sync(plan)
         return
@@ -119,6 +144,10 @@ def _sync_results(plan: _Plan) -> Iterator[Any]:
                 fan.close()
             else:
                 loop.call_soon(fan.close)
+
+
+async def _close(fan: Fanout) -> None:
+    fan.close()
 
 
 async def _first(plan: _Plan) -> tuple[Fanout, list[Any] | None]:

@@ -11,12 +11,16 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import itertools
+import uuid
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..engine import controller
-from ..engine.context import current_action, current_group, current_tags
+from ..engine.context import current_action, current_channel, current_group, current_tags
 from ..engine.loop import engine
+from ..engine.placement import Placement, Reuse
 from ..engine.spec import TaskSpec
 from ..errors import ConfigurationError
 from ..environ import with_environment_variables
@@ -30,6 +34,7 @@ from .policies import (
     TimeoutType,
     cache_from_request,
     retry_from_request,
+    seconds_from,
     time_bounds_from_request,
     timeout_from_request,
 )
@@ -65,6 +70,36 @@ def check_tags(tags: object) -> tuple[str, ...]:
     if not isinstance(tags, (list, tuple, set, frozenset)) or not all(isinstance(t, str) and t for t in tags):
         raise ConfigurationError(f"tags must be a list of non-empty strings, got {tags!r}")
     return tuple(dict.fromkeys(tags))
+
+
+def placement_of(environment: TaskEnvironment) -> Placement:
+    """The frozen placement backends read (normalised once, when a task is defined)."""
+    resources = environment.resources
+    policy = environment.reusable
+    reuse = None
+    if policy is not None:
+        low, high = policy.replicas if isinstance(policy.replicas, tuple) else (policy.replicas,) * 2
+        ttl = seconds_from(policy.idle_ttl, "idle_ttl") if policy.idle_ttl is not None else None
+        reuse = Reuse(low, high, ttl, policy.concurrency)
+    image = environment.image
+    try:
+        hash(image)
+    except TypeError:
+        image = repr(image)
+    return Placement(
+        env_name=environment.name, backend=environment.backend, image=image,
+        cpu=resources.cpu_limit if resources is not None else None,
+        memory=resources.memory_limit if resources is not None else None,
+        gpu=resources.gpu if resources is not None else None,
+        env_vars=tuple(sorted(environment.env_vars.items())), concurrency=environment.concurrency, reuse=reuse,
+    )
+
+
+_SESSION = uuid.uuid4().hex[:12]
+_numbers = itertools.count(1)
+_live: weakref.WeakValueDictionary[str, TaskTemplate] = weakref.WeakValueDictionary()
+"""Tasks by token: a task shipped to a worker and sent back in a child call is the kernel's own object."""
+
 
 
 _FLYTE_TASK_OPTIONS = {"pod_template", "max_inline_io_bytes", "interruptible", "queue", "triggers", "links", "secrets",
@@ -124,6 +159,8 @@ class TaskTemplate:
         self.docs = docs
         self.report = report
         functools.update_wrapper(self, inner)
+        self.token = f"{_SESSION}-{next(_numbers)}"  # unique for the kernel's life, unlike id()
+        _live[self.token] = self
         self.spec = TaskSpec(
             name=self.name,
             func=with_environment_variables(func, environment.env_vars, f"task `{self.name}`", self.secrets),
@@ -139,13 +176,19 @@ class TaskTemplate:
             env_rate=getattr(environment, "rate_pool", None),
             cache=self.cache,
             source=source,
+            placement=placement_of(environment),
             extras={"environment": environment, "task": self},
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         parent = current_action.get()
         if parent is None:
-            return self.func(*args, **kwargs)
+            channel = current_channel.get()
+            if channel is None:
+                return self.func(*args, **kwargs)
+            if self.is_async:  # inside a worker: the kernel makes the call an action
+                return channel.call(self, args, kwargs, current_group.get(), current_tags.get())
+            return channel.call_sync(self, args, kwargs, current_group.get(), current_tags.get())
         if self.is_async:
             return _on_engine(controller.call(self.spec, args, kwargs, parent, current_group.get(), current_tags.get()))
         return controller.call_blocking(self.spec, args, kwargs, parent)
@@ -154,6 +197,9 @@ class TaskTemplate:
         """Awaitable form of any task (the way to call a sync task from async code)."""
         parent = current_action.get()
         if parent is None:
+            channel = current_channel.get()
+            if channel is not None:
+                return channel.call(self, args, kwargs, current_group.get(), current_tags.get())
             if self.is_async:
                 return self.func(*args, **kwargs)
             return asyncio.to_thread(self.func, *args, **kwargs)
@@ -189,16 +235,26 @@ class TaskTemplate:
         return TaskTemplate(self.func, environment, **(self._options | options))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as function + options: inside a worker a task is rebuilt and called as a plain function."""
-        return (_rebuild_task, (self.func, self.environment, self._options))
+        """Pickle as function + options + token: unpickled where the token is live (the kernel) it is
+        the same object again; elsewhere (a worker) it is rebuilt, and its calls go back to the kernel."""
+        return (_rebuild_task, (self.func, self.environment, self._options, self.token))
 
     def __repr__(self) -> str:
         kind = "async" if self.is_async else "sync"
         return f"<task {self.name} ({kind})>"
 
 
-def _rebuild_task(func: Callable[..., Any], environment: TaskEnvironment, options: dict[str, Any]) -> TaskTemplate:
-    return TaskTemplate(func, environment, **options)
+def _rebuild_task(func: Callable[..., Any], environment: TaskEnvironment, options: dict[str, Any],
+                  token: str | None = None) -> TaskTemplate:
+    live = _live.get(token) if token is not None else None
+    if live is not None:
+        return live
+    task = TaskTemplate(func, environment, **options)
+    if token is not None:
+        _live.pop(task.token, None)
+        task.token = token
+        _live[token] = task
+    return task
 
 
 def _on_engine(coro: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, Any]:

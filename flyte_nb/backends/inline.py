@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.bridge import drive
 from ..engine.context import current_action, current_group
 from ..engine.threads import call_in_thread
-from .base import Backend
+from ..engine.backend import Backend
 
 if TYPE_CHECKING:
     from ..engine.action import Action

@@ -7,14 +7,17 @@ pickling traceback from deep inside.
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import inspect
+import io
 import types
 from typing import Any
 
 import cloudpickle
 
 from ..errors import RecordedError, SerializationError
+from .error_shipping import error_recipe
 
 FORMAT = 1  # bump when the payload layout changes; a worker refuses other versions
 PROTOCOL = 5
@@ -99,12 +102,54 @@ def ship_output(value: Any, task: str) -> bytes:
                                  f"back to the notebook ({error})") from None
 
 
+def _portable_dumps(value: Any) -> bytes:
+    """``dumps`` without reducers that other processes may lack: ``distributed`` installs tblib's for
+    every exception class, which a container or worker without tblib cannot load."""
+    if not any(_foreign(reducer) for reducer in copyreg.dispatch_table.values()):
+        return dumps(value)
+    buffer = io.BytesIO()
+    _PortablePickler(buffer, protocol=PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+class _PortablePickler(cloudpickle.CloudPickler):
+    """Reads its dispatch table when created: the current one, without tblib's reducers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        table = dict(cloudpickle.CloudPickler.dispatch_table)
+        self.dispatch_table = {k: v for k, v in table.items() if not _foreign(v)}
+        super().__init__(*args, **kwargs)
+
+
+def _foreign(reducer: Any) -> bool:
+    return getattr(reducer, "__module__", "").startswith("tblib")
+
+
 def ship_error(error: BaseException) -> bytes:
-    """The error itself when it pickles (its type survives), else a ``RecordedError`` in its place."""
+    """The error itself when it pickles and replays; else a recipe that keeps its type (see
+    ``error_shipping``); a ``RecordedError`` only when nothing else can travel."""
     try:
-        data = dumps(error)
+        data = _portable_dumps(error)
+        loads(data)
+        return data
+    except Exception:  # noqa: BLE001 - its __init__ does not replay: ship the recipe
+        pass
+    try:
+        rebuild, recipe = error_recipe(error)
+        data = _portable_dumps(_Recipe(rebuild, recipe))
         loads(data)
         return data
     except Exception:  # noqa: BLE001 - fall back to type name and message
         kind = type(error)
         return dumps(RecordedError(f"{kind.__module__}.{kind.__qualname__}", str(error)))
+
+
+class _Recipe:
+    """Pickles as ``rebuild(*recipe)``: unpickling yields the error itself."""
+
+    def __init__(self, rebuild: Any, recipe: tuple) -> None:
+        self.rebuild = rebuild
+        self.recipe = recipe
+
+    def __reduce__(self):
+        return self.rebuild, self.recipe

@@ -7,7 +7,7 @@ that drive action bodies and into worker threads of sync bodies, so nested calls
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .action import Action
@@ -20,3 +20,17 @@ current_group: ContextVar[str | None] = ContextVar("flyte_nb.group", default=Non
 
 current_tags: ContextVar[tuple[str, ...]] = ContextVar("flyte_nb.tags", default=())
 """Tags added by enclosing ``flyte_nb.tags`` blocks."""
+
+current_channel: ContextVar[ChildChannel | None] = ContextVar("flyte_nb.channel", default=None)
+"""Inside a worker (no engine there): where task calls go, so that the kernel makes them actions."""
+
+
+class ChildChannel(Protocol):
+    """The worker side of the child-call channel (``flyte_nb.worker.runner.Runner``)."""
+
+    async def call(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...],
+                   index: int | None = None, *, limit: tuple[str, int] | None = None) -> Any: ...
+
+    def call_sync(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...]) -> Any: ...
+
+    def block(self, coro: Any) -> Any: ...

@@ -13,7 +13,7 @@ import contextvars
 import time
 from typing import Any
 
-from ..backends.base import get_backend
+from .backend import get_backend
 from ..errors import ActionTimeoutError, RunAbortedError, TaskExitError, add_note, flyte_error, retryable
 from .action import Action, Attempt, Phase
 from .bounds import attempt_budget, timeout_error

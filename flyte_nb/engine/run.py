@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..backends.base import get_backend
+from .backend import get_backend
 from .action import PHASES, Action, Phase
 from .events import Event, EventKind, Listener, deliver, listeners
 from .names import run_key

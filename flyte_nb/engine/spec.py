@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .action import Action
+    from .placement import Placement
     from .rates import RatePool
     from .slots import SlotPool
 
@@ -68,6 +69,7 @@ class TaskSpec:
     env_rate: RatePool | None = None  # the environment's rate: every action of it takes a unit to start
     cache: Any = None  # the task's cache policy (opaque to the engine; read by the run's ActionCache)
     source: str | None = None  # source text when the function came from a notebook cell
+    placement: Placement | None = None  # where its environment runs it (image, resources, env vars, reuse)
     extras: Mapping[str, Any] = field(default_factory=dict)  # resources, image, env vars: for backends
 
 

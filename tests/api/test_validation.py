@@ -33,7 +33,7 @@ from flyte_nb import (
     Timeout,
 )
 from flyte_nb.api.policies import memory_bytes, seconds_from
-from flyte_nb.backends import base as backends_base
+from flyte_nb.engine import backend as backends_base
 from flyte_nb.data.home import home_dir
 
 Failed = pytest.fail.Exception  # what pytest.raises raises when nothing was raised ("DID NOT RAISE")

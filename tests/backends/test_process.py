@@ -65,7 +65,7 @@ async def async_in_worker(x: int) -> int:
 
 @workers.task
 def nested(x: int) -> int:
-    return int(cpu(x)[0]) + 1  # runs inline in the same worker
+    return int(cpu(x)[0]) + 1  # a child action of the kernel's engine, in a worker of its own
 
 
 @driver_env.task
@@ -76,7 +76,10 @@ async def mixed() -> list:
 def test_async_tasks_and_nested_calls_in_workers():
     run = flyte.run(mixed)
     assert run.outputs(timeout=30) == [40, 2]
-    assert {a.task for a in run.actions} == {"process-drivers.mixed", "workers.async_in_worker", "workers.nested"}
+    assert {a.task for a in run.actions} == {"process-drivers.mixed", "workers.async_in_worker", "workers.nested",
+                                             "workers.cpu"}
+    child = next(a for a in run.actions if a.task == "workers.cpu")
+    assert child.parent.task == "workers.nested" and child.phase == Phase.SUCCEEDED
 
 
 class Unshippable(Exception):
@@ -222,8 +225,8 @@ def test_abort_kills_every_running_worker():
     deadline = time.monotonic() + 20
     while run.counts["running"] < 3 and time.monotonic() < deadline:  # driver + 2 workers busy
         time.sleep(0.02)
-    busy = _worker_pids()
-    assert busy
+    busy = _busy_worker_pids()
+    assert len(busy) == 2
     start = time.perf_counter()
     run.abort()
     assert time.perf_counter() - start < 2
@@ -232,9 +235,15 @@ def test_abort_kills_every_running_worker():
     assert all(s.holders == 0 for s in run.statistics())
 
 
+def _busy_worker_pids() -> list[int]:
+    from flyte_nb.backends.process import _all_workers
+
+    return [w.pid for w in tuple(_all_workers) if w.link.running]
+
+
 def _worker_pids() -> list[int]:
     me = psutil.Process()
-    return [p.pid for p in me.children() if "flyte_nb.backends.worker" in " ".join(p.cmdline())]
+    return [p.pid for p in me.children() if "flyte_nb.worker" in " ".join(p.cmdline())]
 
 
 def test_no_worker_outlives_its_kernel(tmp_path):

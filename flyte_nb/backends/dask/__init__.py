@@ -57,7 +57,7 @@ def configure(endpoint: str | None = None, cluster: Any = None, timeout: float |
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
     _settings.update(endpoint=endpoint, cluster=cluster, timeout=timeout)
-    from ..base import _loaded
+    from ...engine.backend import _loaded
 
     backend = _loaded.get("dask")
     if isinstance(backend, DaskBackend):

@@ -29,16 +29,19 @@ import collections
 import itertools
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import distributed
 
-from ...data.serialization import loads, ship_function, ship_inputs
+from ...data.serialization import ship_function, ship_inputs
+from ...worker.protocol import Outcome, unwrap
 from ...engine.output import record
 from ...engine.slots import SlotPool
-from ...errors import WorkerDiedError, add_note
-from ..base import Backend
+from ...errors import WorkerDiedError
+from ...engine.backend import Backend
 from . import SchedulerUnreachableError, _connect, _Connection
+from .children import DaskChildren
 from .pools import ClusterSlotPool, _lease_timeout
 from .worker import _stop_keys, run_action
 
@@ -57,7 +60,8 @@ class DaskBackend(Backend):
         self._connection: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._functions: dict[int, tuple[str, bytes]] = {}
+        self._functions: weakref.WeakKeyDictionary[TaskSpec, tuple[str, bytes]] = weakref.WeakKeyDictionary()
+        self._children = DaskChildren()
         self._waiters: dict[str, list[Any]] = {}  # key → [asyncio future, action, chunks recorded]
         self._futures: dict[str, distributed.Future] = {}
         self._queued: list[tuple[str, str, bytes, bytes, str, tuple]] = []
@@ -101,12 +105,15 @@ class DaskBackend(Backend):
     def _start(self, connection: _Connection) -> None:
         client = connection.client
         client.subscribe_topic(connection.topic, self._on_output)
+        client.subscribe_topic(connection.topic + "-calls", self._on_call)
+        self._children.connection = connection
         client.subscribe_topic("all", self._on_cluster_event)
         self._refresher = connection.on_client_loop(self._refresh_forever(connection))
 
     def disconnect(self) -> None:
         """Forget the connection (closing the client if we made it)."""
         connection, self._connection, self._connecting = self._connection, None, None
+        self._children.connection = None
         if connection is None:
             return
         if self._refresher is not None:
@@ -117,6 +124,7 @@ class DaskBackend(Backend):
         self._cluster_pools.clear()
         try:
             connection.client.unsubscribe_topic(connection.topic)
+            connection.client.unsubscribe_topic(connection.topic + "-calls")
             connection.client.unsubscribe_topic("all")
         except Exception:  # noqa: BLE001
             pass
@@ -129,8 +137,7 @@ class DaskBackend(Backend):
 
     # ------------------------------------------------------------------ pools
     def pools(self, spec: TaskSpec) -> tuple[SlotPool, ...]:
-        environment = spec.extras.get("environment")
-        concurrency = getattr(environment, "concurrency", None)
+        concurrency = spec.placement.concurrency if spec.placement is not None else None
         if not concurrency:
             return ()
         pool = self._env_pools.get(spec.env_name)
@@ -166,14 +173,15 @@ class DaskBackend(Backend):
     async def execute(self, action: Action, args: tuple, kwargs: dict) -> Any:
         spec = action.spec
         connection = await self.connection()
-        shipped = self._functions.get(id(spec))
+        shipped = self._functions.get(spec)
         if shipped is None:
-            shipped = self._functions[id(spec)] = ship_function(spec.func, spec.name)
+            shipped = self._functions[spec] = ship_function(spec.func, spec.name)
         inputs = ship_inputs(args, kwargs, spec.name)
         key = f"{spec.name}-{action.run.name}-{action.name}-{action.attempts}-{connection.session}"
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
         self._waiters[key] = [waiter, action, 0]
+        self._children.begin(key, action)
         if not self._queued:
             loop.call_soon(self._submit, connection)
         self._queued.append((key, shipped[0], shipped[1], inputs, spec.name, self._resources(connection, spec)))
@@ -187,24 +195,20 @@ class DaskBackend(Backend):
             raise
         finally:
             entry = self._waiters.pop(key, None)
+            self._children.end(key)  # children it still waits for are cancelled
         for stream, text in chunks[entry[2] if entry else 0:]:
             record(action, stream, text)
-        result = loads(payload)
-        if ok:
-            return result
-        if remote_traceback:
-            add_note(result, f"remote traceback (dask worker {worker}):\n{remote_traceback.rstrip()}")
-        raise result
+        return unwrap(Outcome(ok, payload, remote_traceback), f"dask worker {worker}")
 
     def _resources(self, connection: _Connection, spec: TaskSpec) -> tuple:
-        resources = getattr(spec.extras.get("environment"), "resources", None)
-        if resources is None:
+        placement = spec.placement
+        if placement is None or (placement.cpu is None and placement.memory is None and placement.gpu is None):
             return ()
         declared: set[str] = set()
         for worker in connection.client.scheduler_info(n_workers=-1).get("workers", {}).values():
             declared.update(worker.get("resources") or {})
-        wanted = {"CPU": resources.cpu_limit, "MEMORY": resources.memory_limit}
-        gpu = resources.gpu
+        wanted = {"CPU": placement.cpu, "MEMORY": placement.memory}
+        gpu = placement.gpu
         if isinstance(gpu, str):
             gpu = int(gpu.rsplit(":", 1)[1]) if ":" in gpu else 1
         wanted["GPU"] = gpu or None
@@ -310,6 +314,11 @@ class DaskBackend(Backend):
     def _on_output(self, event: tuple[float, Any]) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._output, event[1])
+
+    def _on_call(self, event: tuple[float, Any]) -> None:
+        if self._loop is not None:
+            address, data = event[1]
+            self._loop.call_soon_threadsafe(self._children.receive, address, data)
 
     def _output(self, message: Any) -> None:
         key, seq, stream, text = message

@@ -1,4 +1,9 @@
-"""The worker side: what runs on a Dask worker for each attempt (``run_action``).
+"""The worker side: what runs on a Dask worker for each attempt (``run_action``, on the one runner).
+
+Task calls made inside the attempt travel through the scheduler, never straight to the kernel (a
+worker needs no route to it): the runner's ``CallChild`` goes out as a worker event on the
+kernel's calls topic, and the kernel answers with ``client.run(deliver, ...)`` on this worker.
+A parent that only awaits its children ``secede``s from the worker's thread pool.
 
 What the body prints is captured on the worker, streamed back as it is printed (worker events on
 a topic of the submitting client) and returned with the result.
@@ -10,11 +15,8 @@ instruction: a long C call such as one ``time.sleep`` finishes first).
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextvars
 import ctypes
-import inspect
 import io
 import sys
 import threading
@@ -23,16 +25,17 @@ from typing import Any
 
 import distributed
 
-from ...data.serialization import loads, ship_error, ship_output
-from ...errors import SerializationError, user_traceback
+from ...data.serialization import ship_error
+from ...errors import SerializationError
+from ...worker.protocol import ChildResult, Message, Outcome, Run, decode, encode
+from ...worker.runner import Runner
 
 _sink: contextvars.ContextVar[_Sink | None] = contextvars.ContextVar("flyte_nb_dask_sink", default=None)
-_functions: collections.OrderedDict[str, Any] = collections.OrderedDict()
 _running: dict[str, int] = {}  # dask key → thread running its body
 _running_lock = threading.Lock()
 _install_lock = threading.Lock()
-_local = threading.local()
-_MAX_FUNCTIONS = 256
+_the_runner: Runner | None = None
+_topics: dict[str, str] = {}  # attempt (dask key) → the calls topic of the kernel that submitted it
 
 
 class ActionStopped(BaseException):
@@ -109,54 +112,80 @@ def _install() -> None:
                 setattr(sys, name, _Router(name, getattr(sys, name)))
 
 
-def _load_function(key: str, data: bytes) -> Any:
-    func = _functions.get(key)
-    if func is None:
-        func = _functions[key] = loads(data)
-        if len(_functions) > _MAX_FUNCTIONS:
-            _functions.popitem(last=False)
-    return func
+def _runner(where: str) -> Runner:
+    """This worker process's one runner (the same one as in process pools and containers)."""
+    global _the_runner
+    with _install_lock:
+        if _the_runner is None:
+            _the_runner = Runner(_send, f"dask worker {where}")
+            _the_runner.on_children = _secede
+    return _the_runner
+
+
+def _send(message: Message) -> None:
+    """Worker → kernel through the scheduler: a worker event on the kernel's calls topic."""
+    topic = _topics.get(getattr(message, "attempt", ""))
+    worker = _worker()
+    if topic is not None and worker is not None:
+        worker.log_event(topic, [worker.address, encode(message)])
+
+
+def _secede() -> None:
+    """A parent that only awaits its children gives its Dask thread back (they may need it)."""
+    try:
+        distributed.secede()
+    except Exception:  # noqa: BLE001 - not in a Dask task thread
+        pass
+
+
+def _worker() -> Any:
+    try:
+        return distributed.get_worker()
+    except ValueError:
+        return None
+
+
+def deliver(data: bytes) -> None:
+    """Kernel → worker through the scheduler (``client.run`` on this worker): a child's result."""
+    if _the_runner is not None:
+        message = decode(data)
+        if isinstance(message, ChildResult):
+            _the_runner.resolve(message)
 
 
 def run_action(function_key: str, function: bytes, inputs: bytes, task: str,
                topic: str | None) -> tuple[bool, bytes, str, list[tuple[str, str]], str]:
     """The Dask task of one attempt: ``(ok, result or error bytes, traceback, output chunks, worker)``."""
     _install()
-    try:
-        worker = distributed.get_worker()
-        where, key = worker.address, worker.get_current_task()
-    except ValueError:
-        where, key = "local", None
+    worker = _worker()
+    where, key = (worker.address, worker.get_current_task()) if worker is not None else ("local", None)
+    runner = _runner(where)
     sink = _Sink(str(key), topic)
     token = _sink.set(sink)
+    attempt = str(key)
+    if topic:
+        _topics[attempt] = topic + "-calls"
     if key is not None:
         with _running_lock:
             _running[key] = threading.get_ident()
     try:
         try:
-            func = _load_function(function_key, function)
-            args, kwargs = loads(inputs)
+            runner.load(function_key, function)
         except Exception as error:  # noqa: BLE001 - named, with the worker
-            raise SerializationError(f"task `{task}` cannot be loaded on dask worker {where}: "
-                                     f"{type(error).__name__}: {error} (install the module it needs on the workers, "
-                                     "or define the code in the notebook so it ships by value)") from None
-        result = func(*args, **kwargs)
-        if inspect.isawaitable(result):
-            loop = getattr(_local, "loop", None)
-            if loop is None:
-                loop = _local.loop = asyncio.new_event_loop()
-            result = loop.run_until_complete(result)
-        outcome = (True, ship_output(result, task), "")
-    except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
-        outcome = (False, ship_error(error), user_traceback(error))
+            outcome = Outcome(False, ship_error(SerializationError(
+                f"task `{task}` cannot be loaded on dask worker {where}: {type(error).__name__}: {error} (install the "
+                "module it needs on the workers, or define the code in the notebook so it ships by value)")))
+        else:
+            outcome = runner.execute(Run(attempt, function_key, None, inputs))
     finally:
         try:
             with _running_lock:
                 _running.pop(key, None)
         except ActionStopped:  # a stop that arrived as the body ended
             pass
+        _topics.pop(attempt, None)
         _sink.reset(token)
-    return (*outcome, sink.close(), where)
+    return outcome.ok, outcome.payload, outcome.traceback, sink.close(), where
 
 
 def _stop_keys(keys: Iterable[str]) -> int:

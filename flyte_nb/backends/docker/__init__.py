@@ -19,21 +19,29 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import itertools
 import os
 import shutil
+import socket
 import tempfile
 import threading
+import uuid
+import weakref
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...data.serialization import dumps, loads, ship_function, ship_inputs
+from ...data.serialization import ship_function, ship_inputs
+from ...engine.placement import Placement
 from ...engine.slots import SlotPool
-from ...errors import add_note
-from ..base import Backend
+from ...errors import WorkerDiedError
+from ...worker.protocol import unwrap
+from ...engine.backend import Backend
+from ..link import Link, attempt_id
 from .daemon import _PID, _STARTED, BASE_IMAGE, LABEL, _connect, _labels
 from .images import BUILT_REPOSITORY, ImageBuildError, check_python, image_ref, require
 from .images import _exists as _exists  # the test suite checks for the base image with it
-from .oneshot import DEFAULT_MAX_RESULT, MAX_RESULT_ENV, _OneShot, client_state, format_bytes
+from .oneshot import DEFAULT_MAX_RESULT, MAX_RESULT_ENV, _OneShot, check_result_size, client_state, format_bytes
 from .orphans import _our_containers, remove_orphans
 from .reuse import _ReusePool
 from .runtime import _BOOT, _IO, _LIB, _runtime_volumes
@@ -60,14 +68,17 @@ class DockerBackend(Backend):
         self._client: Any = None
         self._client_lock = threading.Lock()
         self.executor = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="flyte_nb-docker")
-        self._slots: dict[str, SlotPool] = {}
-        self._functions: dict[int, tuple[str, bytes]] = {}
-        self._images: dict[int, tuple[str, dict[str, Any]]] = {}  # id(environment) -> (image id, base config)
+        self._slots: dict[Placement, SlotPool] = {}
+        self._functions: weakref.WeakKeyDictionary[TaskSpec, tuple[str, bytes]] = weakref.WeakKeyDictionary()
+        self._images: dict[Placement, tuple[str, dict[str, Any]]] = {}  # placement -> (image id, base config)
         self._checked: dict[str, str] = {}  # image id -> "" (ok); errors are not cached
         self._build_locks: dict[str, threading.Lock] = {}
-        self._runs: dict[str, list[Any]] = {}  # run name -> [folder, actions in flight]
-        self._reuse: dict[str, _ReusePool] = {}
+        self._reuse: dict[Placement, _ReusePool] = {}
+        self._current: dict[str, Placement] = {}  # environment name -> its current reusable placement
+        self._pool_numbers = itertools.count(1)  # folder names of reusable pools, never reused
         self._volumes: dict[str, dict[str, str]] | None = None
+        self._hello: dict[str, asyncio.Future[Link]] = {}  # one-shot token -> its container's link
+        self._listener: socket.socket | None = None
         self.folder = Path(tempfile.gettempdir()) / f"flyte_nb-docker-{_PID}-{_STARTED}"
         _backends.append(self)
 
@@ -86,20 +97,18 @@ class DockerBackend(Backend):
         """The local image reference for an environment's ``image``, built first if needed."""
         return image_ref(self.client, image, self._build_locks, build_log)  # build_log looked up now: replaceable
 
-    def _prepare(self, environment: Any) -> tuple[str, dict[str, Any]]:
-        """Image id and the container settings shared by every action of ``environment`` (cached)."""
-        key = id(environment)
-        prepared = self._images.get(key)
+    def _prepare(self, placement: Placement) -> tuple[str, dict[str, Any]]:
+        """Image id and the container settings shared by every action of ``placement`` (cached)."""
+        prepared = self._images.get(placement)
         if prepared is not None:
             return prepared
-        image = getattr(environment, "image", "auto")
-        ref = self._image(image)
+        ref = self._image(placement.image)
         found = require(self.client, ref)
         check_python(self.client, found.id, ref, self._checked)
         image_env = dict(e.split("=", 1) for e in (found.attrs.get("Config") or {}).get("Env") or [] if "=" in e)
         if self._volumes is None:
             self._volumes = _runtime_volumes()
-        variables = dict(getattr(environment, "env_vars", {}) or {})
+        variables = placement.variables
         python_path = os.pathsep.join(p for p in (_LIB, variables.get("PYTHONPATH") or image_env.get("PYTHONPATH")) if p)
         config: dict[str, Any] = {
             "environment": {**variables, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1",
@@ -107,14 +116,12 @@ class DockerBackend(Backend):
             "user": f"{os.getuid()}:{os.getgid()}",
             "working_dir": "/tmp",
         }
-        resources = getattr(environment, "resources", None)
-        if resources is not None:
-            if resources.cpu_limit:
-                config["nano_cpus"] = int(resources.cpu_limit * 1e9)
-            if resources.memory_limit:
-                config["mem_limit"] = resources.memory_limit
-                config["memswap_limit"] = resources.memory_limit  # no swap: over the limit is out of memory
-        prepared = self._images[key] = (found.id, config)
+        if placement.cpu:
+            config["nano_cpus"] = int(placement.cpu * 1e9)
+        if placement.memory:
+            config["mem_limit"] = placement.memory
+            config["memswap_limit"] = placement.memory  # no swap: over the limit is out of memory
+        prepared = self._images[placement] = (found.id, config)
         return prepared
 
     def _run_container(self, config: dict[str, Any]) -> Any:
@@ -130,16 +137,12 @@ class DockerBackend(Backend):
 
     # -------------------------------------------------------------- engine loop
     def _slot_pool(self, spec: TaskSpec) -> SlotPool:
-        pool = self._slots.get(spec.env_name)
+        placement = _placement(spec)
+        pool = self._slots.get(placement)
         if pool is None:
-            environment = spec.extras.get("environment")
-            policy = getattr(environment, "reusable", None)
-            if policy is not None:
-                high = policy.replicas[1] if isinstance(policy.replicas, tuple) else policy.replicas
-                size = high * policy.concurrency
-            else:
-                size = getattr(environment, "concurrency", None) or os.cpu_count() or 1
-            pool = self._slots[spec.env_name] = SlotPool(size, f"containers:{spec.env_name}")
+            reuse = placement.reuse
+            size = reuse.high * reuse.concurrency if reuse else (placement.concurrency or os.cpu_count() or 1)
+            pool = self._slots[placement] = SlotPool(size, f"containers:{spec.env_name}")
         return pool
 
     def pools(self, spec: TaskSpec) -> tuple[SlotPool, ...]:
@@ -147,79 +150,132 @@ class DockerBackend(Backend):
 
     async def execute(self, action: Action, args: tuple, kwargs: dict) -> Any:
         spec = action.spec
-        environment = spec.extras.get("environment")
-        shipped = self._functions.get(id(spec))
+        placement = _placement(spec)
+        shipped = self._functions.get(spec)
         if shipped is None:
-            shipped = self._functions[id(spec)] = ship_function(spec.func, spec.name)
+            shipped = self._functions[spec] = ship_function(spec.func, spec.name)
         inputs = ship_inputs(args, kwargs, spec.name)
         loop = asyncio.get_running_loop()
-        prepared = self._images.get(id(environment))
+        prepared = self._images.get(placement)
         if prepared is None:
-            prepared = await loop.run_in_executor(self.executor, self._prepare, environment)
+            prepared = await loop.run_in_executor(self.executor, self._prepare, placement)
         image_id, shared = prepared
-        run = action.run.name
-        labels = _labels(**{f"{LABEL}.run": run, f"{LABEL}.action": action.name, f"{LABEL}.task": spec.name,
-                                 f"{LABEL}.env": spec.env_name, f"{LABEL}.attempt": str(action.attempts)})
-        if getattr(environment, "reusable", None) is not None:
-            return await self._execute_reused(action, environment, shipped, inputs, image_id, shared, labels)
-        entry = self._runs.get(run)
-        if entry is None:
-            entry = self._runs[run] = [self.folder / action.run.key, 0]  # a key, never the name (issue 18)
-            entry[0].mkdir(parents=True, exist_ok=True)
-        entry[1] += 1
-        stem = f"{action.name}-{action.attempts}"
-        prefix = entry[0] / stem
-        try:
-            prefix.with_name(stem + ".in").write_bytes(dumps(("run", action.name, shipped[0], shipped[1], inputs)))
-            volumes = dict(self._volumes or {})
-            volumes[str(entry[0])] = {"bind": _IO, "mode": "rw"}
-            variables = dict(shared["environment"], FLYTE_NB_RUN=run, FLYTE_NB_ACTION=action.name,
-                             FLYTE_NB_ATTEMPT=str(action.attempts))
-            config = dict(shared, image=image_id, labels=labels, volumes=volumes, detach=True, environment=variables,
-                          command=["python3", "-c", _BOOT, f"{_IO}/{stem}"])
-            container = _OneShot(self, action, loop, config, prefix)
-            try:
-                ok, payload, remote = await container.done
-            except asyncio.CancelledError:
-                container.cancel()  # a timeout or an abort stops the container for real
-                try:
-                    await asyncio.wait_for(asyncio.shield(container.removed), _STOP_WAIT)
-                except (asyncio.CancelledError, asyncio.TimeoutError):
-                    pass
-                raise
-            await container.removed  # the action ends once its container is gone: a finished run leaves none
-            remote, _, where = remote.rpartition("\0")
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0 and self._runs.get(run) is entry:
-                del self._runs[run]
-                shutil.rmtree(entry[0], ignore_errors=True)
-        return _outcome(ok, payload, remote, f"container {where}")
+        labels = _labels(**{f"{LABEL}.run": action.run.name, f"{LABEL}.action": action.name, f"{LABEL}.task": spec.name,
+                            f"{LABEL}.env": spec.env_name, f"{LABEL}.attempt": str(action.attempts)})
+        if placement.reuse is not None:
+            return await self._execute_reused(action, placement, shipped, inputs, image_id, shared, labels)
+        return await self._execute_once(action, shipped, inputs, image_id, shared, labels)
 
-    async def _execute_reused(self, action: Action, environment: Any, shipped: tuple[str, bytes], inputs: bytes,
+    def _listen(self) -> None:
+        """The socket one-shot containers connect to (one per kernel, in the mounted folder)."""
+        folder = self.folder / "oneshot"
+        folder.mkdir(parents=True, exist_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(folder / "worker.sock"))
+        listener.listen(256)
+        listener.setblocking(False)
+        self._listener = listener
+        asyncio.get_running_loop().create_task(self._accept(listener))
+
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except (OSError, asyncio.CancelledError):
+                return
+            sock.setblocking(True)
+            link = Link(loop, Connection(sock.detach()), _fail_link)
+            loop.create_task(self._greet(link))
+
+    async def _greet(self, link: Link) -> None:
+        try:
+            ready = await asyncio.wait_for(asyncio.shield(link.ready), 60)
+        except Exception:  # noqa: BLE001 - a broken worker: its action sees its container exit
+            link.close()
+            return
+        waiter = self._hello.get(ready.token or "")
+        if waiter is None or waiter.done():
+            link.close()
+        else:
+            waiter.set_result(link)
+
+    async def _execute_once(self, action: Action, shipped: tuple[str, bytes], inputs: bytes, image_id: str,
+                            shared: dict[str, Any], labels: dict[str, str]) -> Any:
+        if self._listener is None:
+            self._listen()
+        loop = asyncio.get_running_loop()
+        token = uuid.uuid4().hex
+        hello = self._hello[token] = loop.create_future()
+        volumes = dict(self._volumes or {})
+        volumes[str(self.folder / "oneshot")] = {"bind": _IO, "mode": "rw"}
+        variables = dict(shared["environment"], FLYTE_NB_RUN=action.run.name, FLYTE_NB_ACTION=action.name,
+                         FLYTE_NB_ATTEMPT=str(action.attempts))
+        config = dict(shared, image=image_id, labels=labels, volumes=volumes, detach=True, environment=variables,
+                      command=["python3", "-c", _BOOT, "--connect", f"{_IO}/worker.sock", "--once", token])
+        container = _OneShot(self, action, loop, config)
+        link: Link | None = None
+        attempt = attempt_id(action)
+        try:
+            done, _ = await asyncio.wait((hello, container.exited), return_when=asyncio.FIRST_COMPLETED)
+            if hello not in done:
+                raise container.diagnose(*container.exited.result())
+            link = hello.result()
+            try:
+                outcome = await link.start(action, attempt, shipped[0], shipped[1], inputs)
+            except WorkerDiedError:  # the connection ended without an outcome: say why
+                raise container.diagnose(*await asyncio.wait_for(asyncio.shield(container.exited), 30)) from None
+            await container.removed  # the action ends once its container is gone: a finished run leaves none
+        except asyncio.CancelledError:
+            container.cancel()  # a timeout or an abort stops the container for real
+            try:
+                await asyncio.wait_for(asyncio.shield(container.removed), _STOP_WAIT)
+            except (asyncio.CancelledError, asyncio.TimeoutError):
+                pass
+            raise
+        finally:
+            self._hello.pop(token, None)
+            if not hello.done():
+                hello.cancel()
+            if link is not None:
+                link.finish(attempt)
+                link.close()
+        check_result_size(action.spec.name, len(outcome.payload))
+        return unwrap(outcome, f"container {container.short_id}")
+
+    async def _execute_reused(self, action: Action, placement: Placement, shipped: tuple[str, bytes], inputs: bytes,
                               image_id: str, shared: dict[str, Any], labels: dict[str, str]) -> Any:
-        spec = action.spec
-        pool = self._reuse.get(spec.env_name)
+        pool = self._reuse.get(placement)
         if pool is None:
-            pool = self._reuse[spec.env_name] = _ReusePool(self, spec, environment.reusable)
+            assert placement.reuse is not None
+            pool = self._reuse[placement] = _ReusePool(self, placement.env_name, placement.reuse, next(self._pool_numbers))
+            old = self._current.get(placement.env_name)
+            if old is not None and old != placement and old in self._reuse:  # redefined: retire the old containers
+                self._reuse.pop(old).shutdown()
+            self._current[placement.env_name] = placement
         volumes = dict(self._volumes or {})
         volumes[str(pool.folder)] = {"bind": _IO, "mode": "rw"}
         labels = {k: v for k, v in labels.items() if k not in (f"{LABEL}.run", f"{LABEL}.action", f"{LABEL}.attempt")}
         config = dict(shared, image=image_id, labels=labels, volumes=volumes, detach=True)
-        slot = await pool.checkout(spec, config)
+        slot = await pool.checkout(config)
+        attempt = attempt_id(action)
         try:
-            ok, payload, remote = await slot.start(action, shipped[0], shipped[1], inputs)
+            outcome = await slot.link.start(action, attempt, shipped[0], shipped[1], inputs)
         except asyncio.CancelledError:
             slot.replica.kill_slot(slot)
             raise
         finally:
+            slot.link.finish(attempt)  # children it still waits for are cancelled
             pool.checkin(slot)
-        return _outcome(ok, payload, remote, f"container {slot.replica.short_id}")
+        return unwrap(outcome, f"container {slot.replica.short_id}")
 
     async def shutdown(self) -> None:
         for pool in self._reuse.values():
             pool.shutdown()
         self._reuse.clear()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     def close(self) -> None:
         """Remove every container of this kernel and its temp folder (at exit)."""
@@ -236,17 +292,12 @@ class DockerBackend(Backend):
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
+def _placement(spec: TaskSpec) -> Placement:
+    return spec.placement or Placement(spec.env_name)
 
 
-def _outcome(ok: bool, payload: bytes, remote: str, where: str) -> Any:
-    if ok:
-        return loads(payload)
-    error = loads(payload)
-    if remote:
-        add_note(error, f"remote traceback ({where}):\n{remote.rstrip()}")
-    raise error
+def _fail_link(link: Link) -> None:
+    link.fail_all(lambda action: f"the container running task `{action.spec.name}` closed its connection")
 
 
 _backends: list[DockerBackend] = []

@@ -1,9 +1,10 @@
-"""One container per action (the default): create, start, stream logs, wait, collect, remove.
+"""One container per action (the default): create, start, stream logs, wait, remove.
 
 The action runs in a fresh container of its environment's image, with the environment's
-``Resources`` (``nano_cpus``, ``mem_limit``) and ``env_vars``. Function and inputs go in, and the
-result comes back, as files in a per-run folder that is bind-mounted into the container; what the
-body prints streams live from the container's logs (one reader thread per container). The
+``Resources`` (``nano_cpus``, ``mem_limit``) and ``env_vars``. The container's worker connects to
+the kernel's one-shot socket in the mounted folder and speaks the one worker protocol, so the
+task calls it makes become child actions (each in a container of its own). What the body prints
+comes back over the socket; raw writes to the container's stdout stream from its logs. The
 container is removed after its action, and within 2 s on timeout or abort.
 """
 
@@ -14,10 +15,8 @@ import codecs
 import os
 import signal
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...data.serialization import loads
 from ...engine.output import record
 from ...errors import ConfigurationError, OutOfMemoryError, SerializationError, WorkerDiedError
 
@@ -59,19 +58,24 @@ def _max_result() -> int:
 
 
 class _OneShot:
-    """The life of one container: create, start, stream logs, wait, collect, remove (on its own thread)."""
+    """The life of one container (on its own thread): create, start, stream logs, wait, remove.
+
+    The container runs a worker that connects to the kernel's one-shot socket, names itself with
+    its token and exits after one attempt; ``exited`` gets its exit code, ``removed`` settles once
+    it is gone.
+    """
 
     def __init__(self, backend: DockerBackend, action: Action, loop: asyncio.AbstractEventLoop,
-                 config: dict[str, Any], prefix: Path) -> None:
+                 config: dict[str, Any]) -> None:
         self.backend = backend
         self.action = action
         self.loop = loop
         self.config = config
-        self.prefix = prefix
         self.container: Any = None
+        self.short_id = "?"
         self.cancelled = False
         self.lock = threading.Lock()
-        self.done: asyncio.Future[tuple[bool, bytes, str]] = loop.create_future()
+        self.exited: asyncio.Future[tuple[int, bool]] = loop.create_future()  # exit code, out of memory
         self.removed: asyncio.Future[None] = loop.create_future()
         threading.Thread(target=self._main, name=f"flyte_nb-docker-{action.name}", daemon=True).start()
 
@@ -82,6 +86,7 @@ class _OneShot:
         self.loop.call_soon_threadsafe(settle)
 
     def _stream_logs(self, container: Any) -> None:
+        """What reaches the container's own stdout/stderr (C code, crash messages), recorded too."""
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         stream = None
         try:
@@ -102,6 +107,7 @@ class _OneShot:
             container = client.containers.create(**self.config)
             with self.lock:
                 self.container = container
+                self.short_id = container.short_id
                 cancelled = self.cancelled
             if cancelled:
                 return
@@ -109,37 +115,23 @@ class _OneShot:
             logs = threading.Thread(target=self._stream_logs, args=(container,), daemon=True)
             logs.start()
             code = container.wait()["StatusCode"]
+            oom = bool(client_state(container).get("OOMKilled")) if code else False
             logs.join(5)
-            if self.cancelled:
-                return
-            self._settle(self.done, self._collect(container, code))
+            self._settle(self.exited, (code, oom))
         except BaseException as error:  # noqa: BLE001 - reported to the awaiting action
-            if not self.cancelled:
-                self._settle(self.done, error=error if isinstance(error, Exception) else WorkerDiedError(str(error)))
+            self._settle(self.exited, error=error if isinstance(error, Exception) else WorkerDiedError(str(error)))
         finally:
             self._remove()
 
-    def _collect(self, container: Any, code: int) -> tuple[bool, bytes, str]:
-        out = Path(f"{self.prefix}.out")
+    def diagnose(self, code: int, oom: bool) -> WorkerDiedError:
+        """Why the container ended without an outcome: out of memory, a signal, an exit code."""
         name = self.action.spec.name
-        short = container.short_id
-        if code != 0 or not out.exists():
-            state = client_state(container)
-            if state.get("OOMKilled"):
-                limit = self.config.get("mem_limit")
-                raise OutOfMemoryError(f"the container running task `{name}` ({short}) was killed: out of memory "
-                                       f"(limit {format_bytes(limit) if limit else 'none'})")
-            if not out.exists():
-                raise WorkerDiedError(f"the container running task `{name}` ({short}) {_describe_exit(code)}"
-                                      + ("" if code else " without a result"))
-        size = out.stat().st_size
-        limit = _max_result()
-        if size > limit:
-            raise SerializationError(f"task `{name}` returned {format_bytes(size)}, over the docker backend's result "
-                                     f"limit of {format_bytes(limit)} ({MAX_RESULT_ENV}); raise the limit or write "
-                                     "large outputs to a file and return its path")
-        ok, payload, remote = loads(out.read_bytes())
-        return ok, payload, remote + f"\0{short}"
+        if oom:
+            limit = self.config.get("mem_limit")
+            return OutOfMemoryError(f"the container running task `{name}` ({self.short_id}) was killed: out of memory "
+                                   f"(limit {format_bytes(limit) if limit else 'none'})")
+        return WorkerDiedError(f"the container running task `{name}` ({self.short_id}) {_describe_exit(code)}"
+                               + ("" if code else " without a result"))
 
     def _remove(self) -> None:
         with self.lock:
@@ -151,11 +143,6 @@ class _OneShot:
         except Exception:  # noqa: BLE001 - already gone (removed by abort, or by the daemon)
             pass
         finally:
-            for suffix in (".in", ".out", ".out.tmp"):
-                try:
-                    os.unlink(f"{self.prefix}{suffix}")
-                except OSError:
-                    pass
             self._settle(self.removed)
 
     def cancel(self) -> None:
@@ -171,6 +158,14 @@ class _OneShot:
             container.remove(force=True)  # SIGKILL + remove in one call; _main's wait() returns
         except Exception:  # noqa: BLE001
             pass
+
+
+def check_result_size(name: str, size: int) -> None:
+    limit = _max_result()
+    if size > limit:
+        raise SerializationError(f"task `{name}` returned {format_bytes(size)}, over the docker backend's result "
+                                 f"limit of {format_bytes(limit)} ({MAX_RESULT_ENV}); raise the limit or write "
+                                 "large outputs to a file and return its path")
 
 
 def client_state(container: Any) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Reusable containers (``TaskEnvironment(reusable=ReusePolicy(replicas, idle_ttl, concurrency))``).
 
-Long-lived containers per environment, each running ``concurrency`` ``flyte_nb.backends.worker``
-processes that talk to the kernel over a unix socket in the mounted folder (the process backend's
-protocol), scaled between the replica bounds and stopped after ``idle_ttl`` without work.
+Long-lived containers per environment placement, each running ``concurrency`` ``flyte_nb.worker``
+processes that talk to the kernel over a unix socket in the mounted folder (the one worker
+protocol, ``link.Link``: task calls they make become child actions of the kernel), scaled between
+the replica bounds and stopped after ``idle_ttl`` without work.
 """
 
 from __future__ import annotations
@@ -18,76 +19,34 @@ from typing import TYPE_CHECKING, Any
 
 import docker.errors
 
-from ...data.serialization import FORMAT, dumps, loads
-from ...engine.output import record
+from ...engine.placement import Reuse
 from ...errors import WorkerDiedError
+from ..link import Link
 from .daemon import LABEL
 from .runtime import _BOOT, _IO
 
 if TYPE_CHECKING:
-    from ...engine.action import Action
-    from ...engine.spec import TaskSpec
     from . import DockerBackend
 
 
 class _Slot:
-    """One worker process inside a reusable container, on its socket connection."""
+    """One worker process inside a reusable container, on its link (the one worker protocol)."""
 
     def __init__(self, replica: _Replica, conn: Any) -> None:
         self.replica = replica
-        self.conn = conn
-        self.loop = replica.pool.loop
+        self.link = Link(replica.pool.loop, conn, self._closed)
         self.pid: int | None = None
-        self.functions: set[str] = set()
-        self.ready: asyncio.Future[None] = self.loop.create_future()
-        self.action: Action | None = None
-        self.reply: asyncio.Future[tuple[bool, bytes, str]] | None = None
         self.dead = False
-        self.loop.add_reader(conn.fileno(), self._readable)
 
-    def _readable(self) -> None:
-        try:
-            while self.conn.poll():
-                self._on_message(loads(self.conn.recv_bytes()))
-        except (EOFError, OSError):
-            self.close()
-
-    def _on_message(self, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "ready":
-            _, self.pid, version, fmt = message
-            if fmt != FORMAT or tuple(version) != tuple(sys.version_info[:2]):
-                self.ready.set_exception(WorkerDiedError(f"worker speaks format {fmt} on Python {version}"))
-            elif not self.ready.done():
-                self.ready.set_result(None)
-        elif kind == "output" and self.action is not None:
-            record(self.action, message[2], message[3])
-        elif kind == "done" and self.reply is not None and not self.reply.done():
-            self.reply.set_result(message[2:])
-
-    def start(self, action: Action, key: str, function: bytes, inputs: bytes) -> asyncio.Future:
-        self.action = action
-        self.reply = self.loop.create_future()
-        self.conn.send_bytes(dumps(("run", action.name, key, None if key in self.functions else function, inputs)))
-        self.functions.add(key)
-        return self.reply
+    def _closed(self, link: Link) -> None:
+        self.dead = True
+        self.replica.slots.discard(self)
+        replica = self.replica
+        link.fail_all(lambda action: f"the worker running task `{action.spec.name}` in container "
+                                     f"{replica.short_id} {replica.died_how()}")
 
     def close(self) -> None:
-        if self.dead:
-            return
-        self.dead = True
-        try:
-            self.loop.remove_reader(self.conn.fileno())
-        except (ValueError, OSError):
-            pass
-        self.conn.close()
-        self.replica.slots.discard(self)
-        if not self.ready.done():
-            self.ready.set_exception(WorkerDiedError("the worker closed its connection before it was ready"))
-        if self.reply is not None and not self.reply.done():
-            name = self.action.spec.name if self.action is not None else "?"
-            self.reply.set_exception(WorkerDiedError(
-                f"the worker running task `{name}` in container {self.replica.short_id} {self.replica.died_how()}"))
+        self.link.close()
 
 
 class _Replica:
@@ -129,10 +88,11 @@ class _Replica:
             slot = _Slot(self, Connection(sock.detach()))
             self.slots.add(slot)
             try:
-                await asyncio.wait_for(asyncio.shield(slot.ready), 60)
+                ready = await asyncio.wait_for(asyncio.shield(slot.link.ready), 60)
             except Exception:  # noqa: BLE001 - a broken worker: drop it, its loop respawns it
                 slot.close()
                 continue
+            slot.pid = ready.pid
             self.idle.append(slot)
             self.pool.slot_ready()
 
@@ -178,16 +138,14 @@ _START_LIMIT = 120.0
 class _ReusePool:
     """The reusable containers of one environment, scaled between ``replicas`` bounds."""
 
-    def __init__(self, backend: DockerBackend, spec: TaskSpec, policy: Any) -> None:
-        from ...api.policies import seconds_from
-
+    def __init__(self, backend: DockerBackend, env_name: str, policy: Reuse, number: int) -> None:
         self.backend = backend
         self.loop = asyncio.get_running_loop()
-        self.env_name = spec.env_name
-        self.low, self.high = policy.replicas if isinstance(policy.replicas, tuple) else (policy.replicas,) * 2
+        self.env_name = env_name
+        self.low, self.high = policy.low, policy.high
         self.concurrency = policy.concurrency
-        self.idle_ttl = seconds_from(policy.idle_ttl, "idle_ttl") if policy.idle_ttl is not None else None
-        self.folder = backend.folder / f"reuse-{spec.env_name}"
+        self.idle_ttl = policy.idle_ttl
+        self.folder = backend.folder / f"reuse-{number}"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.replicas: list[_Replica] = []
         self.numbers = 0
@@ -201,17 +159,17 @@ class _ReusePool:
                 waiter.set_result(None)
                 return
 
-    async def checkout(self, spec: TaskSpec, config: dict[str, Any]) -> _Slot:
+    async def checkout(self, config: dict[str, Any]) -> _Slot:
         waited = 0.0
         while True:
             for replica in self.replicas:
                 while replica.idle:
                     slot = replica.idle.pop()
-                    if not slot.dead:
+                    if not slot.dead and slot.link.alive():
                         replica.busy += 1
                         return slot
             starting = sum(len(r.slots) < self.concurrency for r in self.replicas)
-            if len(self.replicas) < self.high and not starting:
+            if len(self.replicas) < self.high + self._lent_replicas() and not starting:
                 await self._start(config)
             waiter = self.loop.create_future()
             self.waiters.append(waiter)
@@ -223,6 +181,13 @@ class _ReusePool:
                     raise WorkerDiedError(f"no worker container of environment `{self.env_name}` came up "
                                           f"within {_START_LIMIT:g} s") from None
                 await self._forget_exited()
+
+    def _lent_replicas(self) -> int:
+        """Replicas' worth of workers whose action only awaits its children: they do not count, so a
+        driver and its children fit in one replica of one worker (an extra replica starts)."""
+        lending = sum(any(r.action.lent for r in slot.link.running.values())
+                      for replica in self.replicas for slot in replica.slots)
+        return -(-lending // self.concurrency)
 
     async def _forget_exited(self) -> None:
         """Drop replicas whose container is gone (killed, out of memory) so that new ones can start."""
@@ -261,7 +226,6 @@ class _ReusePool:
         replica = slot.replica
         replica.busy -= 1
         replica.last_used = time.monotonic()
-        slot.action = slot.reply = None
         if not slot.dead and not replica.stopped:
             replica.idle.append(slot)
             self.slot_ready()

@@ -13,7 +13,7 @@ _IO = "/opt/flyte_nb/io"
 _RUNTIME_PACKAGES = ("flyte_nb", "cloudpickle", "greenlet")  # what the worker imports beyond the stdlib
 
 # Makes ``flyte_nb`` a lazy package in the container (its __init__ runs on first attribute access),
-# then runs the one-shot entry or the socket worker.
+# then runs the worker (``--connect SOCKET [--once TOKEN]``).
 _BOOT = (
     "import sys,importlib.util as u\n"
     f"d='{_LIB}/flyte_nb'\n"
@@ -23,10 +23,7 @@ _BOOT = (
     " if n.startswith('__'):raise AttributeError(n)\n"
     " del m.__getattr__;s.loader.exec_module(m);return getattr(m,n)\n"
     "m.__getattr__=g\n"
-    "if sys.argv[1]=='--connect':\n"
-    " sys.argv[0]='worker';from flyte_nb.backends.worker import main;main()\n"
-    "else:\n"
-    " from flyte_nb.backends.oneshot import main;main(sys.argv[1:])\n"
+    "sys.argv[0]='worker';from flyte_nb.worker.main import main;main()\n"
 )
 
 

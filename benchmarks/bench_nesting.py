@@ -1,0 +1,148 @@
+"""Nested task calls from a worker-run driver, side by side in one run.
+
+1. Speed-up: a driver on the process backend maps 40 CPU-bound children of ~20 ms in its OWN
+   environment (concurrency 2): the driver lends its slot while it awaits, so both slots compute.
+   Against the same 40 calls one after another in this process. Target: >= 1.8x on 2 cores.
+2. Per-child overhead: 2,000 trivial children from a driver that runs in a worker (every call
+   travels worker → kernel → worker and back) against the same children from a driver that runs
+   in the kernel. Targets: <= 0.3 ms more per child on the process backend, <= 5 ms on reusable
+   Docker containers (measured when a Docker daemon and the base image are there).
+
+Usage: ``python benchmarks/bench_nesting.py [--quick] [--strict] [--no-docker]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("FLYTE_NB_HOME", tempfile.mkdtemp(prefix="flyte_nb-bench-"))
+
+import cloudpickle  # noqa: E402
+
+import flyte_nb  # noqa: E402
+from benchmarks.report import Check, print_table, tally, verdict  # noqa: E402
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # containers cannot import this script
+
+SPEEDUP_TARGET = 1.8
+PROCESS_EXTRA_MS = 0.3
+DOCKER_EXTRA_MS = 5.0
+BURN_SECONDS = 0.02
+
+
+def burn(i: int) -> int:
+    end = time.perf_counter() + BURN_SECONDS
+    while time.perf_counter() < end:
+        pass
+    return i
+
+
+def trivial(i: int) -> int:
+    return i
+
+
+def environment(name: str, **options):
+    """A driver and its children in one environment, plus a kernel-run driver for the same children."""
+    env = flyte_nb.TaskEnvironment(name, **options)
+    kernel = flyte_nb.TaskEnvironment(f"{name}-kernel")
+    children = {"burn": env.task(burn, short_name="burn"), "trivial": env.task(trivial, short_name="trivial")}
+
+    async def fan_out(kind: str, n: int) -> int:
+        return len(list(flyte_nb.map(children[kind], range(n), concurrency=2)))
+
+    return env.task(fan_out, short_name="in_worker"), kernel.task(fan_out, short_name="in_kernel")
+
+
+def timed(driver, kind: str, n: int) -> float:
+    start = time.perf_counter()
+    assert flyte_nb.run(driver, kind, n).outputs() == n
+    return time.perf_counter() - start
+
+
+def _docker_ready() -> bool:
+    try:
+        from flyte_nb.backends import docker
+
+        client = docker._connect()
+        try:
+            return bool(docker._exists(client, docker.BASE_IMAGE))
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def overhead(in_worker, in_kernel, n: int, rounds: int) -> tuple[float, float]:
+    timed(in_worker, "trivial", 8)  # warm the workers
+    timed(in_kernel, "trivial", 8)
+    worker_times, kernel_times = [], []
+    for _ in range(rounds):
+        worker_times.append(timed(in_worker, "trivial", n))
+        kernel_times.append(timed(in_kernel, "trivial", n))
+    return statistics.median(worker_times) / n * 1e3, statistics.median(kernel_times) / n * 1e3
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes for a CI smoke run")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--no-docker", action="store_true", help="skip the reusable Docker figures")
+    options = parser.parse_args()
+    calls, trivial_n = 40, 300 if options.quick else 2000
+    rounds = 2 if options.quick else 3
+    print(f"flyte_nb {flyte_nb.__version__} nested-call benchmarks — {os.cpu_count()} CPUs")
+    checks: list[Check] = []
+
+    in_worker, in_kernel = environment("bench-nest", backend="process", concurrency=2)
+    timed(in_worker, "burn", 4)  # start the workers
+    serial_times, nested_times, kernel_times = [], [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for i in range(calls):
+            burn(i)
+        serial_times.append(time.perf_counter() - start)
+        nested_times.append(timed(in_worker, "burn", calls))
+        kernel_times.append(timed(in_kernel, "burn", calls))
+    speedup = statistics.median(serial_times) / statistics.median(nested_times)
+    kernel_speedup = statistics.median(serial_times) / statistics.median(kernel_times)
+    checks.append(Check("CPU-bound children of a same-environment driver", speedup >= SPEEDUP_TARGET))
+    print(f"\n1. {calls} CPU-bound children of {BURN_SECONDS * 1e3:.0f} ms from a driver in their own process "
+          f"environment (concurrency 2; {rounds} rounds, medians)")
+    print_table(["", "time", "speed-up", "target", "verdict"], [
+        ["serial in this process", f"{statistics.median(serial_times):.3f} s", "1.00x", "", ""],
+        ["kernel-run driver (reference)", f"{statistics.median(kernel_times):.3f} s", f"{kernel_speedup:.2f}x", "", ""],
+        ["driver and children on process", f"{statistics.median(nested_times):.3f} s", f"{speedup:.2f}x",
+         f">= {SPEEDUP_TARGET}x", verdict(checks[-1].ok)],
+    ])
+
+    rows = []
+    worker_ms, kernel_ms = overhead(in_worker, in_kernel, trivial_n, rounds)
+    checks.append(Check("process: per-child overhead from a worker-run driver", worker_ms - kernel_ms <= PROCESS_EXTRA_MS))
+    rows.append(["process", f"{kernel_ms:.3f} ms", f"{worker_ms:.3f} ms", f"{worker_ms - kernel_ms:+.3f} ms",
+                 f"<= {PROCESS_EXTRA_MS} ms", verdict(checks[-1].ok)])
+    if not options.no_docker and _docker_ready():
+        from flyte_nb.backends.docker import BASE_IMAGE
+
+        d_worker, d_kernel = environment("bench-nest-docker", backend="docker", image=BASE_IMAGE,
+                                         reusable=flyte_nb.ReusePolicy(replicas=1, concurrency=3))
+        worker_ms, kernel_ms = overhead(d_worker, d_kernel, trivial_n, rounds)
+        checks.append(Check("reusable docker: per-child overhead from a worker-run driver",
+                            worker_ms - kernel_ms <= DOCKER_EXTRA_MS))
+        rows.append(["docker (reusable)", f"{kernel_ms:.3f} ms", f"{worker_ms:.3f} ms", f"{worker_ms - kernel_ms:+.3f} ms",
+                     f"<= {DOCKER_EXTRA_MS} ms", verdict(checks[-1].ok)])
+    else:
+        rows.append(["docker (reusable)", "-", "-", "-", f"<= {DOCKER_EXTRA_MS} ms", "SKIP (no daemon/image)"])
+    print(f"\n2. per-child cost of {trivial_n} trivial children, map concurrency 2 ({rounds} rounds, medians)")
+    print_table(["backend", "kernel-run driver", "worker-run driver", "extra per child", "target", "verdict"], rows)
+    return tally(checks, options.strict)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

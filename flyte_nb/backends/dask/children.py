@@ -1,0 +1,73 @@
+"""Kernel side of the child-call channel on Dask, through the scheduler.
+
+A body on a Dask worker that calls a task sends ``CallChild`` as a worker event on this kernel's
+calls topic (the scheduler relays it to the client); the kernel's engine makes it a child action
+of the attempt's action (``controller.call``: slots, throttles, retries, timeouts, events, store)
+and sends the ``ChildResult`` back with ``client.run`` on that one worker. The worker never
+connects to the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ...engine.slots import SlotPool
+from ...worker.protocol import CallChild, CancelChild, ChildResult, decode, encode
+from ..children import child_outcome
+from .worker import deliver
+
+if TYPE_CHECKING:
+    from ...engine.action import Action
+    from . import _Connection
+
+
+class DaskChildren:
+    """Child calls of the attempts this kernel runs on the cluster, keyed by Dask key (= attempt id)."""
+
+    def __init__(self) -> None:
+        self.parents: dict[str, Action] = {}
+        self.children: dict[str, dict[int, asyncio.Task[Any]]] = {}
+        self.tasks: dict[str, Any] = {}  # task tokens sent by value → the task
+        self.limits: dict[str, dict[str, SlotPool]] = {}  # attempt → its maps' pools
+        self.connection: _Connection | None = None
+
+    def begin(self, key: str, action: Action) -> None:
+        self.parents[key] = action
+
+    def end(self, key: str) -> None:
+        """The attempt is over: cancel the children it still waits for."""
+        self.parents.pop(key, None)
+        self.limits.pop(key, None)
+        for task in tuple(self.children.pop(key, {}).values()):
+            task.cancel()
+
+    def receive(self, address: str, data: bytes) -> None:
+        """Engine loop: a message from the body running ``key`` on ``address``."""
+        message = decode(data)
+        if isinstance(message, CallChild):
+            parent = self.parents.get(message.attempt)
+            if parent is not None:
+                task = asyncio.get_running_loop().create_task(self._child(parent, address, message))
+                self.children.setdefault(message.attempt, {})[message.call] = task
+        elif isinstance(message, CancelChild):
+            task = self.children.get(message.attempt, {}).get(message.call)
+            if task is not None:
+                task.cancel()
+
+    async def _child(self, parent: Action, address: str, message: CallChild) -> None:
+        limits = self.limits.setdefault(message.attempt, {})
+        try:
+            outcome = await child_outcome(parent, message, self.tasks, limits)
+        finally:
+            self.children.get(message.attempt, {}).pop(message.call, None)
+        connection = self.connection
+        if connection is not None:
+            connection.on_client_loop(_reply(connection, address, encode(ChildResult(message.call, outcome))))
+
+
+async def _reply(connection: _Connection, address: str, data: bytes) -> None:
+    try:
+        await connection.client._run(deliver, data, workers=[address], nanny=False, wait=True, on_error="ignore")
+    except Exception:  # noqa: BLE001 - the worker is gone: its attempt fails with it
+        pass

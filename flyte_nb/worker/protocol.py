@@ -1,0 +1,105 @@
+"""The one message set between the kernel and every worker (process pool, Docker, Dask).
+
+Messages are small typed tuples, pickled with the standard pickler (their payloads — functions,
+inputs, outputs, errors — are already cloudpickled bytes). ``VERSION`` is announced in ``Ready``;
+the kernel refuses a worker that speaks another one.
+
+Kernel → worker: ``Run`` (one attempt), ``ChildResult`` (a child call's outcome), ``Exit``.
+Worker → kernel: ``Ready``, ``Output`` (printed text), ``CallChild`` (a task call made inside the
+attempt: the kernel makes it an action), ``CancelChild``, ``Done`` (the attempt's outcome).
+
+``unwrap`` is the one kernel-side (and worker-side, for child results) place where an outcome
+becomes a value or a raised error with its remote traceback attached.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, NamedTuple, Union
+
+from ..errors import add_note
+
+VERSION = 2
+
+
+class Outcome(NamedTuple):
+    """What an attempt or a child call produced: cloudpickled value (``ok``) or error, and where."""
+
+    ok: bool
+    payload: bytes
+    traceback: str = ""
+    where: str = ""
+
+
+class Ready(NamedTuple):
+    pid: int
+    python: tuple[int, int]
+    version: int
+    token: str | None = None  # a one-shot container names the attempt it was started for
+
+
+class Run(NamedTuple):
+    attempt: str  # routing id of the attempt, unique among those the worker sees
+    key: str  # content digest of the function: workers keep functions by it
+    function: bytes | None  # None when the worker already has ``key``
+    inputs: bytes  # cloudpickled (args, kwargs)
+
+
+class Output(NamedTuple):
+    attempt: str | None
+    stream: str
+    text: str
+
+
+class CallChild(NamedTuple):
+    attempt: str  # the calling attempt: the child's parent action
+    call: int  # unique per worker: routes the ChildResult back
+    token: str | None  # the kernel's task token, when the task came from the kernel
+    task: bytes | None  # the task by value (None when this worker already sent ``token``)
+    inputs: bytes
+    group: str | None  # the group in force where the call was made
+    tags: tuple[str, ...]  # the tags in force where the call was made
+    index: int | None = None  # position in a map
+    limit: tuple[str, int] | None = None  # a map's (group, concurrency): the kernel holds that pool
+
+
+class CancelChild(NamedTuple):
+    attempt: str
+    call: int
+
+
+class ChildResult(NamedTuple):
+    call: int
+    outcome: Outcome
+
+
+class Done(NamedTuple):
+    attempt: str
+    outcome: Outcome
+
+
+class Exit(NamedTuple):
+    pass
+
+
+Message = Union[Outcome, Ready, Run, Output, CallChild, CancelChild, ChildResult, Done, Exit]
+
+
+def encode(message: Message) -> bytes:
+    return pickle.dumps(message, protocol=5)
+
+
+def decode(data: bytes) -> Message:
+    return pickle.loads(data)
+
+
+def unwrap(outcome: Outcome, where: str = "") -> Any:
+    """The value of ``outcome``, or its error raised with the remote traceback as a note."""
+    from ..data.serialization import loads
+
+    value = loads(outcome.payload)
+    if outcome.ok:
+        return value
+    if outcome.traceback:
+        add_note(value, f"remote traceback ({outcome.where or where}):\n{outcome.traceback.rstrip()}")
+    raise value

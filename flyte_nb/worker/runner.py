@@ -1,0 +1,249 @@
+"""Run attempts inside a worker, ship their outcomes, and route the task calls they make.
+
+One ``Runner`` per worker process (process pool, container, Dask worker). It owns an asyncio loop
+on its own thread: async bodies run there, *driven* (``engine.bridge``) so that a sync task call
+or a sync ``flyte_nb.map`` inside async code waits without blocking the loop, exactly as in the
+kernel. Sync bodies run on the thread that called :meth:`Runner.execute`.
+
+A task call inside an attempt is never a local function call: it is a ``CallChild`` message to
+the kernel, whose engine makes it a child action (slots, throttles, retries, timeouts, events,
+store) and answers with a ``ChildResult``. Many calls may be outstanding at once (``gather``,
+``map``), so semaphores and map concurrency behave as in the kernel.
+
+Everything an attempt started on the loop (gathered children, fire-and-forget tasks) is
+cancelled when the attempt ends, even after ``SystemExit``: the next attempt starts clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextvars
+import inspect
+import itertools
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ..data.serialization import dumps, loads, ship_error, ship_inputs, ship_output
+from ..engine.bridge import await_only, drive, in_driven_code
+from ..engine.context import current_channel
+from ..errors import user_traceback
+from .protocol import CallChild, CancelChild, ChildResult, Message, Outcome, Run, unwrap
+
+_MAX_FUNCTIONS = 256
+
+
+class _Attempt:
+    """One attempt running in this worker: its routing id and the loop tasks it started."""
+
+    __slots__ = ("id", "tasks", "calling")
+
+    def __init__(self, attempt_id: str) -> None:
+        self.id = attempt_id
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.calling: concurrent.futures.Future[None] = concurrent.futures.Future()  # set at its first child call
+
+
+current_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("flyte_nb.attempt", default=None)
+
+
+class Runner:
+    """Executes ``Run`` messages; ``send`` (thread-safe) carries messages to the kernel."""
+
+    def __init__(self, send: Callable[[Message], None], where: str) -> None:
+        self.send = send
+        self.where = where
+        self.functions: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self.running: dict[str, _Attempt] = {}
+        self.calls: dict[int, asyncio.Future[Outcome]] = {}
+        self.numbers = itertools.count(1)
+        self.sent: dict[str, bytes] = {}  # task token → task bytes the kernel already has
+        self.on_children: Callable[[], None] | None = None
+        """Called on the attempt's own thread once it waits on children (Dask: ``secede``, so that a
+        parent that only awaits children does not hold a worker thread)."""
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_task_factory(self._task)
+        started = threading.Event()
+        threading.Thread(target=self._serve, args=(started,), name="flyte_nb-worker-loop", daemon=True).start()
+        started.wait()
+
+    # ------------------------------------------------------------- the loop
+    def _serve(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(started.set)
+        while True:
+            try:
+                self.loop.run_forever()
+                return
+            except BaseException:  # noqa: BLE001 - SystemExit/KeyboardInterrupt of one task: the loop goes on
+                continue
+
+    def _task(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **options: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(drive(coro, contextvars.copy_context()), loop=loop, **options)
+        attempt = current_attempt.get()
+        if attempt is not None:
+            attempt.tasks.add(task)
+            task.add_done_callback(attempt.tasks.discard)
+        return task
+
+    def on_loop(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None = None) -> concurrent.futures.Future[Any]:
+        """Start ``coro`` on the loop in ``context`` (default: a copy of the caller's)."""
+        context = context or contextvars.copy_context()
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def start() -> None:
+            task = context.run(self.loop.create_task, coro)
+            task.add_done_callback(lambda t: _copy(t, future))
+            future.add_done_callback(lambda f: f.cancelled() and self.loop.call_soon_threadsafe(task.cancel))
+
+        self.loop.call_soon_threadsafe(start)
+        return future
+
+    def block(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Wait for ``coro`` from sync code: driven code on the loop suspends, a thread blocks."""
+        if in_driven_code():
+            return await_only(coro)
+        future = self.on_loop(coro)
+        try:
+            attempt = current_attempt.get()
+            if self.on_children is not None and attempt is not None and _mark_calling(attempt):
+                self.on_children()
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    # ------------------------------------------------------------ attempts
+    def load(self, key: str, data: bytes | None) -> Any:
+        """The function of digest ``key`` (kept by that digest, so a redefined task never gets an old one)."""
+        return self._function(key, data)
+
+    def _function(self, key: str, data: bytes | None) -> Any:
+        func = self.functions.get(key)
+        if func is None:
+            if data is None:
+                raise RuntimeError(f"worker {self.where} was not sent function {key}")
+            func = self.functions[key] = loads(data)
+            if len(self.functions) > _MAX_FUNCTIONS:
+                self.functions.popitem(last=False)
+        else:
+            self.functions.move_to_end(key)
+        return func
+
+    def execute(self, run: Run) -> Outcome:
+        """Run one attempt to its end (blocking) and return its outcome; never raises."""
+        attempt = _Attempt(run.attempt)
+        self.running[run.attempt] = attempt
+        context = contextvars.copy_context()
+        context.run(_enter, attempt, self)
+        name = "task"
+        try:
+            func = self._function(run.key, run.function)
+            name = getattr(func, "__name__", name)
+            args, kwargs = loads(run.inputs)
+            if inspect.iscoroutinefunction(func):
+                result = self._await(func(*args, **kwargs), context)
+            else:
+                result = context.run(func, *args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = self._await(result, context)
+            return Outcome(True, ship_output(result, name), "", self.where)
+        except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
+            try:
+                return Outcome(False, ship_error(error), user_traceback(error), self.where)
+            except BaseException as shipping:  # noqa: BLE001
+                return Outcome(False, ship_error(RuntimeError(f"{type(error).__name__}: {error}")), str(shipping), self.where)
+        finally:
+            self.running.pop(run.attempt, None)
+            self.loop.call_soon_threadsafe(_cancel_all, attempt)
+
+    def _await(self, awaitable: Any, context: contextvars.Context) -> Any:
+        future = self.on_loop(_awaited(awaitable), context)
+        try:
+            if self.on_children is not None:
+                attempt = context.get(current_attempt)
+                done, _ = concurrent.futures.wait((future, attempt.calling), return_when=concurrent.futures.FIRST_COMPLETED)
+                if future not in done:
+                    self.on_children()
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    # ---------------------------------------------------------- child calls
+    async def call(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...],
+                   index: int | None = None, attempt: _Attempt | None = None,
+                   limit: tuple[str, int] | None = None) -> Any:
+        """A task call made inside an attempt: the kernel runs it as a child action."""
+        attempt = attempt or current_attempt.get()
+        if attempt is None:
+            raise RuntimeError("a task call inside a worker, outside any attempt")
+        number = next(self.numbers)
+        token = getattr(task, "token", None)
+        data = None
+        if token is None or token not in self.sent:
+            data = dumps(task)
+            if token is not None:
+                self.sent[token] = data
+        reply = self.loop.create_future()
+        self.calls[number] = reply
+        inputs = ship_inputs(args, kwargs, task.name)
+        try:
+            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit))
+            _mark_calling(attempt)
+            try:
+                outcome = await reply
+            except asyncio.CancelledError:
+                self.send(CancelChild(attempt.id, number))
+                raise
+        finally:
+            self.calls.pop(number, None)
+        return unwrap(outcome, "kernel")
+
+    def call_sync(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...]) -> Any:
+        return self.block(self.call(task, args, kwargs, group, tags, attempt=current_attempt.get()))
+
+    def resolve(self, message: ChildResult) -> None:
+        """A child's outcome arrived (any thread)."""
+        self.loop.call_soon_threadsafe(self._resolve, message)
+
+    def _resolve(self, message: ChildResult) -> None:
+        reply = self.calls.get(message.call)
+        if reply is not None and not reply.done():
+            reply.set_result(message.outcome)
+
+
+def _mark_calling(attempt: _Attempt) -> bool:
+    """Note that ``attempt`` made a child call; True the first time."""
+    try:
+        attempt.calling.set_result(None)
+    except concurrent.futures.InvalidStateError:
+        return False
+    return True
+
+
+def _enter(attempt: _Attempt, runner: Runner) -> None:
+    current_attempt.set(attempt)
+    current_channel.set(runner)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _cancel_all(attempt: _Attempt) -> None:
+    for task in tuple(attempt.tasks):
+        task.cancel()
+
+
+def _copy(task: asyncio.Task[Any], future: concurrent.futures.Future[Any]) -> None:
+    if future.done():
+        return
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())

@@ -1,0 +1,124 @@
+"""Docker: children of a container-run driver get containers of their own, at any depth; abort leaves nothing."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cloudpickle
+
+import flyte_nb as flyte
+from tests.backends.test_nesting import _options
+from tests.timeline import peak
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # containers cannot import the tests
+
+
+def _docker_ps(label: str) -> list[str]:
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def boxes():
+    return flyte.TaskEnvironment("dk-depth", **_options("docker"))
+
+
+def test_depth_three_is_nine_actions_in_nine_containers(boxes):
+    @boxes.task
+    def leaf(i: int) -> tuple[str, float, float]:
+        start = time.monotonic()
+        time.sleep(1.0)
+        return socket.gethostname(), start, time.monotonic()
+
+    @boxes.task
+    async def stage(s: int) -> tuple[str, list]:
+        return socket.gethostname(), list(flyte.map(leaf, [s * 10 + i for i in range(3)]))
+
+    @boxes.task
+    async def driver() -> tuple[str, list]:
+        import asyncio
+
+        return socket.gethostname(), await asyncio.gather(stage.aio(0), stage.aio(1))
+
+    run = flyte.run(driver)
+    root_host, stages = run.outputs(timeout=180)
+    leaves = [leaf_result for _, stage_leaves in stages for leaf_result in stage_leaves]
+    assert len(run.actions) == 9 and run.counts["succeeded"] == 9
+    assert [a.task.rsplit(".", 1)[1] for a in run.actions].count("leaf") == 6
+    depth: dict[int, int] = {}
+    for action in run.actions:
+        depth[action.number] = 0 if action.parent is None else depth[action.parent.number] + 1
+    assert sorted(depth.values()) == [0, 1, 1, 2, 2, 2, 2, 2, 2]
+    hosts = {root_host} | {host for host, _ in stages} | {host for host, _, _ in leaves}
+    assert len(hosts) == 9, "each of the 9 actions ran in a container of its own"
+    assert peak((s, e) for _, s, e in leaves) >= 3, "leaves ran in parallel"
+
+
+def test_abort_of_a_run_whose_driver_runs_in_a_container_leaves_nothing(boxes):
+    @boxes.task
+    def forever(i: int) -> None:
+        time.sleep(300)
+
+    @boxes.task
+    async def endless() -> list:
+        return list(flyte.map(forever, range(3)))
+
+    run = flyte.run(endless)
+    label = f"flyte_nb.run={run.name}"
+    deadline = time.monotonic() + 120
+    while (run.counts["running"] < 4 or len(_docker_ps(label)) < 4) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.counts["running"] == 4 and len(_docker_ps(label)) == 4, run.counts
+    time.sleep(1.0)  # the leaves' bodies are running
+    start = time.monotonic()
+    run.abort()
+    with pytest.raises(flyte.RunAbortedError):
+        run.outputs(timeout=30)
+    while _docker_ps(label) and time.monotonic() - start < 10:
+        time.sleep(0.1)
+    assert not _docker_ps(label), "no container of the run is left"
+    assert time.monotonic() - start < 5
+    assert all(s.holders == 0 for s in run.statistics())
+    from flyte_nb.backends.process import _all_workers
+
+    assert not [w.pid for w in tuple(_all_workers) if w.link.running], "no worker process runs anything of it"
+
+
+@pytest.mark.parametrize("reusable", [False, True])
+def test_redefining_a_docker_environment_takes_effect_at_once(reusable):
+    def define(value: str):
+        options = _options("docker-reuse" if reusable else "docker")
+        env = flyte.TaskEnvironment("dk-redefined", env_vars={"SETTING": value}, **options)
+
+        @env.task
+        def setting() -> str:
+            import os
+
+            return os.environ["SETTING"]
+
+        return setting
+
+    assert flyte.run(define("old")).outputs(timeout=120) == "old"
+    assert flyte.run(define("new")).outputs(timeout=120) == "new"
+
+
+def test_a_one_worker_reusable_environment_holds_its_driver_and_its_children():
+    options = dict(_options("docker-reuse"), reusable=flyte.ReusePolicy(replicas=1, concurrency=1, idle_ttl="2s"))
+    env = flyte.TaskEnvironment("dk-solo", **options)
+
+    @env.task
+    def leaf(i: int) -> int:
+        return i * i
+
+    @env.task
+    async def driver(n: int) -> list:
+        return list(flyte.map(leaf, range(n)))
+
+    run = flyte.run(driver, 4)
+    assert run.outputs(timeout=120) == [0, 1, 4, 9]
+    assert len(run.actions) == 5 and all(s.holders == 0 for s in run.statistics())
