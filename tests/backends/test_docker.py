@@ -223,7 +223,7 @@ def test_containers_of_a_killed_kernel_are_removed_by_the_next_one(tmp_path):
         kernel.send_signal(signal.SIGKILL)
         kernel.wait()
         kernel.stdout.close()
-    folders = list(dockerbackend.Path(dockerbackend.tempfile.gettempdir()).glob(f"flyte_nb-docker-{kernel.pid}-*"))
+    folders = list(dockerbackend.folder_root().glob(f"flyte_nb-docker-{kernel.pid}-*"))
     assert folders, "a SIGKILLed kernel leaves its payload folder (else this test proves nothing about removing it)"
     assert _docker_ps(f"flyte_nb.run={run_name}"), "a SIGKILLed kernel leaves its containers"
     subprocess.run([sys.executable, "-c", "from flyte_nb.backends.docker import DockerBackend; DockerBackend().client"],
@@ -278,7 +278,7 @@ def _env_reading(image, name: str):
 def test_images_from_a_dockerfile_and_with_env_vars_are_built_once(tmp_path, monkeypatch):
     lines: list[tuple[str, str]] = []
     monkeypatch.setattr(dockerbackend, "build_log", lambda tag, line: lines.append((tag, line)))
-    dockerfile = tmp_path / "Dockerfile"
+    dockerfile = _context(tmp_path) / "Dockerfile"
     dockerfile.write_text(f"FROM {BASE}\nENV FROM_DOCKERFILE=yes-{time.time_ns()}\n")
     image = flyte.Image.from_dockerfile(dockerfile).with_env_vars({"EXTRA": "layered"})
     read = _env_reading(image, "dk-built")
@@ -300,7 +300,7 @@ def test_images_from_a_dockerfile_and_with_env_vars_are_built_once(tmp_path, mon
 
 def test_a_failing_build_names_the_step_and_shows_the_log_tail(tmp_path, monkeypatch):
     monkeypatch.setattr(dockerbackend, "build_log", lambda tag, line: None)
-    dockerfile = tmp_path / "Dockerfile"
+    dockerfile = _context(tmp_path) / "Dockerfile"
     dockerfile.write_text(f"FROM {BASE}\nRUN echo about to fail && exit 7\n")
     read = _env_reading(flyte.Image.from_dockerfile(dockerfile), "dk-broken")
     with pytest.raises(dockerbackend.ImageBuildError) as caught:
@@ -312,7 +312,7 @@ def test_a_failing_build_names_the_step_and_shows_the_log_tail(tmp_path, monkeyp
 
 def test_an_image_with_another_python_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(dockerbackend, "build_log", lambda tag, line: None)
-    dockerfile = tmp_path / "Dockerfile"
+    dockerfile = _context(tmp_path) / "Dockerfile"
     dockerfile.write_text(f"FROM {BASE}\nRUN printf '#!/bin/sh\\necho 3.9\\n' > /usr/local/bin/python3 "
                           "&& chmod +x /usr/local/bin/python3\n")
     read = _env_reading(flyte.Image.from_dockerfile(dockerfile), "dk-old-python")
@@ -342,6 +342,13 @@ def stuck() -> None:
 @drivers.task
 async def twenty() -> list:
     return list(flyte.map(where, range(20)))
+
+
+def _context(tmp_path) -> "dockerbackend.Path":
+    """A build context of its own: tmp_path also holds the test's live store, which must not be tarred."""
+    folder = tmp_path / "image"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def _python_pids(container: str) -> set[int]:

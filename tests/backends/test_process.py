@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 import flyte_nb as flyte
+from flyte_nb import Phase
 from tests.timeline import overlap, peak
 
 workers = flyte.TaskEnvironment("workers", backend="process", concurrency=2)

@@ -60,8 +60,9 @@ async def plain_async() -> int:
 
 def test_system_exit_inside_a_worker_fails_that_action_only_and_the_next_one_runs_clean(tmp_path):
     marker = tmp_path / "left-behind"
-    with pytest.raises(SystemExit):
+    with pytest.raises(flyte.TaskExitError) as failed:  # the action fails; the kernel's engine goes on
         flyte.run(exits_inside, str(marker)).outputs(timeout=60)
+    assert isinstance(failed.value.original, SystemExit)
     first = flyte.run(plain_async).outputs(timeout=60)
     second = flyte.run(plain_async).outputs(timeout=60)
     assert first == second  # the same worker serves both: it survived

@@ -7,7 +7,9 @@ Memory is measured, not time: a summary that formats the whole value allocates i
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import threading
 import tracemalloc
 import weakref
 
@@ -81,14 +83,21 @@ async def big(i: int) -> bytes:
     return bytes([i]) * BIG
 
 
+shown = threading.Event()  # the widget is listening: the leaves may start (else they could all end first)
+
+
 @env.task
 async def sixteen() -> int:
+    await asyncio.get_running_loop().run_in_executor(None, shown.wait, 30)
     return sum(map(len, flyte.map(big, range(16))))
 
 
 def test_a_live_widget_of_big_results_shows_short_texts():
+    shown.clear()
     run = flyte.run(sixteen)
     widget = RunWidget(run)
+    flyte.run(lambda: None).wait(timeout=30)  # the engine thread has run the widget's attach by now
+    shown.set()
     assert run.outputs(timeout=120) == 16 * BIG
     flyte.run(lambda: None).wait(timeout=30)  # the engine thread has flushed the widget by now
     state = widget.state

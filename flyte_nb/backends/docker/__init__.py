@@ -23,7 +23,6 @@ import itertools
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import uuid
 import weakref
@@ -42,7 +41,7 @@ from .daemon import _PID, _STARTED, BASE_IMAGE, LABEL, _connect, _labels
 from .images import BUILT_REPOSITORY, ImageBuildError, check_python, image_ref, require
 from .images import _exists as _exists  # the test suite checks for the base image with it
 from .oneshot import DEFAULT_MAX_RESULT, MAX_RESULT_ENV, _OneShot, check_result_size, client_state, format_bytes
-from .orphans import _our_containers, remove_orphans
+from .orphans import _our_containers, folder_root, remove_orphans
 from .reuse import _ReusePool
 from .runtime import _BOOT, _IO, _LIB, _runtime_volumes
 
@@ -79,7 +78,7 @@ class DockerBackend(Backend):
         self._volumes: dict[str, dict[str, str]] | None = None
         self._hello: dict[str, asyncio.Future[Link]] = {}  # one-shot token -> its container's link
         self._listener: socket.socket | None = None
-        self.folder = Path(tempfile.gettempdir()) / f"flyte_nb-docker-{_PID}-{_STARTED}"
+        self.folder = folder_root() / f"flyte_nb-docker-{_PID}-{_STARTED}"
         _backends.append(self)
 
     # -------------------------------------------------------------- setup (threads)

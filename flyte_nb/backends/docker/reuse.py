@@ -106,8 +106,10 @@ class _Replica:
 
         def kill() -> None:
             # The shell's builtin: minimal images have no kill binary (exec_run reports 127, it does not raise).
+            # Success is "the worker is gone": it may have exited already, when its socket closed.
+            script = f"kill -9 {int(pid)} 2>/dev/null; ! kill -0 {int(pid)} 2>/dev/null"
             try:
-                killed = container.exec_run(["sh", "-c", f"kill -9 {int(pid)}"]).exit_code == 0
+                killed = container.exec_run(["sh", "-c", script]).exit_code == 0
             except Exception:  # noqa: BLE001 - the daemon refused: handled below
                 killed = False
             if not killed:  # a worker we cannot kill would run on unseen: stop the whole container instead
