@@ -7,6 +7,8 @@ on a background engine loop while the notebook stays usable.
 
 from __future__ import annotations
 
+from ._version import __version__
+
 from .api.cluster_only import (
     Documentation,
     Link,
@@ -71,7 +73,6 @@ from .traced import trace
 from .triggers import Cron, FixedRate, OnArtifact, Trigger, TriggeredArtifact, TriggeredPartition, TriggerTime
 from . import io, report  # noqa: E402 - flyte.io.File, flyte.report.log as in the SDK
 
-__version__ = "0.1.0"
 
 __all__ = [
     "AMD_GPU",

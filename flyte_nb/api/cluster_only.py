@@ -43,7 +43,7 @@ class PodTemplate:
 
 
 def version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -14,6 +14,7 @@ from typing import Any, Union
 
 from ..engine.spec import NO_RETRY, RetryPolicy
 from ..errors import ConfigurationError
+from ..units import _MAX_MEMORY, memory_bytes  # noqa: F401 - re-exported
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -162,25 +163,6 @@ def cache_from_request(cache: CacheRequest) -> Cache | None:
     raise ConfigurationError(f"cache must be 'auto', 'override', 'disable', True/False or Cache(...), got {cache!r}")
 
 
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T|k)?B?\s*$")
-_MEMORY_FACTOR = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-                  "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-
-
-_MAX_MEMORY = 2**63 - 1  # bytes: what a container runtime can hold
-
-
-def memory_bytes(value: object) -> int:
-    """Bytes from ``"512Mi"``, ``"2Gi"``, ``"1G"`` or an int of bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_MEMORY:
-        return value
-    if isinstance(value, str) and (match := _MEMORY.match(value)):
-        size = float(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
-        if 1 <= size <= _MAX_MEMORY:  # refuses inf ('1e999Gi', an OverflowError at run time) and under a byte
-            return int(size)
-    raise ConfigurationError(f"memory must look like '512Mi', '2Gi' or '1G' (or bytes as an int), got {value!r}")
-
-
 _MAX_CPU = 1e6  # cores; beyond this a limit is a typo (and inf overflowed at run time)
 
 
@@ -205,7 +187,7 @@ def _pair(value: object, what: str) -> tuple[object, ...]:
     if not isinstance(value, tuple):
         return (value,)
     if len(value) != 2:
-        raise ConfigurationError(f"{what}=(request, limit) needs exactly two values, got {value!r}")
+        raise ConfigurationError(f"{what} must be one value or a (request, limit) pair, got {value!r}")
     return value
 
 

@@ -169,7 +169,7 @@ def test_resources_devices_and_shm():
 
 
 @pytest.mark.parametrize("resources,message", [
-    (dict(cpu=(1, 2, 3)), "exactly two"), (dict(cpu=float("inf")), "positive number of cores"),
+    (dict(cpu=(1, 2, 3)), r"one value or a \(request, limit\) pair"), (dict(cpu=float("inf")), "positive number of cores"),
     (dict(cpu="lots"), "500m"), (dict(shm=5), "shm must be a size"), (dict(disk="lots"), "disk must be a size"),
     (dict(gpu=[1]), "gpu must be"),
 ])

@@ -79,8 +79,12 @@ def _committed(home: Path, succeeded: int) -> None:
     deadline = time.monotonic() + 20
     while True:
         conn = sqlite3.connect(home / DB_NAME)
-        done = conn.execute("SELECT count(*) FROM actions WHERE phase = 'succeeded'").fetchone()[0]
-        conn.close()
+        try:
+            done = conn.execute("SELECT count(*) FROM actions WHERE phase = 'succeeded'").fetchone()[0]
+        except sqlite3.OperationalError:  # no such table yet: the writer creates the store with its first batch
+            done = 0
+        finally:
+            conn.close()
         if done >= succeeded:
             return
         assert time.monotonic() < deadline, f"only {done} actions were committed"

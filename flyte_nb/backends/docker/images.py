@@ -107,7 +107,7 @@ def _build(client: Any, tag: str, digest: str, log: Callable[[str, str], None], 
 
 def image_ref(client: Any, image: Any, locks: dict[str, threading.Lock], log: Callable[[str, str], None]) -> str:
     """The local image reference for an environment's ``image``, built first if needed (``log`` gets build lines)."""
-    from ...api.image import Image
+    from ...engine.image import Image
 
     if isinstance(image, str):
         return BASE_IMAGE if image == "auto" else image

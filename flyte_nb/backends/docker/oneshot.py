@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...engine.output import record
 from ...errors import ConfigurationError, OutOfMemoryError, SerializationError, WorkerDiedError
+from ...units import memory_bytes
 
 if TYPE_CHECKING:
     from ...engine.action import Action
@@ -48,8 +49,6 @@ def format_bytes(size: int) -> str:
 
 
 def _max_result() -> int:
-    from ...api.policies import memory_bytes
-
     value = os.environ.get(MAX_RESULT_ENV, DEFAULT_MAX_RESULT)
     try:
         return memory_bytes(int(value) if value.strip().isdigit() else value)

@@ -14,6 +14,7 @@ from IPython.core.magic_arguments import magic_arguments, parse_argstring
 from IPython.utils.process import arg_split
 
 from ...api.config import init as flyte_init
+from ...api.history import runs as store_runs
 from ...api.run import Run, kernel_runs
 from ...backends.base import default_backend, known_backends
 from ...data.home import home_dir
@@ -151,17 +152,13 @@ class CommandMagics(Magics):
     def _flyte_runs(self, args: argparse.Namespace) -> None:
         if args.limit < 1:
             raise UsageError(f"--limit must be a whole number >= 1, got {args.limit}")
-        import flyte_nb
-
         records = None
-        store_runs = getattr(flyte_nb, "runs", None)  # the run store's history, when flyte_nb has one
-        if callable(store_runs):
-            try:
-                with _usage("%flyte runs: "):
-                    records = list(store_runs(limit=args.limit, status=args.status))
-            except FlyteNbError as error:  # the store cannot be read: say so, and show this kernel's runs
-                print(f"flyte_nb: cannot read the run store ({_one_line(error)}); showing this kernel's runs",
-                      file=sys.stderr)
+        try:  # the run store's history; this kernel's runs when it cannot be read
+            with _usage("%flyte runs: "):
+                records = list(store_runs(limit=args.limit, status=args.status))
+        except FlyteNbError as error:
+            print(f"flyte_nb: cannot read the run store ({_one_line(error)}); showing this kernel's runs",
+                  file=sys.stderr)
         if records is None:
             records = [r for r in reversed(kernel_runs()) if args.status is None or r.phase == args.status]
             records = records[: args.limit]
