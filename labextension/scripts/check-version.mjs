@@ -1,4 +1,4 @@
-// The Python package's __version__ (flyte_nb/__init__.py) is the one source of truth: this check
+// The Python package's __version__ (flyte_nb/_version.py) is the one source of truth: this check
 // fails the build when package.json says otherwise, and `node scripts/check-version.mjs --fix`
 // copies it over. PEP 440 pre-releases map to semver: 1.2.0a1 -> 1.2.0-alpha.1, rc2 -> -rc.2.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(dirname(fileURLToPath(import.meta.url)));
-const init = join(here, '..', 'flyte_nb', '__init__.py');
+const init = join(here, '..', 'flyte_nb', '_version.py');
 const found = readFileSync(init, 'utf8').match(/^__version__\s*=\s*["']([^"']+)["']/m);
 if (!found) {
   console.error(`check-version: no __version__ in ${init}`);
