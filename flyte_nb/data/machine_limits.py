@@ -26,6 +26,7 @@ from typing import Any
 from ..engine.rates import Rate, RateStatistics
 from ..engine.slots import PoolStatistics
 from .home import home_dir
+from .processes import process_started
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rates (name TEXT PRIMARY KEY, tat REAL NOT NULL, interval REAL NOT NULL,
@@ -67,30 +68,13 @@ class _Transaction:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _process_started(pid: int) -> str | None:
-    """When ``pid`` started (clock ticks since boot, from /proc), '' where unknown; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
-    except FileNotFoundError:
-        return None
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return ""
-
-
-_ME = (os.getpid(), _process_started(os.getpid()) or "")
+_ME = (os.getpid(), process_started(os.getpid()) or "")
 
 
 def _me() -> tuple[int, str]:
     global _ME
     if _ME[0] != os.getpid():  # forked
-        _ME = (os.getpid(), _process_started(os.getpid()) or "")
+        _ME = (os.getpid(), process_started(os.getpid()) or "")
     return _ME
 
 
@@ -185,7 +169,7 @@ class MachineRatePool:
 def _reap(db: sqlite3.Connection, name: str) -> None:
     """Drop the leases of processes that are gone (or whose pid now belongs to another process)."""
     for lease, pid, started in db.execute("SELECT lease, pid, pid_started FROM leases WHERE name = ?", (name,)).fetchall():
-        now_started = _process_started(pid)
+        now_started = process_started(pid)
         if now_started is None or (started and now_started and now_started != started):
             db.execute("DELETE FROM leases WHERE lease = ?", (lease,))
 

@@ -36,6 +36,26 @@ def process_token(pid: int) -> str | None:
     return f"{_boot_token()}:{fields[19]}"
 
 
+def process_started(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, from /proc): '' where that is unknown, None if it is gone.
+
+    With the pid it names one process lifetime (pids are reused) in docker labels and machine-wide leases.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except FileNotFoundError:
+        return None
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+
+
 HOST = socket.gethostname()
 PID = os.getpid()
 TOKEN = process_token(PID)

@@ -10,36 +10,22 @@ import os
 import socket
 from typing import Any
 
+from ...data.processes import process_started
 from ...errors import ConfigurationError
 
 BASE_IMAGE = os.environ.get("FLYTE_NB_BASE_IMAGE", "flyte-nb-base:bookworm")
 LABEL = "flyte_nb"  # every container of ours carries flyte_nb=1
 
 
-def _process_started(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot), or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            return file.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return ""
-
-
 _PID = os.getpid()
 _HOST = socket.gethostname()
-_STARTED = _process_started(_PID) or ""
+_STARTED = process_started(_PID) or ""
 _KERNEL = f"{_HOST}:{_PID}:{_STARTED}"
 
 
 def _kernel_alive(pid: str, started: str) -> bool:
     try:
-        now = _process_started(int(pid))
+        now = process_started(int(pid))
     except ValueError:
         return False
     return now is not None and (not started or not now or now == started)
