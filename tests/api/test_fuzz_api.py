@@ -120,8 +120,20 @@ retry_options = st.one_of(
     junk, st.integers(0, 3),
     st.builds(RetryStrategy, count=junk, backoff=st.one_of(junk, st.builds(Backoff, base=junk, factor=junk, cap=junk))),
 )
-timeout_options = st.one_of(durations, st.builds(Timeout, max_runtime=durations, max_queued_time=junk))
-cache_options = st.one_of(junk, st.builds(Cache, behavior=junk, version_override=junk, ignored_inputs=junk))
+def _made(cls):
+    """A strategy of ``cls(**drawn)``, or of the refusal itself: policies validate as they are made, and a
+    strategy that raised would stop the generation, not test anything."""
+    def make(**kwargs):
+        try:
+            return cls(**kwargs)
+        except Exception as error:  # noqa: BLE001 - judged where it is made: it must be a clean refusal
+            clean(error)
+            return error
+    return make
+
+
+timeout_options = st.one_of(durations, st.builds(_made(Timeout), max_runtime=durations, max_queued_time=junk))
+cache_options = st.one_of(junk, st.builds(_made(Cache), behavior=junk, version_override=junk, ignored_inputs=junk))
 
 env = TaskEnvironment("fuzz")
 
