@@ -9,15 +9,13 @@ property are kept modest; ``EXAMPLES`` counts them (the last test prints the tal
 from __future__ import annotations
 
 import collections
-import faulthandler
 import math
-import os
-import signal
-import threading
 import traceback
 from datetime import timedelta
 
 import pytest
+
+from tests.hangs import bounded
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import flyte_nb as flyte
@@ -45,24 +43,8 @@ durations = st.one_of(junk, st.floats(0, 0.05), st.sampled_from(["10ms", "1ms", 
 @pytest.fixture(autouse=True)
 def _no_hang():
     """Each property must finish in bounded time: a hang fails the test instead of the CI job."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+    with bounded(240, "a fuzz property"):
         yield
-        return
-
-    def on_alarm(signum, frame):
-        # first a failure inside the test; should that not end it (hypothesis goes on shrinking a slow
-        # example, say), a hard exit with every thread's stack 60 s later rather than a CI job that hangs
-        signal.signal(signal.SIGALRM, lambda *_: (faulthandler.dump_traceback(all_threads=True), os._exit(3)))
-        signal.alarm(60)
-        raise TimeoutError("a fuzz property hung for 240s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(240)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def clean(error: BaseException, also: tuple[type[BaseException], ...] = ()) -> None:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.util
 import inspect
 import json
-import signal
 import sys
-import threading
 from datetime import timedelta
 
 import pytest
+
+from tests.hangs import bounded
 
 import flyte_nb
 from flyte_nb import (
@@ -43,20 +42,8 @@ Failed = pytest.fail.Exception  # what pytest.raises raises when nothing was rai
 @pytest.fixture(autouse=True)
 def _no_hang():
     """Validation is synchronous and instant: anything slower than a few seconds is a hang."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+    with bounded(20, "validation test"):
         yield
-        return
-
-    def on_alarm(signum, frame):
-        raise TimeoutError("validation test hung for 20s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(20)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(autouse=True)
