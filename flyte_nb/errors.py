@@ -145,8 +145,13 @@ def user_traceback(error: BaseException) -> str:
             continue
         seen.add(id(current))
         kept = [frame for frame in current.stack if not frame.filename.startswith(hidden)]
-        if kept:  # an error raised by flyte_nb itself keeps its frames
-            current.stack = traceback.StackSummary.from_list(kept)
+        frames = kept or list(current.stack)  # an error raised by flyte_nb itself keeps its frames
+        # Frames without column positions: traceback then draws no ^^^ carets and never calls
+        # ast.parse, which CPython < 3.11.8 corrupts when two threads parse at once (cpython#106905);
+        # this runs on engine and reader threads while the user's cell may be parsing.
+        current.stack = traceback.StackSummary.from_list(
+            [(frame.filename, frame.lineno, frame.name, frame.line) for frame in frames]
+        )
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     return "".join(summary.format())
 

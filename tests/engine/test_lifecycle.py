@@ -321,3 +321,20 @@ def test_user_traceback_shows_the_task_not_the_engine():
     text = user_traceback(run.error)
     assert 'raise {"value": ValueError' in text and "ValueError: bad value" in text
     assert "flyte_nb/engine" not in text and "asyncio" not in text
+
+
+def test_user_traceback_never_parses_source(monkeypatch):
+    """It runs on engine threads; ast.parse there races the cell's own parse on CPython < 3.11.8."""
+    import ast
+
+    from flyte_nb.errors import user_traceback
+
+    run = flyte.run(calls_failing, "value")
+    run.wait()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("user_traceback called ast.parse")
+
+    monkeypatch.setattr(ast, "parse", refuse)
+    text = user_traceback(run.error)
+    assert "ValueError: bad value" in text and "^" not in text
