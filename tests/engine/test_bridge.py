@@ -43,7 +43,7 @@ def test_sync_waits_inside_driven_bodies_run_concurrently():
     results, elapsed = asyncio.run(scenario())
     assert results[4] == [(0, "body-4"), (1, "body-4"), (2, "body-4")]
     # 10 bodies × 3 sequential waits of 50 ms: concurrent means ~0.15 s, serial would be 1.5 s
-    assert elapsed < 0.6
+    assert elapsed < 1.0  # well under serial's 1.5 s, with room for a loaded machine
 
 
 def test_errors_keep_their_type_through_the_bridge():

@@ -156,7 +156,7 @@ def test_a_timeout_fires_and_stops_the_attempt(task):
     with pytest.raises(flyte.ActionTimeoutError, match="timeout of 0.2s") as caught:
         run.outputs(timeout=5)
     assert isinstance(caught.value, TimeoutError)
-    assert time.perf_counter() - start < 0.6
+    assert time.perf_counter() - start < 2.5  # the body alone would take 5 s
     assert run.actions[0].phase == Phase.TIMED_OUT
     if task is spins_sync:
         time.sleep(0.1)
@@ -210,7 +210,7 @@ def test_abort_of_a_1000_item_map_is_prompt_and_leaves_no_slot_held():
     assert run.phase == "running"
     start = time.perf_counter()
     run.abort(reason="test")
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 2  # 950 items were still to come
     assert run.phase == "aborted"
     with pytest.raises(flyte.RunAbortedError, match="test"):
         run.outputs()
