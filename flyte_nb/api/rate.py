@@ -49,13 +49,15 @@ def check_tag_limit(tag: str, limits: Any) -> Any:
 class Grant:
     """Units taken from a limiter; ``settle(actual)`` refunds or charges the difference, once."""
 
-    __slots__ = ("limiter", "cost", "settled", "ticket")
+    __slots__ = ("limiter", "cost", "settled", "ticket", "channel")
 
-    def __init__(self, limiter: RateLimiter, cost: float, ticket: tuple[str, int] | None = None) -> None:
+    def __init__(self, limiter: RateLimiter, cost: float, ticket: tuple[str, int] | None = None,
+                 channel: Any = None) -> None:
         self.limiter = limiter
         self.cost = cost
         self.settled: float | None = None
-        self.ticket = ticket  # inside a worker: which request the kernel granted
+        self.ticket = ticket  # inside a worker: which request the kernel granted, and through which channel
+        self.channel = channel
 
     def settle(self, actual: float) -> None:
         """The call really used ``actual`` units (tokens known only afterwards)."""
@@ -65,12 +67,10 @@ class Grant:
             raise ConfigurationError(f"this grant of {self.cost} from `{self.limiter.name}` was already settled "
                                      f"at {self.settled}")
         self.settled = actual
-        if self.ticket is not None:
-            channel = current_channel.get()
-            if channel is not None:
-                channel.settle_limit(self.ticket, self.limiter, self.cost, actual)
-                return
-        self.limiter._settle(self.cost, actual)
+        if self.channel is not None:  # settled from any thread of the worker: the kernel's budget
+            self.channel.settle_limit(self.ticket, self.limiter, self.cost, actual)
+        else:
+            self.limiter._settle(self.cost, actual)
 
     def __repr__(self) -> str:
         return f"<Grant {self.cost} of {self.limiter.name!r}" + (f" settled at {self.settled}>" if self.settled is not None else ">")
@@ -154,7 +154,7 @@ class RateLimiter:
         _check_cost(cost, self.name)
         channel = current_channel.get()
         if channel is not None:  # inside a worker: the kernel's budget
-            return Grant(self, cost, await channel.acquire_limit(self, cost))
+            return Grant(self, cost, await channel.acquire_limit(self, cost), channel)
         pool = self._in_kernel("acquire")
         self._show()
         if self.scope == "machine" or engine().on_thread():
@@ -168,7 +168,7 @@ class RateLimiter:
         channel = current_channel.get()
         if channel is not None:
             _check_cost(cost, self.name)
-            return Grant(self, cost, channel.block(channel.acquire_limit(self, cost)))
+            return Grant(self, cost, channel.block(channel.acquire_limit(self, cost)), channel)
         if engine().on_thread():
             raise ConfigurationError("acquire_sync would block the engine loop; use `await limiter.acquire()` there")
         if self.scope == "machine":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import pickle
 from typing import Any, NamedTuple, Union
 
+from ..engine.rates import Rate
 from ..errors import add_note
 
 VERSION = 3  # 3: Acquire, Release, Settle
@@ -64,6 +65,7 @@ class CallChild(NamedTuple):
     tags: tuple[str, ...]  # the tags in force where the call was made
     index: int | None = None  # position in a map
     limit: tuple[str, int] | None = None  # a map's (group, concurrency): the kernel holds that pool
+    rate: Rate | None = None  # a map's rate: the kernel's pool of the map's group spaces the starts
 
 
 class CancelChild(NamedTuple):

@@ -82,5 +82,13 @@ def build(name: str, **options: Any) -> SimpleNamespace:
         assert all(isinstance(f, flyte.ActionTimeoutError) for f in failed), failed
         return list(await asyncio.gather(*(query(i) for i in range(n))))
 
+    @env.task
+    async def ping(i: int) -> int:
+        return i
+
+    @env.task
+    async def rated_map(n: int) -> list[int]:
+        return list(flyte.map(ping, range(n), rate=flyte.Rate(10, per="1s")))
+
     return SimpleNamespace(name=name, api=api, callers=callers, refunded=refunded, queries=queries,
-                           hogs_then_queries=hogs_then_queries)
+                           hogs_then_queries=hogs_then_queries, rated_map=rated_map)

@@ -54,6 +54,16 @@ def test_settle_in_a_worker_corrects_the_kernels_budget(limited):
     assert pool.holders == 0, "the kernel's window holds no units once every grant was refunded"
 
 
+def test_a_map_rate_inside_a_worker_spaces_its_childrens_starts(limited):
+    run = flyte.run(limited.rated_map, 15)
+    assert run.outputs(timeout=60) == list(range(15))
+    starts = [a.started_at for a in run.actions if a.task.endswith(".ping")]  # as the kernel started them
+    assert len(starts) == 15
+    assert worst_window(starts, 10, 1, 0.01) <= 0, "the map's children started faster than 10/s"
+    assert max(starts) - min(starts) >= 14 / 10 - 0.01
+    assert any(s.name == "rate:map.ping" for s in run.statistics())
+
+
 def test_one_semaphore_for_every_worker(limited):
     run = flyte.run(limited.queries, 6)
     spans = run.outputs(timeout=60)
