@@ -26,8 +26,8 @@ def build(name: str, **options: Any) -> SimpleNamespace:
     api = f"{name}-api"
 
     @env.task
-    async def call_api(i: int, n: int) -> list[float]:
-        limiter = flyte.RateLimiter(api, 10, per="1s")  # made in the body: the kernel's budget of that name
+    async def call_api(i: int, n: int, scope: str = "kernel") -> list[float]:
+        limiter = flyte.RateLimiter(api, 10, per="1s", scope=scope)  # made in the body: the kernel's budget
         stamps = []
         for _ in range(n):
             async with limiter:
@@ -42,6 +42,11 @@ def build(name: str, **options: Any) -> SimpleNamespace:
             with limiter:
                 stamps.append(time.monotonic())
         return stamps
+
+    @env.task
+    async def machine_callers(k: int, n: int) -> list[list[float]]:
+        """A machine-scope limiter from containers too: the kernel's machine, not the container's."""
+        return list(await asyncio.gather(*(call_api(i, n, "machine") for i in range(k))))
 
     @env.task
     async def callers(k: int, n: int) -> list[list[float]]:
@@ -91,4 +96,5 @@ def build(name: str, **options: Any) -> SimpleNamespace:
         return list(flyte.map(ping, range(n), rate=flyte.Rate(10, per="1s")))
 
     return SimpleNamespace(name=name, api=api, callers=callers, refunded=refunded, queries=queries,
-                           hogs_then_queries=hogs_then_queries, rated_map=rated_map)
+                           hogs_then_queries=hogs_then_queries, rated_map=rated_map,
+                           machine_callers=machine_callers)

@@ -46,6 +46,14 @@ def test_one_rate_for_every_worker(limited):
     assert pool.rate == 10 and pool.waiting == 0
 
 
+def test_one_machine_rate_for_every_worker(limited, flyte_home):
+    run = flyte.run(limited.machine_callers, 4, 4)
+    stamps = [t for child in run.outputs(timeout=60) for t in child]
+    assert len(stamps) == 16
+    assert worst_window(stamps, 10, 1, ROUND_TRIP) <= 0, "the workers together went faster than 10/s"
+    assert any(s.name == f"limiter:{limited.api}@machine" for s in run.statistics()), "the kernel granted them"
+
+
 def test_settle_in_a_worker_corrects_the_kernels_budget(limited):
     run = flyte.run(limited.refunded, 6)
     took = run.outputs(timeout=60)
