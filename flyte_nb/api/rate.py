@@ -94,6 +94,7 @@ class RateLimiter:
         self.scope = scope
         self._rate: Rate | None = Rate(limit, per, burst)
         self._declared = True  # made by user code (not shipped from the kernel): its rate is meant
+        self._shipped = False  # unpickled from another process
         self._pool: Any = None if current_channel.get() is not None else self._resolve()
 
     def _resolve(self) -> Any:
@@ -111,7 +112,9 @@ class RateLimiter:
             return pool
         key = (scope, name)
         pool = _scoped_pools.get(key)
-        if pool is None or self._declared:
+        # a limiter made here is a fresh handle (its rate re-asserted); one shipped from a worker
+        # reuses this process's handle while the rate is the same (no transaction per acquisition)
+        if pool is None or (self._declared and (not self._shipped or pool.rate != rate)):
             if scope == "machine":
                 from ..data.machine_limits import MachineRatePool
 
@@ -231,6 +234,7 @@ def _shipped_limiter(name: str, scope: str, rate: Rate | None, declared: bool) -
     code made it (in a worker), not when the kernel's own limiter travelled and came back."""
     limiter = object.__new__(RateLimiter)
     limiter.name, limiter.scope, limiter._rate, limiter._declared = name, scope, rate, declared
+    limiter._shipped = True
     limiter._pool = None
     return limiter
 
