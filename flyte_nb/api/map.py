@@ -80,7 +80,8 @@ class _Plan:
             # worker keeps a few more calls queued there (memory stays O(concurrency))
             limit = (f"{group}@{next(_worker_maps)}", self.concurrency) if self.concurrency else None
             pool = SlotPool(2 * self.concurrency if self.concurrency else None, f"map:{self.group_name}")
-            invoke = lambda i, args: channel.call(task, (*pre, *args), kw, group, tags, i, limit=limit)  # noqa: E731
+            rate = self.rate
+            invoke = lambda i, args: channel.call(task, (*pre, *args), kw, group, tags, i, limit=limit, rate=rate)  # noqa: E731
         elif parent is None:
             pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
             func = self.task.func

@@ -4,7 +4,8 @@ The call becomes a child action of the calling attempt's action through ``contro
 same path as a call made in the kernel. A call made by a ``flyte_nb.map`` inside the worker
 carries the map's limit: the kernel holds a map pool per (attempt, group), so the next child
 starts the moment a slot frees, without a round trip to the worker (which keeps a few calls
-queued here).
+queued here). A map's rate becomes the rate of its group in the run (maps of one group name
+inside workers share it), taken by each child after its slots, as in the kernel.
 """
 
 from __future__ import annotations
@@ -42,8 +43,13 @@ async def child_outcome(parent: Action, message: CallChild, known: dict[str, Any
                 parent.run.pools.setdefault(pool.name, pool)
             await pool.acquire()
             acquired = True
-        value = await controller.call(task.spec, args, kwargs, parent, message.group, tuple(message.tags),
-                                      message.index)
+        group: Any = message.group
+        if message.rate is not None and group is not None:  # the map's group holds its rate, as in the kernel
+            group = parent.run.group(group)
+            if group.rate is None:
+                group.rate = message.rate.pool(f"rate:map.{group.name}")
+                parent.run.pools.setdefault(group.rate.name, group.rate)
+        value = await controller.call(task.spec, args, kwargs, parent, group, tuple(message.tags), message.index)
         return Outcome(True, ship_output(value, task.name))
     except asyncio.CancelledError:
         raise

@@ -3,8 +3,10 @@
 It starts attempts (``Run``), records what they print, and serves the task calls they make: each
 ``CallChild`` becomes a child action of the attempt's action through the controller — the same
 path as a call made in the kernel, so slots are lent, throttles, retries, timeouts, cache, events
-and the store all apply, and the child runs on its own environment's backend. When an attempt
-ends, however it ends, the children it still waits for are cancelled.
+and the store all apply, and the child runs on its own environment's backend. A limit the body
+uses (``Acquire``, ``Release``, ``Settle``) draws on the kernel's budget (``limits``). When an
+attempt ends, however it ends, the children it still waits for are cancelled and the semaphore
+slots it still holds are given back.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..engine.output import record
 from ..engine.slots import SlotPool
 from ..errors import WorkerDiedError
-from ..worker.protocol import (VERSION, CallChild, CancelChild, ChildResult, Done, Message, Outcome, Output, Ready,
-                               Run, decode, encode)
+from ..worker.protocol import (VERSION, Acquire, CallChild, CancelChild, ChildResult, Done, Message, Outcome, Output,
+                               Ready, Release, Run, Settle, decode, encode)
+from . import limits
 from .children import child_outcome
 
 if TYPE_CHECKING:
@@ -28,13 +31,14 @@ if TYPE_CHECKING:
 class _Running:
     """One attempt in flight on this link."""
 
-    __slots__ = ("action", "reply", "children", "limits")
+    __slots__ = ("action", "reply", "children", "limits", "held")
 
     def __init__(self, action: Action, reply: asyncio.Future[Outcome]) -> None:
         self.action = action
         self.reply = reply
-        self.children: dict[int, asyncio.Task[Any]] = {}
+        self.children: dict[int, asyncio.Task[Any]] = {}  # child calls and acquisitions in flight
         self.limits: dict[str, SlotPool] = {}  # map pools of this attempt's maps
+        self.held: dict[int, limits.KernelLimit] = {}  # semaphore slots its body holds, by acquisition
 
 
 class Link:
@@ -85,6 +89,19 @@ class Link:
             task = running.children.get(message.call) if running is not None else None
             if task is not None:
                 task.cancel()
+            elif running is not None:  # an acquisition granted as the body gave up on it
+                limits.release(running.held, message.call)
+        elif isinstance(message, Acquire):
+            running = self.running.get(message.attempt)
+            if running is not None:
+                running.children[message.call] = self.loop.create_task(self._acquire(running, message))
+        elif isinstance(message, Release):
+            running = self.running.get(message.attempt)
+            if running is not None:
+                limits.release(running.held, message.call)
+        elif isinstance(message, Settle):
+            if message.attempt in self.running:
+                limits.settle(message)
         elif isinstance(message, Done):
             running = self.running.get(message.attempt)
             if running is not None and not running.reply.done():
@@ -106,6 +123,16 @@ class Link:
             running.children.pop(message.call, None)
         self.send(ChildResult(message.call, outcome))
 
+    async def _acquire(self, running: _Running, message: Acquire) -> None:
+        try:
+            outcome = await limits.acquire_outcome(running.action, message, running.held)
+        finally:
+            running.children.pop(message.call, None)
+        if self.running.get(message.attempt) is running:
+            self.send(ChildResult(message.call, outcome))
+        else:  # the attempt ended while the grant was being made
+            limits.release(running.held, message.call)
+
     def start(self, action: Action, attempt: str, key: str, function: bytes, inputs: bytes) -> asyncio.Future[Outcome]:
         """Send one attempt; the future gets its outcome (or ``WorkerDiedError`` if the link closes)."""
         reply: asyncio.Future[Outcome] = self.loop.create_future()
@@ -120,6 +147,7 @@ class Link:
         if running is not None:
             for task in tuple(running.children.values()):
                 task.cancel()
+            limits.release_all(running.held)
 
     def close(self, why: str = "closed its connection") -> None:
         if self.closed:

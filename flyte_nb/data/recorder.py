@@ -52,6 +52,7 @@ from typing import Any
 
 from ..engine.action import Action, Phase
 from ..engine.events import Event, EventKind
+from ..engine.rates import recorded_limit
 from ..engine.run import RunState
 from ..engine.spec import TaskSpec
 from ..errors import StoreError
@@ -376,7 +377,7 @@ class RunLog:
         counts = {str(p): n for p, n in zip(Phase, list(state.counts)) if n}
         error = error_fields(state.error, self.store) if finished else (None,) * 4
         groups = {g.name: [g.total, g.pool.capacity if g.pool is not None else None] for g in list(state.groups.values())}
-        pools = {p.name: p.capacity for p in list(state.pools.values())}
+        pools = {p.name: recorded_limit(p) for p in list(state.pools.values())}
         return (phase, state.started_at, state.ended_at if finished else None, time.time(),
                 state.abort_reason if phase == "aborted" else None, len(state.actions), json.dumps(counts), *error,
                 json.dumps(groups), json.dumps(pools), self.run_id)

@@ -279,6 +279,15 @@ class RatePool:
         return f"<RatePool {self.name!r} {self.rate!r} {self.available():.2f} available, {len(self._waiters)} waiting>"
 
 
+def recorded_limit(pool: Any) -> Any:
+    """A pool's limit as the run store records it: a slot pool's capacity, a rate's units per second."""
+    rate = getattr(pool, "rate", None)
+    if isinstance(rate, Rate):
+        per_second = rate.limit / rate.per
+        return int(per_second) if float(per_second).is_integer() else float(f"{per_second:.6g}")
+    return pool.capacity
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()

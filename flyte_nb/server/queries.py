@@ -16,7 +16,7 @@ from typing import Any
 
 from ..data.store import LIVE_PHASES, RUN_PHASES, Store
 from ..errors import StoreError
-from . import timeline
+from . import rates, timeline
 from .preview import LOAD_MAX, preview
 
 STATUSES = ("live", *RUN_PHASES)
@@ -175,6 +175,7 @@ def _timeline(conn: sqlite3.Connection, run_id: int, run: dict[str, Any], limits
             tag = json.dumps(pool[4:])
             spans = [(r[2], r[3]) for r in rows if r[1] and tag in r[1]]
             out.append(timeline.series(pool, "tag", capacity, spans, start, end))
+    out.extend(rates.rate_series(conn, run_id, pools, start, end))
     return {"start": start, "end": end, "series": out}
 
 

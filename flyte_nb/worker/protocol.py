@@ -6,7 +6,10 @@ the kernel refuses a worker that speaks another one.
 
 Kernel → worker: ``Run`` (one attempt), ``ChildResult`` (a child call's outcome), ``Exit``.
 Worker → kernel: ``Ready``, ``Output`` (printed text), ``CallChild`` (a task call made inside the
-attempt: the kernel makes it an action), ``CancelChild``, ``Done`` (the attempt's outcome).
+attempt: the kernel makes it an action), ``CancelChild``, ``Done`` (the attempt's outcome), and for
+limits used inside the body (``RateLimiter``, ``Semaphore``: the kernel's one budget, not the
+worker's): ``Acquire`` (answered like a call, by ``ChildResult``; withdrawn by ``CancelChild``),
+``Release`` (a semaphore slot) and ``Settle`` (a rate grant's real cost).
 
 ``unwrap`` is the one kernel-side (and worker-side, for child results) place where an outcome
 becomes a value or a raised error with its remote traceback attached.
@@ -17,9 +20,10 @@ from __future__ import annotations
 import pickle
 from typing import Any, NamedTuple, Union
 
+from ..engine.rates import Rate
 from ..errors import add_note
 
-VERSION = 2
+VERSION = 3  # 3: Acquire, Release, Settle
 
 
 class Outcome(NamedTuple):
@@ -61,6 +65,7 @@ class CallChild(NamedTuple):
     tags: tuple[str, ...]  # the tags in force where the call was made
     index: int | None = None  # position in a map
     limit: tuple[str, int] | None = None  # a map's (group, concurrency): the kernel holds that pool
+    rate: Rate | None = None  # a map's rate: the kernel's pool of the map's group spaces the starts
 
 
 class CancelChild(NamedTuple):
@@ -69,8 +74,33 @@ class CancelChild(NamedTuple):
 
 
 class ChildResult(NamedTuple):
-    call: int
+    call: int  # a CallChild's or an Acquire's
     outcome: Outcome
+
+
+class Acquire(NamedTuple):
+    """Take ``cost`` units of a limit (a rate limiter or a semaphore) from the kernel's budget."""
+
+    attempt: str
+    call: int  # numbered like child calls: the ChildResult comes back to it, CancelChild withdraws it
+    limit: bytes  # the limiter or semaphore, cloudpickled by reference (its name, or the kernel's token)
+    cost: float = 1
+
+
+class Release(NamedTuple):
+    """Give back the semaphore slot that ``Acquire`` number ``call`` took."""
+
+    attempt: str
+    call: int
+
+
+class Settle(NamedTuple):
+    """A rate grant of ``charged`` units really used ``actual``: the kernel refunds or charges the difference."""
+
+    attempt: str
+    limit: bytes
+    charged: float
+    actual: float
 
 
 class Done(NamedTuple):
@@ -82,7 +112,7 @@ class Exit(NamedTuple):
     pass
 
 
-Message = Union[Outcome, Ready, Run, Output, CallChild, CancelChild, ChildResult, Done, Exit]
+Message = Union[Outcome, Ready, Run, Output, CallChild, CancelChild, ChildResult, Done, Exit, Acquire, Release, Settle]
 
 
 def encode(message: Message) -> bytes:

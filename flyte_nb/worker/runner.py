@@ -8,7 +8,9 @@ kernel. Sync bodies run on the thread that called :meth:`Runner.execute`.
 A task call inside an attempt is never a local function call: it is a ``CallChild`` message to
 the kernel, whose engine makes it a child action (slots, throttles, retries, timeouts, events,
 store) and answers with a ``ChildResult``. Many calls may be outstanding at once (``gather``,
-``map``), so semaphores and map concurrency behave as in the kernel.
+``map``), so semaphores and map concurrency behave as in the kernel. A ``RateLimiter`` or a
+kernel's ``Semaphore`` used in the body is the kernel's one budget: ``acquire_limit`` asks the
+kernel for it (``Acquire``), as a call.
 
 Everything an attempt started on the loop (gathered children, fire-and-forget tasks) is
 cancelled when the attempt ends, even after ``SystemExit``: the next attempt starts clean.
@@ -30,7 +32,7 @@ from ..data.serialization import dumps, loads, ship_error, ship_inputs, ship_out
 from ..engine.bridge import await_only, drive, in_driven_code
 from ..engine.context import current_channel
 from ..errors import user_traceback
-from .protocol import CallChild, CancelChild, ChildResult, Message, Outcome, Run, unwrap
+from .protocol import Acquire, CallChild, CancelChild, ChildResult, Message, Outcome, Release, Run, Settle, unwrap
 
 _MAX_FUNCTIONS = 256
 
@@ -175,7 +177,7 @@ class Runner:
     # ---------------------------------------------------------- child calls
     async def call(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...],
                    index: int | None = None, attempt: _Attempt | None = None,
-                   limit: tuple[str, int] | None = None) -> Any:
+                   limit: tuple[str, int] | None = None, rate: Any = None) -> Any:
         """A task call made inside an attempt: the kernel runs it as a child action."""
         attempt = attempt or current_attempt.get()
         if attempt is None:
@@ -191,7 +193,7 @@ class Runner:
         self.calls[number] = reply
         inputs = ship_inputs(args, kwargs, task.name)
         try:
-            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit))
+            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit, rate))
             _mark_calling(attempt)
             try:
                 outcome = await reply
@@ -204,6 +206,38 @@ class Runner:
 
     def call_sync(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...]) -> Any:
         return self.block(self.call(task, args, kwargs, group, tags, attempt=current_attempt.get()))
+
+    # ---------------------------------------------------------------- limits
+    async def acquire_limit(self, limit: Any, cost: float = 1) -> tuple[str, int]:
+        """Wait until the kernel grants ``cost`` units of ``limit`` from its budget; the grant's ticket.
+
+        Cancelled while waiting, the request is withdrawn (a grant already on its way is given back).
+        """
+        attempt = current_attempt.get()
+        if attempt is None:
+            raise RuntimeError("a rate limiter or semaphore used inside a worker, outside any attempt")
+        number = next(self.numbers)
+        reply = self.loop.create_future()
+        self.calls[number] = reply
+        try:
+            self.send(Acquire(attempt.id, number, dumps(limit), cost))
+            try:
+                outcome = await reply
+            except asyncio.CancelledError:
+                self.send(CancelChild(attempt.id, number))
+                raise
+        finally:
+            self.calls.pop(number, None)
+        unwrap(outcome, "kernel")
+        return attempt.id, number
+
+    def release_limit(self, ticket: tuple[str, int]) -> None:
+        """Give back the semaphore slot of grant ``ticket`` (any thread)."""
+        self.send(Release(*ticket))
+
+    def settle_limit(self, ticket: tuple[str, int], limit: Any, charged: float, actual: float) -> None:
+        """Grant ``ticket`` of ``charged`` units really used ``actual`` (any thread)."""
+        self.send(Settle(ticket[0], dumps(limit), charged, actual))
 
     def resolve(self, message: ChildResult) -> None:
         """A child's outcome arrived (any thread)."""

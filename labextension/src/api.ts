@@ -81,9 +81,12 @@ export interface GroupInfo {
 /** One step chart: `points` are `[time, running]` changes, each value holding until the next. */
 export interface Series {
   name: string;
-  /** "run", "group" or "tag" (a throttled tag's pool, named "tag:<tag>"). */
+  /** "run", "group", "tag" (a throttled tag's pool, named "tag:<tag>") or "rate" (starts per second). */
   kind?: string;
+  /** Slots; for a rate, its limit in units per second. */
   capacity: number | null;
+  /** A rate's lane: how many actions started. */
+  started?: number;
   /** Highest number running at once, and the time-weighted mean over [start, end]. */
   peak?: number;
   mean?: number;

@@ -9,6 +9,7 @@
 import { Series, Time, Timeline } from './api';
 import { h } from './dom';
 import { formatDuration } from './format';
+import { isRateLane, rateRow } from './rateLane';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 1000;
@@ -64,7 +65,7 @@ export function renderTimeline(timeline: Timeline, now: number = Date.now() / 10
     return root;
   }
   for (const s of series) {
-    root.append(seriesRow(s, start, end));
+    root.append(isRateLane(s) ? rateRow(s, start, end) : seriesRow(s, start, end));
   }
   root.append(axis(start, end));
   return root;

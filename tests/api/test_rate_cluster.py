@@ -18,7 +18,11 @@ from tests.needs import need_module
 
 need_module("distributed")
 
-RECORDING = 0.02  # a grant is stamped after its scheduler round trip comes back
+# A grant is stamped in its client after the scheduler's answer crossed back through a thread and
+# the client's loop: on this shared 2-core machine that took up to 80 ms more for one grant than
+# for the next (measured: a 0.06 excess at 0.02). 0.15 s allows 1.5 units; a limit not shared
+# (each client at 10/s) exceeds it by about 10.
+RECORDING = 0.15
 
 CLUSTER_CHILD = """
 import asyncio, json, sys, time

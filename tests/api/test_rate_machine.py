@@ -15,7 +15,10 @@ from tests.engine.test_rates import worst_window
 from tests.timeline import peak
 
 ROOT = Path(__file__).resolve().parents[2]
-RECORDING = 0.02  # a grant is stamped after its transaction commits and the thread hands back
+# A grant is stamped after its transaction commits and the thread hands back: at a load average of
+# 16 on this 2-core machine one hand-back came 0.2 s later than the next (0.22 excess at 0.02).
+# 0.15 s allows 1.5 units; a limit not shared (each process at 10/s) exceeds it by about 10.
+RECORDING = 0.15
 
 RATE_CHILD = """
 import asyncio, json, sys, time

@@ -4,7 +4,8 @@ A body on a Dask worker that calls a task sends ``CallChild`` as a worker event 
 calls topic (the scheduler relays it to the client); the kernel's engine makes it a child action
 of the attempt's action (``controller.call``: slots, throttles, retries, timeouts, events, store)
 and sends the ``ChildResult`` back with ``client.run`` on that one worker. The worker never
-connects to the kernel.
+connects to the kernel. Limits a body uses (``Acquire``, ``Release``, ``Settle``) travel the same
+way and draw on the kernel's budget (``backends.limits``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ...engine.slots import SlotPool
-from ...worker.protocol import CallChild, CancelChild, ChildResult, decode, encode
+from ...worker.protocol import Acquire, CallChild, CancelChild, ChildResult, Release, Settle, decode, encode
+from .. import limits as kernel_limits
 from ..children import child_outcome
 from .worker import deliver
 
@@ -30,6 +32,7 @@ class DaskChildren:
         self.children: dict[str, dict[int, asyncio.Task[Any]]] = {}
         self.tasks: dict[str, Any] = {}  # task tokens sent by value → the task
         self.limits: dict[str, dict[str, SlotPool]] = {}  # attempt → its maps' pools
+        self.held: dict[str, dict[int, kernel_limits.KernelLimit]] = {}  # attempt → semaphore slots its body holds
         self.connection: _Connection | None = None
 
     def begin(self, key: str, action: Action) -> None:
@@ -41,6 +44,7 @@ class DaskChildren:
         self.limits.pop(key, None)
         for task in tuple(self.children.pop(key, {}).values()):
             task.cancel()
+        kernel_limits.release_all(self.held.pop(key, {}))
 
     def receive(self, address: str, data: bytes) -> None:
         """Engine loop: a message from the body running ``key`` on ``address``."""
@@ -54,6 +58,18 @@ class DaskChildren:
             task = self.children.get(message.attempt, {}).get(message.call)
             if task is not None:
                 task.cancel()
+            else:  # an acquisition granted as the body gave up on it
+                kernel_limits.release(self.held.get(message.attempt, {}), message.call)
+        elif isinstance(message, Acquire):
+            parent = self.parents.get(message.attempt)
+            if parent is not None:
+                task = asyncio.get_running_loop().create_task(self._acquire(parent, address, message))
+                self.children.setdefault(message.attempt, {})[message.call] = task
+        elif isinstance(message, Release):
+            kernel_limits.release(self.held.get(message.attempt, {}), message.call)
+        elif isinstance(message, Settle):
+            if message.attempt in self.parents:
+                kernel_limits.settle(message)
 
     async def _child(self, parent: Action, address: str, message: CallChild) -> None:
         limits = self.limits.setdefault(message.attempt, {})
@@ -61,9 +77,23 @@ class DaskChildren:
             outcome = await child_outcome(parent, message, self.tasks, limits)
         finally:
             self.children.get(message.attempt, {}).pop(message.call, None)
+        self._send(address, ChildResult(message.call, outcome))
+
+    async def _acquire(self, parent: Action, address: str, message: Acquire) -> None:
+        held = self.held.setdefault(message.attempt, {})
+        try:
+            outcome = await kernel_limits.acquire_outcome(parent, message, held)
+        finally:
+            self.children.get(message.attempt, {}).pop(message.call, None)
+        if self.parents.get(message.attempt) is parent:
+            self._send(address, ChildResult(message.call, outcome))
+        else:  # the attempt ended while the grant was being made
+            kernel_limits.release_all(held)
+
+    def _send(self, address: str, message: ChildResult) -> None:
         connection = self.connection
         if connection is not None:
-            connection.on_client_loop(_reply(connection, address, encode(ChildResult(message.call, outcome))))
+            connection.on_client_loop(_reply(connection, address, encode(message)))
 
 
 async def _reply(connection: _Connection, address: str, data: bytes) -> None:
