@@ -175,7 +175,7 @@ class Runner:
     # ---------------------------------------------------------- child calls
     async def call(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...],
                    index: int | None = None, attempt: _Attempt | None = None,
-                   limit: tuple[str, int] | None = None) -> Any:
+                   limit: tuple[str, int] | None = None, total: int | None = None) -> Any:
         """A task call made inside an attempt: the kernel runs it as a child action."""
         attempt = attempt or current_attempt.get()
         if attempt is None:
@@ -191,7 +191,7 @@ class Runner:
         self.calls[number] = reply
         inputs = ship_inputs(args, kwargs, task.name)
         try:
-            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit))
+            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit, total))
             _mark_calling(attempt)
             try:
                 outcome = await reply

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ...engine.slots import SlotPool
+from ...engine.run import GroupStats
 from ...worker.protocol import CallChild, CancelChild, ChildResult, decode, encode
 from ..children import child_outcome
 from .worker import deliver
@@ -29,7 +29,7 @@ class DaskChildren:
         self.parents: dict[str, Action] = {}
         self.children: dict[str, dict[int, asyncio.Task[Any]]] = {}
         self.tasks: dict[str, Any] = {}  # task tokens sent by value → the task
-        self.limits: dict[str, dict[str, SlotPool]] = {}  # attempt → its maps' pools
+        self.maps: dict[str, dict[str, GroupStats]] = {}  # attempt → the groups of its maps
         self.connection: _Connection | None = None
 
     def begin(self, key: str, action: Action) -> None:
@@ -38,7 +38,7 @@ class DaskChildren:
     def end(self, key: str) -> None:
         """The attempt is over: cancel the children it still waits for."""
         self.parents.pop(key, None)
-        self.limits.pop(key, None)
+        self.maps.pop(key, None)
         for task in tuple(self.children.pop(key, {}).values()):
             task.cancel()
 
@@ -56,9 +56,9 @@ class DaskChildren:
                 task.cancel()
 
     async def _child(self, parent: Action, address: str, message: CallChild) -> None:
-        limits = self.limits.setdefault(message.attempt, {})
+        maps = self.maps.setdefault(message.attempt, {})
         try:
-            outcome = await child_outcome(parent, message, self.tasks, limits)
+            outcome = await child_outcome(parent, message, self.tasks, maps)
         finally:
             self.children.get(message.attempt, {}).pop(message.call, None)
         connection = self.connection
