@@ -76,12 +76,15 @@ class _Plan:
             outer = current_group.get()
             if outer:
                 group = f"{outer}/{group}"
-            # the kernel holds the map's limit, so a freed slot starts the next child at once; the
-            # worker keeps a few more calls queued there (memory stays O(concurrency))
-            limit = (f"{group}@{next(_worker_maps)}", self.concurrency) if self.concurrency else None
+            # the kernel holds the map's group (its total, for n/N progress) and its limit, so a freed
+            # slot starts the next child at once; the worker keeps a few more calls queued there
+            # (memory stays O(concurrency))
+            limit = (f"{group}@{next(_worker_maps)}", self.concurrency)
+            total = _total(self.iterables)
             pool = SlotPool(2 * self.concurrency if self.concurrency else None, f"map:{self.group_name}")
             rate = self.rate
-            invoke = lambda i, args: channel.call(task, (*pre, *args), kw, group, tags, i, limit=limit, rate=rate)  # noqa: E731
+            invoke = lambda i, args: channel.call(task, (*pre, *args), kw, group, tags, i,  # noqa: E731
+                                                  limit=limit, total=total, rate=rate)
         elif parent is None:
             pool = SlotPool(self.concurrency or None, f"map:{self.group_name}")
             func = self.task.func
@@ -91,7 +94,7 @@ class _Plan:
                 invoke = lambda i, args: asyncio.to_thread(func, *pre, *args, **kw)  # noqa: E731
         else:
             run = parent.run
-            group = run.group(self.group_name, _total(self.iterables), unique=True)
+            group = run.group(self.group_name, _total(self.iterables), unique=True, parent=parent)
             pool = group.pool = SlotPool(self.concurrency or None, f"map:{group.name}")
             run.pools[pool.name] = pool
             if self.rate is not None:

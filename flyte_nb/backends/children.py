@@ -2,10 +2,10 @@
 
 The call becomes a child action of the calling attempt's action through ``controller.call`` — the
 same path as a call made in the kernel. A call made by a ``flyte_nb.map`` inside the worker
-carries the map's limit: the kernel holds a map pool per (attempt, group), so the next child
-starts the moment a slot frees, without a round trip to the worker (which keeps a few calls
-queued here). A map's rate becomes the rate of its group in the run (maps of one group name
-inside workers share it), taken by each child after its slots, as in the kernel.
+carries the map's key: the kernel makes one group per (attempt, map), as a map made in the kernel
+gets, with its total (progress shows n/N), its pool and its rate, so the next child starts the
+moment a slot frees, without a round trip to the worker (which keeps a few calls queued here).
+The rate is taken by each child after its slots, as in the kernel.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.serialization import loads, ship_error, ship_output
 from ..engine import controller
+from ..engine.run import GroupStats
 from ..engine.slots import SlotPool
 from ..worker.protocol import CallChild, Outcome
 
@@ -23,10 +24,13 @@ if TYPE_CHECKING:
 
 
 async def child_outcome(parent: Action, message: CallChild, known: dict[str, Any],
-                        limits: dict[str, SlotPool]) -> Outcome:
-    """Run the called task as a child action of ``parent``; its value or error, shipped."""
+                        maps: dict[str, GroupStats]) -> Outcome:
+    """Run the called task as a child action of ``parent``; its value or error, shipped.
+
+    ``known`` keeps the tasks the worker sent by value (by token); ``maps`` the groups of the
+    attempt's maps (by map key).
+    """
     pool = None
-    acquired = False
     try:
         if message.task is not None:
             task = loads(message.task)  # a kernel task unpickles as the kernel's live object
@@ -35,20 +39,11 @@ async def child_outcome(parent: Action, message: CallChild, known: dict[str, Any
         else:
             task = known[message.token]
         args, kwargs = loads(message.inputs)
+        group: GroupStats | str | None = message.group
         if message.limit is not None:
-            name, capacity = message.limit
-            pool = limits.get(name)
-            if pool is None:
-                pool = limits[name] = SlotPool(capacity, f"map:{name}")
-                parent.run.pools.setdefault(pool.name, pool)
-            await pool.acquire()
-            acquired = True
-        group: Any = message.group
-        if message.rate is not None and group is not None:  # the map's group holds its rate, as in the kernel
-            group = parent.run.group(group)
-            if group.rate is None:
-                group.rate = message.rate.pool(f"rate:map.{group.name}")
-                parent.run.pools.setdefault(group.rate.name, group.rate)
+            group = _map_group(parent, message, maps)
+            await group.pool.acquire()
+            pool = group.pool
         value = await controller.call(task.spec, args, kwargs, parent, group, tuple(message.tags), message.index)
         return Outcome(True, ship_output(value, task.name))
     except asyncio.CancelledError:
@@ -56,5 +51,20 @@ async def child_outcome(parent: Action, message: CallChild, known: dict[str, Any
     except BaseException as error:  # noqa: BLE001 - goes back to the calling body, type kept
         return Outcome(False, ship_error(error))
     finally:
-        if acquired:
+        if pool is not None:
             pool.release()
+
+
+def _map_group(parent: Action, message: CallChild, maps: dict[str, GroupStats]) -> GroupStats:
+    """The group of the worker's map that made this call: made at its first call, as the kernel's map makes it."""
+    key, capacity = message.limit
+    group = maps.get(key)
+    if group is None:
+        run = parent.run
+        group = maps[key] = run.group(message.group or key, message.total, unique=True, parent=parent)
+        group.pool = SlotPool(capacity or None, f"map:{group.name}")
+        run.pools[group.pool.name] = group.pool
+        if message.rate is not None:  # the map's group holds its rate, as in the kernel
+            group.rate = message.rate.pool(f"rate:map.{group.name}")
+            run.pools.setdefault(group.rate.name, group.rate)
+    return group

@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..engine.output import record
-from ..engine.slots import SlotPool
+from ..engine.run import GroupStats
 from ..errors import WorkerDiedError
 from ..worker.protocol import (VERSION, Acquire, CallChild, CancelChild, ChildResult, Done, Message, Outcome, Output,
                                Ready, Release, Run, Settle, decode, encode)
@@ -31,13 +31,13 @@ if TYPE_CHECKING:
 class _Running:
     """One attempt in flight on this link."""
 
-    __slots__ = ("action", "reply", "children", "limits", "held")
+    __slots__ = ("action", "reply", "children", "maps", "held")
 
     def __init__(self, action: Action, reply: asyncio.Future[Outcome]) -> None:
         self.action = action
         self.reply = reply
         self.children: dict[int, asyncio.Task[Any]] = {}  # child calls and acquisitions in flight
-        self.limits: dict[str, SlotPool] = {}  # map pools of this attempt's maps
+        self.maps: dict[str, GroupStats] = {}  # groups of this attempt's maps, by map key
         self.held: dict[int, limits.KernelLimit] = {}  # semaphore slots its body holds, by acquisition
 
 
@@ -118,7 +118,7 @@ class Link:
 
     async def _child(self, running: _Running, message: CallChild) -> None:
         try:
-            outcome = await child_outcome(running.action, message, self.tasks, running.limits)
+            outcome = await child_outcome(running.action, message, self.tasks, running.maps)
         finally:
             running.children.pop(message.call, None)
         self.send(ChildResult(message.call, outcome))

@@ -29,7 +29,8 @@ class ChildChannel(Protocol):
     """The worker side of the child-call channel (``flyte_nb.worker.runner.Runner``)."""
 
     async def call(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...],
-                   index: int | None = None, *, limit: tuple[str, int] | None = None, rate: Any = None) -> Any: ...
+                   index: int | None = None, *, limit: tuple[str, int] | None = None,
+                   total: int | None = None, rate: Any = None) -> Any: ...
 
     def call_sync(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...]) -> Any: ...
 

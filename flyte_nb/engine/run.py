@@ -21,10 +21,12 @@ from .spec import ActionCache, ActionRecords, TaskSpec
 class GroupStats:
     """Progress of one group (a ``map`` or a ``flyte_nb.group`` block): counts per phase."""
 
-    __slots__ = ("name", "counts", "total", "pool", "rate", "created_at")
+    __slots__ = ("name", "counts", "total", "pool", "rate", "created_at", "parent")
 
-    def __init__(self, name: str, total: int | None = None, pool: SlotPool | None = None) -> None:
+    def __init__(self, name: str, total: int | None = None, pool: SlotPool | None = None,
+                 parent: Action | None = None) -> None:
         self.name = name
+        self.parent = parent  # the action whose body made it (the driver's map: the driver), for the tree view
         self.counts = [0] * len(PHASES)
         self.total = total
         self.pool = pool
@@ -117,6 +119,8 @@ class RunState:
             tags = tuple(dict.fromkeys(spec.tags + tags)) if tags else spec.tags
         if isinstance(group, str):
             group = self.group(group)
+            if group.parent is None:  # a ``flyte_nb.group`` block: drawn under the first action that used it
+                group.parent = parent
         action = Action(len(self.actions), self, spec, parent, group, tags, self._pools(spec, tags, group))
         self.actions.append(action)
         self.counts[Phase.QUEUED] += 1
@@ -168,8 +172,9 @@ class RunState:
             deliver(Event(kind, self, action, None, data), self.listeners)
 
     # ------------------------------------------------------------------ groups
-    def group(self, name: str, total: int | None = None, unique: bool = False) -> GroupStats:
-        """The group called ``name``; with ``unique`` a fresh one (``name#2`` …) for each map."""
+    def group(self, name: str, total: int | None = None, unique: bool = False,
+              parent: Action | None = None) -> GroupStats:
+        """The group called ``name``; with ``unique`` a fresh one (``name#2`` …) for each map, made by ``parent``."""
         group = self.groups.get(name)
         if group is not None and unique:
             n = 2
@@ -177,7 +182,7 @@ class RunState:
                 n += 1
             name, group = f"{name}#{n}", None
         if group is None:
-            group = self.groups[name] = GroupStats(name, total)
+            group = self.groups[name] = GroupStats(name, total, parent=parent)
         return group
 
     def statistics(self) -> list[PoolStatistics]:

@@ -101,16 +101,37 @@ def _dashboard(run: RunState) -> str | None:
     return getattr(get_backend("dask"), "dashboard_link", None)
 
 
+def lineage(action: Action | None) -> tuple[int, ...]:
+    """Action numbers from the driver down to ``action``: its place in the action tree."""
+    numbers: list[int] = []
+    while action is not None:
+        numbers.append(action.number)
+        action = action.parent
+    return tuple(reversed(numbers))
+
+
+def _short(action: Action) -> str:
+    """The task's name without its environment's (``stage``, not ``pipeline.stage``)."""
+    name, env = action.spec.name, action.spec.env_name
+    return name[len(env) + 1:] if name.startswith(env + ".") else name
+
+
 def snapshot(run: RunState, recent: Recent | None = None) -> dict[str, Any]:
-    """Everything the widget shows, as of now."""
+    """Everything the widget shows, as of now; groups in tree order (each under the action that made it)."""
     now = time.time()
     counts = {str(p): run.counts[p] for p in Phase}
     groups = []
-    for group in run.groups.values():
+    placed = sorted(((lineage(g.parent), i, g) for i, g in enumerate(run.groups.values())), key=lambda t: t[:2])
+    for path, _, group in placed:
         done = group.counts[Phase.SUCCEEDED] + group.counts[Phase.CACHED]
         elapsed = max(now - group.created_at, 1e-9)
+        parent = group.parent
         groups.append({
             "name": group.name,
+            "parent": None if parent is None else parent.name,
+            "parent_task": None if parent is None else _short(parent),
+            "parent_phase": None if parent is None else str(parent.phase),
+            "depth": len(path),  # of the group's actions: 1 = children of the driver
             "total": group.total,
             "queued": group.counts[Phase.QUEUED] + group.counts[Phase.WAITING],
             "running": group.counts[Phase.RUNNING],

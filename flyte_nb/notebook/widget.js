@@ -70,6 +70,27 @@ function pool(stat) {
   return h("div", { class: "flyte-nb-row flyte-nb-pool" }, label, drawing, h("span", { class: "flyte-nb-text" }, text));
 }
 
+// Groups arrive in tree order: each under the action whose body made it. A group made below the
+// driver gets a header row naming that action (a2 stage · running) and is indented by its depth.
+function groupTree(groups) {
+  const rows = [];
+  let parent = null;
+  for (const g of groups) {
+    const indent = `padding-left:${Math.max(0, (g.depth ?? 1) - 1) * 14}px`;
+    if ((g.depth ?? 1) > 1 && g.parent !== parent) {
+      rows.push(h("div", { class: "flyte-nb-tree-parent", "data-action": g.parent, style: `padding-left:${Math.max(0, g.depth - 2) * 14}px` },
+        h("span", { class: "flyte-nb-action" }, `${g.parent} ${g.parent_task}`),
+        h("span", { class: `flyte-nb-phase flyte-nb-${g.parent_phase}` }, g.parent_phase)));
+    }
+    parent = g.parent;
+    const row = group(g);
+    row.firstChild.setAttribute("style", indent);
+    row.setAttribute("data-parent", g.parent ?? "");
+    rows.push(row);
+  }
+  return rows;
+}
+
 function group(g) {
   const known = g.succeeded + g.failed + g.cancelled + g.running + g.queued;
   const total = Math.max(g.total ?? 0, known, 1);
@@ -81,7 +102,7 @@ function group(g) {
   if (g.running) parts.push(`${g.running} running`);
   if (g.queued) parts.push(`${g.queued} queued`);
   parts.push(`${g.rate}/s`);
-  return h("div", { class: "flyte-nb-row flyte-nb-group" },
+  return h("div", { class: "flyte-nb-row flyte-nb-group", "data-group": g.name },
     h("span", { class: "flyte-nb-label", title: g.name }, g.name), bar, h("span", { class: "flyte-nb-text" }, parts.join(" · ")));
 }
 
@@ -108,7 +129,7 @@ export default {
       if (!state || !state.name) return;
       const sections = [header(state, model, offset)];
       if (state.pools.length) sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "slots"), state.pools.map(pool)));
-      if (state.groups.length) sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "groups"), state.groups.map(group)));
+      if (state.groups.length) sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "groups"), groupTree(state.groups)));
       if (state.results.length) {
         sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "latest results"),
           state.results.map((r) => h("div", { class: "flyte-nb-result" },

@@ -143,14 +143,56 @@ def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, A
 
 
 def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, tuple]) -> list[dict[str, Any]]:
+    """Each group's progress, and where it sits in the action tree: the action that made it
+    (``parent``, the parent of its actions) and the depth of its actions (1 = the driver's children)."""
     groups: dict[str, dict[str, Any]] = {}
     for group, (total, capacity) in limits.items():
-        groups[group] = {"name": group, "total": total, "counts": {}, "capacity": capacity}
-    for group, phase, count in conn.execute(
-            "SELECT grp, phase, count(*) FROM actions WHERE run = ? AND grp IS NOT NULL GROUP BY grp, phase", (run_id,)):
-        entry = groups.setdefault(group, {"name": group, "total": None, "counts": {}, "capacity": None})
+        groups[group] = {"name": group, "total": total, "counts": {}, "capacity": capacity, "parent": None}
+    for group, phase, count, parent in conn.execute(
+            "SELECT grp, phase, count(*), min(parent) FROM actions WHERE run = ? AND grp IS NOT NULL "
+            "GROUP BY grp, phase", (run_id,)):
+        entry = groups.setdefault(group, {"name": group, "total": None, "counts": {}, "capacity": None, "parent": None})
         entry["counts"][phase] = count
-    return list(groups.values())
+        if parent is not None and (entry["parent"] is None or parent < entry["parent"]):
+            entry["parent"] = parent
+    parents = {g["parent"] for g in groups.values() if g["parent"] is not None}
+    depths = _depths(conn, run_id, parents)
+    tasks = _task_names(conn, run_id, parents)
+    for entry in groups.values():
+        parent = entry["parent"]
+        entry["parent_task"] = tasks.get(parent)
+        entry["depth"] = depths.get(parent, 0) + 1 if parent is not None else 1
+    return sorted(groups.values(), key=lambda g: -1 if g["parent"] is None else g["parent"])  # siblings together
+
+
+def _depths(conn: sqlite3.Connection, run_id: int, numbers: Any) -> dict[int, int]:
+    """How deep each of ``numbers`` sits in the action tree (the driver: 0), walking parents in SQL:
+    one indexed lookup per action and level, whatever the run's size."""
+    numbers = sorted(numbers)
+    depths: dict[int, int] = {}
+    for start in range(0, len(numbers), _CHUNK):
+        chunk = numbers[start:start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        depths.update(conn.execute(
+            "WITH RECURSIVE up(number, above, depth) AS ("
+            f"SELECT number, parent, 0 FROM actions WHERE run = ? AND number IN ({marks}) "
+            "UNION ALL SELECT up.number, a.parent, up.depth + 1 FROM up JOIN actions a ON a.run = ? AND a.number = up.above) "
+            "SELECT number, max(depth) FROM up GROUP BY number", [run_id, *chunk, run_id]))
+    return depths
+
+
+def _task_names(conn: sqlite3.Connection, run_id: int, numbers: Any) -> dict[int, str]:
+    numbers = sorted(numbers)
+    names: dict[int, str] = {}
+    for start in range(0, len(numbers), _CHUNK):
+        chunk = numbers[start:start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        names.update(conn.execute(f"SELECT a.number, t.name FROM actions a JOIN tasks t ON t.id = a.task "
+                                  f"WHERE a.run = ? AND a.number IN ({marks})", [run_id, *chunk]))
+    return names
+
+
+_CHUNK = 500  # numbers per IN (...): under SQLite's bound on parameters
 
 
 def _timeline(conn: sqlite3.Connection, run_id: int, run: dict[str, Any], limits: dict[str, tuple],
@@ -185,8 +227,16 @@ def _action_row(row: tuple, live: bool) -> dict[str, Any]:
         "number": number, "name": f"a{number}", "task": task, "group": group, "index": index, "phase": phase,
         "attempts": attempts, "queued_at": queued, "started_at": started, "ended_at": ended,
         "duration": _duration(started, ended, live and phase in ("running", "waiting")),
-        "error": _error(error_type, error_message), "parent": parent,
+        "error": _error(error_type, error_message), "parent": parent, "depth": None,
     }
+
+
+def _with_depths(conn: sqlite3.Connection, run_id: int, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill in each action's depth in the action tree (0: the driver, 1: its children …)."""
+    depths = _depths(conn, run_id, {a["number"] for a in actions})
+    for action in actions:
+        action["depth"] = depths.get(action["number"])
+    return actions
 
 
 def _run_id(conn: sqlite3.Connection, name: str) -> tuple[int, bool] | None:
@@ -210,7 +260,7 @@ def list_actions(conn: sqlite3.Connection, name: str, *, offset: int = 0, limit:
     total = conn.execute(f"SELECT count(*) FROM actions a WHERE {filtered}", args).fetchone()[0]
     rows = conn.execute(f"SELECT {_ACTION_COLUMNS} FROM actions a JOIN tasks t ON t.id = a.task WHERE {filtered} "
                         "ORDER BY a.number LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
-    return {"total": total, "actions": [_action_row(row, live) for row in rows]}
+    return {"total": total, "actions": _with_depths(conn, run_id, [_action_row(row, live) for row in rows])}
 
 
 def action_detail(conn: sqlite3.Connection, store: Store, name: str, number: int) -> dict[str, Any] | None:
@@ -224,7 +274,7 @@ def action_detail(conn: sqlite3.Connection, store: Store, name: str, number: int
                        (run_id, number)).fetchone()
     if row is None:
         return None
-    detail = _action_row(row[:12], live)
+    detail = _with_depths(conn, run_id, [_action_row(row[:12], live)])[0]
     traceback, inputs, inputs_size, outputs, outputs_size, note = row[12:]
     if detail["error"] is not None:
         detail["error"]["traceback"] = traceback

@@ -64,7 +64,8 @@ class CallChild(NamedTuple):
     group: str | None  # the group in force where the call was made
     tags: tuple[str, ...]  # the tags in force where the call was made
     index: int | None = None  # position in a map
-    limit: tuple[str, int] | None = None  # a map's (group, concurrency): the kernel holds that pool
+    limit: tuple[str, int] | None = None  # a map's (key, concurrency; 0 = none): the kernel holds its group and pool
+    total: int | None = None  # a map's number of inputs, when its iterables have a length
     rate: Rate | None = None  # a map's rate: the kernel's pool of the map's group spaces the starts
 
 

@@ -177,7 +177,7 @@ class Runner:
     # ---------------------------------------------------------- child calls
     async def call(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...],
                    index: int | None = None, attempt: _Attempt | None = None,
-                   limit: tuple[str, int] | None = None, rate: Any = None) -> Any:
+                   limit: tuple[str, int] | None = None, total: int | None = None, rate: Any = None) -> Any:
         """A task call made inside an attempt: the kernel runs it as a child action."""
         attempt = attempt or current_attempt.get()
         if attempt is None:
@@ -193,7 +193,7 @@ class Runner:
         self.calls[number] = reply
         inputs = ship_inputs(args, kwargs, task.name)
         try:
-            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit, rate))
+            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit, total, rate))
             _mark_calling(attempt)
             try:
                 outcome = await reply

@@ -42,7 +42,7 @@ export class ActionsTable {
             h(
               'thead',
               {},
-              h('tr', {}, ...['#', 'task', 'group', 'phase', 'duration', 'attempts', 'error'].map(c => h('th', {}, c)))
+              h('tr', {}, ...['#', 'task', 'parent', 'depth', 'group', 'phase', 'duration', 'attempts', 'error'].map(c => h('th', {}, c)))
             ),
             this.body
           ),
@@ -103,6 +103,8 @@ export class ActionsTable {
         class: 'flyte-nb-action-row',
         'data-action': action.number,
         'data-phase': action.phase,
+        'data-parent': action.parent ?? '',
+        'data-depth': action.depth ?? '',
         'aria-selected': action.number === this.selected ? 'true' : 'false',
         tabindex: 0,
         onclick: () => void this.select(action.number),
@@ -113,7 +115,9 @@ export class ActionsTable {
         }
       },
       h('td', { class: 'flyte-nb-num' }, action.name),
-      h('td', {}, action.task),
+      h('td', { class: 'flyte-nb-tree-task', style: `padding-left: ${(action.depth ?? 0) * 12 + 4}px` }, action.task),
+      h('td', { class: 'flyte-nb-num flyte-nb-action-parent' }, action.parent === null ? '' : `a${action.parent}`),
+      h('td', { class: 'flyte-nb-num flyte-nb-action-depth' }, action.depth === null ? '' : String(action.depth)),
       h('td', {}, action.group ? `${action.group}${action.index !== null ? ` [${action.index}]` : ''}` : ''),
       h('td', {}, badge(action.phase)),
       h('td', { class: 'flyte-nb-num' }, formatDuration(action.duration)),

@@ -76,6 +76,10 @@ export interface GroupInfo {
   total: number | null;
   counts: Counts;
   capacity: number | null;
+  /** The action whose body made the group (its actions' parent), its task, and its actions' depth. */
+  parent?: number | null;
+  parent_task?: string | null;
+  depth?: number;
 }
 
 /** One step chart: `points` are `[time, running]` changes, each value holding until the next. */
@@ -129,6 +133,8 @@ export interface ActionRow {
   duration: number | null;
   error: ErrorInfo | null;
   parent: number | null;
+  /** Place in the action tree: 0 for the driver, 1 for its children … */
+  depth: number | null;
 }
 
 export interface ActionsPage {

@@ -176,11 +176,21 @@ export class RunView extends Widget {
     updateProgressBar(bar, p);
     return h(
       'div',
-      { class: 'flyte-nb-group', 'data-group': group.name, 'data-done': p.done, 'data-total': p.total },
+      {
+        class: 'flyte-nb-group',
+        'data-group': group.name,
+        'data-done': p.done,
+        'data-total': p.total,
+        'data-parent': group.parent ?? '',
+        style: `margin-left: ${Math.max(0, (group.depth ?? 1) - 1) * 16}px`
+      },
       h(
         'div',
         { class: 'flyte-nb-group-head' },
         h('span', { class: 'flyte-nb-group-name' }, group.name),
+        (group.depth ?? 1) > 1 && group.parent !== null && group.parent !== undefined
+          ? h('span', { class: 'flyte-nb-group-parent' }, `in a${group.parent} ${group.parent_task ?? ''}`)
+          : null,
         h('span', { class: 'flyte-nb-group-text' }, progressText(p)),
         h('span', { class: 'flyte-nb-capacity' }, group.capacity ? `${group.capacity} slots` : 'no limit')
       ),

@@ -155,7 +155,8 @@ def test_run_detail_has_groups_limits_timeline_and_errors(recorded, client):
     status, run, _ = client.get(f"runs/{recorded}")
     assert status == 200
     (squares,) = run["groups"]
-    assert squares == {"name": "squares", "total": 12, "counts": {"succeeded": 11, "failed": 1}, "capacity": 3}
+    assert squares == {"name": "squares", "total": 12, "counts": {"succeeded": 11, "failed": 1}, "capacity": 3,
+                       "parent": 0, "parent_task": "api.main", "depth": 1}
     series = {s["name"]: s for s in run["timeline"]["series"]}
     assert series["squares"]["capacity"] == 3 and series["squares"]["peak"] == 3  # the limit was used, never passed
     assert 0 < series["squares"]["mean"] <= 3

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ...engine.slots import SlotPool
+from ...engine.run import GroupStats
 from ...worker.protocol import Acquire, CallChild, CancelChild, ChildResult, Release, Settle, decode, encode
 from .. import limits as kernel_limits
 from ..children import child_outcome
@@ -31,7 +31,7 @@ class DaskChildren:
         self.parents: dict[str, Action] = {}
         self.children: dict[str, dict[int, asyncio.Task[Any]]] = {}
         self.tasks: dict[str, Any] = {}  # task tokens sent by value → the task
-        self.limits: dict[str, dict[str, SlotPool]] = {}  # attempt → its maps' pools
+        self.maps: dict[str, dict[str, GroupStats]] = {}  # attempt → the groups of its maps
         self.held: dict[str, dict[int, kernel_limits.KernelLimit]] = {}  # attempt → semaphore slots its body holds
         self.connection: _Connection | None = None
 
@@ -41,7 +41,7 @@ class DaskChildren:
     def end(self, key: str) -> None:
         """The attempt is over: cancel the children it still waits for."""
         self.parents.pop(key, None)
-        self.limits.pop(key, None)
+        self.maps.pop(key, None)
         for task in tuple(self.children.pop(key, {}).values()):
             task.cancel()
         kernel_limits.release_all(self.held.pop(key, {}))
@@ -72,9 +72,9 @@ class DaskChildren:
                 kernel_limits.settle(message)
 
     async def _child(self, parent: Action, address: str, message: CallChild) -> None:
-        limits = self.limits.setdefault(message.attempt, {})
+        maps = self.maps.setdefault(message.attempt, {})
         try:
-            outcome = await child_outcome(parent, message, self.tasks, limits)
+            outcome = await child_outcome(parent, message, self.tasks, maps)
         finally:
             self.children.get(message.attempt, {}).pop(message.call, None)
         self._send(address, ChildResult(message.call, outcome))
