@@ -15,7 +15,7 @@ what the engine itself costs rather than how fast this machine is:
 4. Fan-out drivers side by side: the per-child cost of 10,000 trivial children at concurrency 50
    for a *sync* parent with ``list(flyte_nb.map(...))`` (Flyte's own benchmark pattern), an async
    parent with ``map.aio``, an async parent with ``gather`` + ``asyncio.Semaphore`` and bare
-   asyncio, 3 fresh processes x 3 rounds, run store recording. Targets: the sync parent within
+   asyncio, 5 fresh processes (3 with --quick) x 3 rounds, run store recording. Targets: the sync parent within
    1.5x of ``map.aio``; every flyte_nb driver within 4x of bare asyncio (medians of per-round ratios).
 5. The first run of a fresh process (a kernel restart): from ``flyte_nb.run(...)`` to its first
    action running, and the whole one-action run. Target: <= 10 ms each (medians of fresh processes).
@@ -612,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     overhead_n, memory_n = (2_000, 20_000) if args.quick else (10_000, 100_000)
     seed_repeats = 1 if args.quick else 3
-    fanout_n, fanout_processes = (2_000, 3) if args.quick else (10_000, 3)
+    fanout_n, fanout_processes = (2_000, 3) if args.quick else (10_000, 5)
     first_processes = 3 if args.quick else 7
     print(f"flyte_nb {flyte_nb.__version__} ({revision()}) core benchmarks ({'quick' if args.quick else 'full'}) — "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, "
