@@ -10,7 +10,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
-import selectors
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -24,37 +23,13 @@ T = TypeVar("T")
 log = logging.getLogger("flyte_nb")
 
 
-BUSY_POLL_EVERY = 0.02  # seconds between I/O polls while work is queued (see _BusySelector)
-
-
-class _BusySelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
-    """A selector that skips most zero-timeout polls: a busy engine keeps the GIL, so the kernel's
-    other threads get it through CPython's own switch interval.
-
-    asyncio polls at every turn of the loop, with a zero timeout while work is queued. Each poll
-    gives the GIL back and takes it again before a waiting thread wakes, and it also resets that
-    thread's switch-interval timer, so a busy loop starved the notebook's thread (a median 141 ms
-    cell round trip; ``tests/notebook/test_widget.py::test_notebook_stays_usable_while_a_busy_run_
-    keeps_the_engine_on_the_cpu``). The fix used to be a 0.2 ms sleep every 5 ms; on a loaded
-    machine such a sleep lasts over a millisecond and cost busy runs 10-25 % of their wall time
-    (``benchmarks/bench_core.py`` section 4, fan-out drivers vs bare asyncio). Without the polls a
-    waiting thread gets the GIL within the switch interval (5 ms), and nobody pays when nobody
-    waits. Work from other threads (``call_soon_threadsafe``) lands in the ready queue without a
-    poll; only socket and pipe readiness waits, at most ``BUSY_POLL_EVERY`` while the loop is busy.
-    """
-
-    _polled = 0.0
-
-    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
-        now = time.monotonic()
-        if timeout == 0 and now - self._polled < BUSY_POLL_EVERY:
-            return []
-        self._polled = now
-        return super().select(timeout)
+BREATH_EVERY = 0.005  # seconds of busy engine between breaths
+BREATH = 0.0002  # a real sleep: long enough for a waiting thread to take the GIL
 
 
 def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], **options: Any) -> asyncio.Task[T]:
     """Task factory of the engine loop: every task is driven, so sync waits work in any of them."""
+    engine().keep_fair()
     return asyncio.Task(drive(_contained(coro), contextvars.copy_context()), loop=loop, **options)
 
 
@@ -74,6 +49,7 @@ def plain_task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     lifecycle (the backend drives the body): it skips the carrier of :func:`_driven_task` (two
     greenlet switches, a context copy and a driver per task; ~15 % of a trivial action's engine
     CPU). Call on the engine loop."""
+    engine().keep_fair()
     return asyncio.Task(coro, loop=engine().loop)
 
 
@@ -81,8 +57,9 @@ class EngineLoop:
     """An asyncio loop running forever on a daemon thread."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.SelectorEventLoop(_BusySelector())
+        self.loop = asyncio.new_event_loop()
         self.loop.set_task_factory(_driven_task)
+        self._breathing = False
         # Not waited for: work submitted before the loop turns is queued and runs once it does.
         self.thread = threading.Thread(target=self._main, name="flyte_nb-engine", daemon=True)
         self.thread.start()
@@ -97,6 +74,26 @@ class EngineLoop:
                 # asyncio re-raises SystemExit/KeyboardInterrupt out of run_forever when a task
                 # that is nobody's action raises them; the task keeps the error, the loop goes on.
                 log.warning("flyte_nb: a task on the engine loop raised %r; the engine goes on", error)
+
+    def keep_fair(self) -> None:
+        """While the engine is busy, let the kernel's other threads run (see ``_breathe``)."""
+        if not self._breathing:
+            self._breathing = True
+            self.loop.call_later(BREATH_EVERY, self._breathe)
+
+    def _breathe(self) -> None:
+        """Hand the GIL over for a moment if the loop is busy.
+
+        A busy loop gives the GIL back at every zero-timeout poll and takes it again before a
+        waiting thread wakes, so CPython's switch interval never helps: the notebook's own thread
+        (cells, output) could wait hundreds of milliseconds. A short real sleep every few
+        milliseconds costs a busy engine ~4 % and an idle one nothing (the breaths stop).
+        """
+        if self.loop._ready:  # type: ignore[attr-defined]  # more work queued: we are busy
+            time.sleep(BREATH)
+            self.loop.call_later(BREATH_EVERY, self._breathe)
+        else:
+            self._breathing = False
 
     def on_thread(self) -> bool:
         """True when called from the engine thread itself."""
