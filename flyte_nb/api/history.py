@@ -407,7 +407,7 @@ def _run_id(store: Store, name: str) -> int:
 
 def _known_task(name: str) -> TaskTemplate | None:
     for run in reversed(kernel_runs()):
-        task = run._state.driver.extras.get("task")
+        task = run.state.driver.extras.get("task")
         if isinstance(task, TaskTemplate) and task.name == name:
             return task
     return None

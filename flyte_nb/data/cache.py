@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import cloudpickle
 
 from ..engine.spec import MISS, TaskSpec
+from ..engine.kernel import kernel
 from ..errors import StoreError
 from .store import Store
 
@@ -270,13 +271,15 @@ class CacheIndex:
         self.entries.setdefault(code, {})[key] = output
 
 
-_indexes: dict[Store, CacheIndex] = {}
+class _Indexes(dict):
+    """This kernel's cache index of each store (a :class:`.kernel.Kernel` part)."""
 
 
 def cache_index(store: Store) -> CacheIndex:
-    index = _indexes.get(store)
+    indexes = kernel().part(_Indexes)
+    index = indexes.get(store)
     if index is None:
-        index = _indexes[store] = CacheIndex(store)
+        index = indexes[store] = CacheIndex(store)
     return index
 
 

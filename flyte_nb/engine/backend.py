@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from .kernel import kernel
 
 if TYPE_CHECKING:
     from .action import Action
@@ -24,8 +25,6 @@ _KNOWN = {
     "docker": "flyte_nb.backends.docker:DockerBackend",
     "dask": "flyte_nb.backends.dask.backend:DaskBackend",
 }
-_loaded: dict[str, Backend] = {}
-_default = "inline"
 
 
 class Backend(ABC):
@@ -58,18 +57,24 @@ def check_backend_name(name: object) -> str:
 
 def set_default_backend(name: str) -> None:
     """The backend of environments that do not name one (``flyte_nb.init(backend=...)``)."""
-    global _default
-    _default = check_backend_name(name)
+    kernel().default_backend = check_backend_name(name)
 
 
 def default_backend() -> str:
-    return _default
+    return kernel().default_backend
+
+
+def loaded_backend(name: str) -> Backend | None:
+    """The backend ``name`` if this kernel has loaded it already, else None (nothing is imported)."""
+    return kernel().backends.get(name)
 
 
 def get_backend(name: str | None) -> Backend:
-    name = name or _default
-    backend = _loaded.get(name)
+    """The kernel's backend ``name`` (default: the default backend), loaded on first use."""
+    loaded = kernel().backends
+    name = name or kernel().default_backend
+    backend = loaded.get(name)
     if backend is None:
         module, cls = _KNOWN[check_backend_name(name)].split(":")
-        backend = _loaded[name] = getattr(importlib.import_module(module), cls)()
+        backend = loaded.setdefault(name, getattr(importlib.import_module(module), cls)())
     return backend

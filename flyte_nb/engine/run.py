@@ -11,11 +11,14 @@ from typing import Any
 
 from .backend import get_backend
 from .action import PHASES, Action, Phase
-from .events import Event, EventKind, Listener, deliver, listeners
+from .events import Event, EventKind, Listener, deliver
+from .kernel import kernel
 from .names import run_key
 from .rates import Rate, RatePool
 from .slots import PoolStatistics, SlotPool, in_order
 from .spec import ActionCache, ActionRecords, TaskSpec
+
+_kernel = kernel()
 
 
 class GroupStats:
@@ -122,7 +125,7 @@ class RunState:
         self.counts[Phase.QUEUED] += 1
         if group is not None:
             group.counts[Phase.QUEUED] += 1
-        if listeners or self.listeners:
+        if _kernel.listeners or self.listeners:
             deliver(Event(EventKind.ACTION, self, action, Phase.QUEUED), self.listeners)
         return action
 
@@ -160,11 +163,11 @@ class RunState:
         if group is not None:
             group.counts[old] -= 1
             group.counts[phase] += 1
-        if listeners or self.listeners:
+        if _kernel.listeners or self.listeners:
             deliver(Event(EventKind.ACTION, self, action, phase, data), self.listeners)
 
     def emit(self, kind: EventKind, data: Any = None, action: Action | None = None) -> None:
-        if listeners or self.listeners:
+        if _kernel.listeners or self.listeners:
             deliver(Event(kind, self, action, None, data), self.listeners)
 
     # ------------------------------------------------------------------ groups

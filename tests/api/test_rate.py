@@ -68,7 +68,7 @@ def test_sixty_actions_at_ten_a_second():
     assert "waiting for rate llm" in seen
     stats = {s.name: s for s in run.statistics()}
     assert stats["rate:llm"].rate == 10 and stats["rate:llm"].waiting == 0
-    view = json.loads(json.dumps(snapshot(run._state)))  # what the live widget draws
+    view = json.loads(json.dumps(snapshot(run.state)))  # what the live widget draws
     (pool,) = [p for p in view["pools"] if p["name"] == "rate:llm"]
     assert pool["capacity"] == 10 and pool["rate"] == 10
 

@@ -154,7 +154,7 @@ def test_actions_run_on_the_workers_under_keys_naming_run_and_action(cluster):
     assert base.get_backend("dask").dashboard_link.startswith("http")
     from flyte_nb.notebook.snapshot import snapshot
 
-    header = snapshot(run._state)
+    header = snapshot(run.state)
     assert header["dashboard"] == base.get_backend("dask").dashboard_link  # the widget header links it
     assert "dask" in header["backend"]
 

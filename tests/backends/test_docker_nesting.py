@@ -84,9 +84,9 @@ def test_abort_of_a_run_whose_driver_runs_in_a_container_leaves_nothing(boxes):
     assert not _docker_ps(label), "no container of the run is left"
     assert time.monotonic() - start < 5
     assert all(s.holders == 0 for s in run.statistics())
-    from flyte_nb.backends.process import _all_workers
+    from flyte_nb.backends.base import get_backend
 
-    assert not [w.pid for w in tuple(_all_workers) if w.link.running], "no worker process runs anything of it"
+    assert not [w.pid for w in tuple(get_backend("process").workers) if w.link.running], "no worker process runs anything of it"
 
 
 @pytest.mark.parametrize("reusable", [False, True])

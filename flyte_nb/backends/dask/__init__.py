@@ -57,9 +57,9 @@ def configure(endpoint: str | None = None, cluster: Any = None, timeout: float |
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
     _settings.update(endpoint=endpoint, cluster=cluster, timeout=timeout)
-    from ...engine.backend import _loaded
+    from ...engine.backend import loaded_backend
 
-    backend = _loaded.get("dask")
+    backend = loaded_backend("dask")
     if isinstance(backend, DaskBackend):
         backend.disconnect()
 

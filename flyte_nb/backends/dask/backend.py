@@ -79,6 +79,11 @@ class DaskBackend(Backend):
         return self._connection.client if self._connection is not None else None
 
     @property
+    def connected(self) -> _Connection | None:
+        """The current connection to the scheduler, if one is open (never connects)."""
+        return self._connection
+
+    @property
     def dashboard_link(self) -> str | None:
         """The Dask dashboard of the connected cluster (for the widget header), if any."""
         connection = self._connection
@@ -132,8 +137,10 @@ class DaskBackend(Backend):
             connection.client.close(timeout=5)
 
     async def shutdown(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.disconnect)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.disconnect)
+        except RuntimeError:  # at interpreter exit executors take no new work
+            self.disconnect()
 
     # ------------------------------------------------------------------ pools
     def pools(self, spec: TaskSpec) -> tuple[SlotPool, ...]:

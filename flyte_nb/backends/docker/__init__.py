@@ -17,7 +17,6 @@ This module is the backend itself: per-environment setup, and running an action 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import itertools
 import os
@@ -79,7 +78,6 @@ class DockerBackend(Backend):
         self._hello: dict[str, asyncio.Future[Link]] = {}  # one-shot token -> its container's link
         self._listener: socket.socket | None = None
         self.folder = folder_root() / f"flyte_nb-docker-{_PID}-{_STARTED}"
-        _backends.append(self)
 
     # -------------------------------------------------------------- setup (threads)
     @property
@@ -269,15 +267,17 @@ class DockerBackend(Backend):
         return unwrap(outcome, f"container {slot.replica.short_id}")
 
     async def shutdown(self) -> None:
+        """Nothing of flyte_nb outlives the kernel: replicas stopped, containers (by label) and the temp folder removed."""
         for pool in self._reuse.values():
             pool.shutdown()
         self._reuse.clear()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        self.close()
 
     def close(self) -> None:
-        """Remove every container of this kernel and its temp folder (at exit)."""
+        """Remove every container of this kernel and its temp folder."""
         for pool in self._reuse.values():
             for replica in pool.replicas:
                 replica.stopped = True
@@ -298,12 +298,3 @@ def _placement(spec: TaskSpec) -> Placement:
 def _fail_link(link: Link) -> None:
     link.fail_all(lambda action: f"the container running task `{action.spec.name}` closed its connection")
 
-
-_backends: list[DockerBackend] = []
-
-
-@atexit.register
-def _close_all() -> None:
-    """Nothing of flyte_nb outlives the kernel: containers (by label) and the temp folder."""
-    for backend in _backends:
-        backend.close()
