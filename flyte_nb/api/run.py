@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import re
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -26,6 +27,7 @@ from ..errors import ConfigurationError, DeadlockError, without_engine_frames
 from . import progress
 from .environment import TaskEnvironment
 from .policies import seconds_from
+from .stored import StoreRecords, open_store, rows_of
 from .task import TaskTemplate, check_env_vars, check_throttle
 
 _KEEP = 200  # how many finished runs this kernel keeps in memory
@@ -121,8 +123,6 @@ class Run:
         driver = self.state.driver.extras["task"]
         if task is not None and (not isinstance(task, TaskTemplate) or task.name != driver.name):
             raise ConfigurationError(f"run {self.name} was driven by task {driver.name}, not {task!r}")
-        from .history import retry_run
-
         return retry_run(self.name, task or driver, self.state.args, self.state.kwargs, name)
 
     # ------------------------------------------------------------- records
@@ -274,8 +274,6 @@ class RunContext:
                          write_cache=not self.disable_run_cache, retry_of=self._retry_of, taken=names.__contains__,
                          on_abort=lambda reason: controller.abort(state, reason)))  # store + cache; may rename
         if state.cache is not None:  # recorded: its actions read their values back from the store
-            from .history import StoreRecords
-
             state.records = StoreRecords(get_store())
         with custom_context(**(self.options.get("custom_context") or {})):  # the run's actions inherit it
             controller.start(state)
@@ -306,6 +304,23 @@ def _remember(run: Run) -> Run:
                 if len(kept) <= _KEEP:
                     break
     return run
+
+
+def _retry_name(name: str) -> str:
+    return re.sub(r"-retry(-\d+)?$", "", name) + "-retry"
+
+
+def retry_run(source: str, task: TaskTemplate, args: tuple, kwargs: dict, name: str | None = None) -> Run:
+    """Start a run that reads ``source``'s successful outputs first (see ``Run.retry_failed``)."""
+    store = open_store()
+    if store is None:
+        raise ConfigurationError("retry_failed needs the run store, which is off (FLYTE_NB_STORE)")
+    if not rows_of(store, "SELECT name FROM runs WHERE name = ?", (source,)):
+        raise ConfigurationError(f"run {source} is not in the run store (it ran with recording off): "
+                                 "there is nothing to retry from")
+    context = RunContext(name=name or _retry_name(source))
+    context._retry_of = source
+    return context.start(task, args, kwargs)
 
 
 def kernel_runs() -> list[Run]:

@@ -61,12 +61,11 @@ class Kernel:
                     found = self._parts[key] = (make or key)()
         return found
 
-    def start_engine(self) -> EngineLoop:
+    def start_engine(self, make: Callable[[], EngineLoop]) -> EngineLoop:
+        """The engine loop, made by ``make()`` if none runs yet (see ``loop.engine()``)."""
         with self._lock:
             if self.engine is None:
-                from .loop import EngineLoop
-
-                self.engine = EngineLoop()
+                self.engine = make()
             return self.engine
 
     # -------------------------------------------------------------- lifecycle

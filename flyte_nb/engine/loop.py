@@ -148,7 +148,7 @@ _kernel = kernel()
 def engine() -> EngineLoop:
     """The kernel's engine loop, started on first use."""
     loop = _kernel.engine
-    return loop if loop is not None else _kernel.start_engine()
+    return loop if loop is not None else _kernel.start_engine(EngineLoop)
 
 
 def block_on(
