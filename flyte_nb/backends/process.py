@@ -3,9 +3,9 @@
 Workers are plain ``python -m flyte_nb.worker`` processes (never ``fork`` from the threaded
 kernel), one socket each (``link.Link``, the one worker protocol), reused across actions. A pool
 belongs to an environment's *placement* (its current definition: re-running the cell with new
-``env_vars`` or ``concurrency`` gets a new pool) and is one more slot pool (``workers:ENV``,
-size = the environment's concurrency or the CPU count), so an action waits for a worker in phase
-*waiting* like for any other limit.
+``env_vars`` or ``concurrency`` gets a new pool) and is one more slot pool (``workers:ENV`` of the
+CPU count's size, or the environment's own ``env:ENV`` pool when it sets ``concurrency``: one limit,
+one pool), so an action waits for a worker in phase *waiting* like for any other limit.
 
 Task calls made inside a worker come back to the kernel as child actions (see ``link``). While
 a parent only awaits its children it lends its slots, including its ``workers:`` slot: its
@@ -102,10 +102,10 @@ class Worker:
 class WorkerPool:
     """The workers of one placement, behind a slot pool of the same size."""
 
-    def __init__(self, placement: Placement, alive: set[Worker]) -> None:
+    def __init__(self, placement: Placement, alive: set[Worker], slots: SlotPool | None = None) -> None:
         self.alive = alive
         size = placement.concurrency or os.cpu_count() or 1
-        self.slots = SlotPool(size, f"workers:{placement.env_name}")
+        self.slots = slots or SlotPool(size, f"workers:{placement.env_name}")
         self.env_vars = placement.variables
         self.idle: list[Worker] = []
         self.retired = False
@@ -153,7 +153,8 @@ class ProcessBackend(Backend):
         placement = spec.placement or Placement(spec.env_name)
         pool = self._pools.get(placement)
         if pool is None:
-            pool = self._pools[placement] = WorkerPool(placement, self.workers)
+            same = spec.env_pool if spec.env_pool is not None and spec.env_pool.capacity == placement.concurrency else None
+            pool = self._pools[placement] = WorkerPool(placement, self.workers, same)  # one pool for one limit
             old = self._current.get(placement.env_name)
             if old is not None and old != placement:  # the environment was redefined: retire its old workers
                 self._pools.pop(old).shutdown()

@@ -139,7 +139,10 @@ class DockerBackend(Backend):
         if pool is None:
             reuse = placement.reuse
             size = reuse.high * reuse.concurrency if reuse else (placement.concurrency or os.cpu_count() or 1)
-            pool = self._slots[placement] = SlotPool(size, f"containers:{spec.env_name}")
+            if not reuse and spec.env_pool is not None and spec.env_pool.capacity == size:
+                pool = self._slots[placement] = spec.env_pool  # one limit, one pool (see engine.limits)
+            else:
+                pool = self._slots[placement] = SlotPool(size, f"containers:{spec.env_name}")
         return pool
 
     def pools(self, spec: TaskSpec) -> tuple[SlotPool, ...]:
