@@ -256,7 +256,6 @@ class StoredRun:
 
 def _known_task(name: str) -> TaskTemplate | None:
     for run in reversed(kernel_runs()):
-        task = run.state.driver.extras.get("task")
-        if isinstance(task, TaskTemplate) and task.name == name:
-            return task
+        if run.driver.name == name:
+            return run.driver
     return None

@@ -19,6 +19,7 @@ from ..data.store import get_store
 from ..engine import controller
 from ..engine.action import Action, Phase
 from ..engine.loop import engine
+from ..engine.backend import CLUSTER, get_backend
 from ..engine.kernel import kernel
 from ..engine.names import check_run_name
 from ..engine.run import GroupStats, RunState
@@ -36,8 +37,9 @@ _KEEP = 200  # how many finished runs this kernel keeps in memory
 class Run:
     """A handle on a run that proceeds on the engine loop while the caller goes on."""
 
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, state: RunState, driver: TaskTemplate) -> None:
         self.state = state  # the engine's record of the run: what views (widget, history) read
+        self.driver = driver  # the task that drives it
 
     # ----------------------------------------------------------- identity
     @property
@@ -120,7 +122,7 @@ class Run:
         """
         if not self.done():
             raise ConfigurationError(f"run {self.name} is still {self.phase}; wait for it or abort it first")
-        driver = self.state.driver.extras["task"]
+        driver = self.driver
         if task is not None and (not isinstance(task, TaskTemplate) or task.name != driver.name):
             raise ConfigurationError(f"run {self.name} was driven by task {driver.name}, not {task!r}")
         return retry_run(self.name, task or driver, self.state.args, self.state.kwargs, name)
@@ -277,20 +279,18 @@ class RunContext:
             state.records = StoreRecords(get_store())
         with custom_context(**(self.options.get("custom_context") or {})):  # the run's actions inherit it
             controller.start(state)
-        return _remember(Run(state))
+        return _remember(Run(state, driver))
 
 
 def _cluster_wide_throttles(state: RunState, tags: tuple[str, ...], throttle: Mapping[str, int]) -> None:
     """Replace these tags' pools of ``state`` by pools leased from the Dask scheduler."""
-    from ..backends.base import get_backend
-
-    backend = get_backend("dask")
+    backend = get_backend(CLUSTER)
     for tag in tags:
         old = state.throttles.get(tag)
         if old is None:
             raise ConfigurationError(f"cluster_wide tag {tag!r} has no whole-number throttle (rates are not cluster-wide)")
         state.pools.pop(old.name, None)
-        pool = state.throttles[tag] = backend.cluster_pool(f"tag:{tag}", old.capacity)  # type: ignore[attr-defined]
+        pool = state.throttles[tag] = backend.cluster_pool(f"tag:{tag}", old.capacity)
         state.pools[pool.name] = pool
 
 

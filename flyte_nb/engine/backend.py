@@ -18,6 +18,7 @@ from .kernel import kernel
 
 if TYPE_CHECKING:
     from .action import Action
+    from .slots import SlotPool
 
 _KNOWN = {
     "inline": "flyte_nb.backends.inline:InlineBackend",
@@ -25,6 +26,7 @@ _KNOWN = {
     "docker": "flyte_nb.backends.docker:DockerBackend",
     "dask": "flyte_nb.backends.dask.backend:DaskBackend",
 }
+CLUSTER = "dask"  # the backend whose pools span kernels (cluster-wide throttles, rates)
 
 
 class Backend(ABC):
@@ -39,6 +41,10 @@ class Backend(ABC):
     def pools(self, spec: Any) -> tuple[Any, ...]:
         """Slot pools this backend adds to an action of ``spec`` (workers, containers…)."""
         return ()
+
+    def cluster_pool(self, name: str, capacity: int) -> SlotPool:
+        """A pool of ``capacity`` shared by every kernel on this backend's cluster (``cluster_wide=``)."""
+        raise ConfigurationError(f"the {self.name} backend has no cluster: cluster-wide limits need the dask backend")
 
     async def shutdown(self) -> None:
         """Release workers, containers, connections (nothing to release by default)."""
