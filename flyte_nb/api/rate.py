@@ -15,13 +15,21 @@ import asyncio
 from typing import Any
 
 from ..engine.context import current_action
+from ..engine.kernel import kernel
 from ..engine.loop import engine
 from ..engine.rates import Rate, RatePool
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 
 _SCOPES = ("kernel", "machine", "cluster")
-_kernel_pools: dict[str, RatePool] = {}  # one budget per name in this kernel
+
+
+class _KernelRates(dict):
+    """The kernel-scope rate limiters by name: one budget per name in this kernel (a Kernel part)."""
+
+
+def _kernel_pools() -> dict[str, RatePool]:
+    return kernel().part(_KernelRates)
 
 
 def check_tag_limit(tag: str, limits: Any) -> Any:
@@ -85,9 +93,10 @@ class RateLimiter:
         self.scope = scope
         rate = Rate(limit, per, burst)
         if scope == "kernel":
-            pool = _kernel_pools.get(name)
+            pools = _kernel_pools()
+            pool = pools.get(name)
             if pool is None:  # setdefault: two threads creating the first one still get one budget
-                pool = _kernel_pools.setdefault(name, rate.pool(f"limiter:{name}"))
+                pool = pools.setdefault(name, rate.pool(f"limiter:{name}"))
             if pool.rate != rate:
                 _on_engine(pool.set_rate, rate)
             self._pool: Any = pool
@@ -177,7 +186,7 @@ def rate_limit(name: str, occupy: float = 1) -> Any:
 
     In async code ``await rate_limit("llm")``; in sync code ``rate_limit("llm")`` blocks.
     """
-    pool = _kernel_pools.get(name)
+    pool = _kernel_pools().get(name)
     if pool is None:
         raise ConfigurationError(f"no rate limiter named {name!r} in this kernel; create one first: "
                                  f"flyte_nb.RateLimiter({name!r}, limit, per='1m')")

@@ -71,6 +71,9 @@ def test_close_runs_at_interpreter_exit_and_kills_busy_workers(flyte_home):
         while not run.actions or run.actions[0].phase != flyte.Phase.RUNNING:
             time.sleep(0.05)
         from flyte_nb.backends.base import get_backend
+        deadline = time.time() + 60
+        while not get_backend("process").workers and time.time() < deadline:  # running: its worker starts
+            time.sleep(0.05)
         print(*[w.pid for w in get_backend("process").workers])
     """, flyte_home)
     pids = [int(p) for p in out][-1:]  # the worker (its body printed its pid too)
