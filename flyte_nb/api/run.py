@@ -22,7 +22,7 @@ from ..engine.loop import engine
 from ..engine.backend import CLUSTER, get_backend
 from ..engine.kernel import kernel
 from ..engine.names import check_run_name
-from ..engine.run import GroupStats, RunState
+from ..engine.run_state import GroupStats, RunState
 from ..engine.slots import PoolStatistics
 from ..errors import ConfigurationError, DeadlockError, without_engine_frames
 from . import progress

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from ..data import recorder
-from ..data.cache import loads
+from ..data.pickling import loads
 from ..data.store import Store, get_store, recording_enabled
 from ..engine.action import Phase
 from ..errors import RecordedError, StoreError, add_note

@@ -19,7 +19,7 @@ from ..engine.slots import SlotPool
 from ..errors import WorkerDiedError
 from ..worker.protocol import (VERSION, CallChild, CancelChild, ChildResult, Done, Message, Outcome, Output, Ready,
                                Run, decode, encode)
-from .children import child_outcome
+from .child_calls import child_outcome
 
 if TYPE_CHECKING:
     from ..engine.action import Action

@@ -53,7 +53,7 @@ from ..engine.action import Action, Phase
 from ..engine.events import Event, EventKind
 from ..engine.kernel import kernel
 from ..engine.names import unique
-from ..engine.run import RunState
+from ..engine.run_state import RunState
 from ..engine.spec import TaskSpec
 from ..errors import StoreError
 from . import origin

@@ -15,7 +15,7 @@ from .kernel import kernel
 
 if TYPE_CHECKING:
     from .action import Action, Phase
-    from .run import RunState
+    from .run_state import RunState
 
 
 class EventKind(enum.Enum):

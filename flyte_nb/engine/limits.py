@@ -23,7 +23,7 @@ from .backend import get_backend
 if TYPE_CHECKING:
     from .action import Action
     from .rates import RatePool
-    from .run import GroupStats, RunState
+    from .run_state import GroupStats, RunState
     from .slots import SlotPool
     from .spec import TaskSpec
 

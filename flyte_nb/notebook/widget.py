@@ -19,7 +19,7 @@ from ..api.run import Run
 from ..engine.action import Phase
 from ..engine.events import Event, EventKind
 from ..engine.loop import engine
-from .snapshot import Recent, snapshot, summary_line
+from .widget_state import Recent, snapshot, summary_line
 from .summary_html import summary_html
 
 MAX_RATE = 10.0  # snapshots per second, whatever the number of actions

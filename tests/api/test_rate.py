@@ -13,7 +13,7 @@ import pytest
 
 import flyte_nb as flyte
 from flyte_nb.engine.action import Phase
-from flyte_nb.notebook.snapshot import snapshot
+from flyte_nb.notebook.widget_state import snapshot
 from tests.engine.test_rates import worst_window
 from tests.timeline import peak
 

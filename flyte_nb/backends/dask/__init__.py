@@ -151,7 +151,7 @@ def _worker_versions() -> dict[str, str | None]:
 # re-exported here, after the names they import from this module
 from .backend import DaskBackend  # noqa: E402
 from .pools import ClusterSlotPool  # noqa: E402
-from .worker import ActionStopped, run_action  # noqa: E402
+from .on_worker import ActionStopped, run_action  # noqa: E402
 
 __all__ = ["ActionStopped", "ClusterSlotPool", "DaskBackend", "SchedulerUnreachableError", "VersionMismatchError",
            "check_versions", "configure", "local_versions", "run_action"]

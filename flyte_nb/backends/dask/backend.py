@@ -41,9 +41,9 @@ from ...engine.slots import SlotPool
 from ...errors import WorkerDiedError
 from ...engine.backend import Backend
 from . import SchedulerUnreachableError, _connect, _Connection
-from .children import DaskChildren
+from .child_channel import DaskChildren
 from .pools import ClusterSlotPool, _lease_timeout
-from .worker import _stop_keys, run_action
+from .on_worker import _stop_keys, run_action
 
 if TYPE_CHECKING:
     from ...engine.action import Action

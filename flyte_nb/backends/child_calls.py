@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ..data.serialization import loads, ship_error, ship_output
+from ..data.pickling import loads
+from ..data.serialization import ship_error, ship_output
 from ..engine import controller
 from ..engine.slots import SlotPool
 from ..worker.protocol import CallChild, Outcome

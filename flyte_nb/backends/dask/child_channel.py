@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...engine.slots import SlotPool
 from ...worker.protocol import CallChild, CancelChild, ChildResult, decode, encode
-from ..children import child_outcome
-from .worker import deliver
+from ..child_calls import child_outcome
+from .on_worker import deliver
 
 if TYPE_CHECKING:
     from ...engine.action import Action
