@@ -51,11 +51,12 @@ os.environ["FLYTE_NB_HOME"] = HOME  # before flyte_nb is imported: nothing goes 
 
 import flyte_nb  # noqa: E402
 from report import Check, fmt_time, print_table, tally, verdict  # noqa: E402
-from flyte_nb.api.run import Run, _driver, _unique  # noqa: E402
+from flyte_nb.api.run import Run, _driver  # noqa: E402
+from flyte_nb.engine.kernel import kernel  # noqa: E402
 from flyte_nb.data import recorder  # noqa: E402
 from flyte_nb.data.store import DB_NAME  # noqa: E402
 from flyte_nb.engine import controller  # noqa: E402
-from flyte_nb.engine.run import RunState  # noqa: E402
+from flyte_nb.engine.run_state import RunState  # noqa: E402
 from flyte_nb.engine.spec import MISS  # noqa: E402
 
 OVERHEAD_TARGET = 0.20
@@ -149,10 +150,11 @@ def measure_floor(task: str, n: int) -> Sample:
     os.environ["FLYTE_NB_STORE"] = "off"
     gc.collect()
     start = time.perf_counter()
-    state = RunState(_unique(None), _driver(fan_out).spec, (task, n, CONCURRENCY), {}, {})
+    driver = _driver(fan_out)
+    state = RunState(kernel().names.claim(None), driver.spec, (task, n, CONCURRENCY), {}, {})
     state.cache = FreeCache()
     controller.start(state)
-    assert Run(state).outputs() == sum(range(n))
+    assert Run(state, driver).outputs() == sum(range(n))
     ran = time.perf_counter() - start
     return Sample(ran, ran, 0)
 

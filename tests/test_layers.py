@@ -75,3 +75,45 @@ def test_imports_go_one_way():
             if into != source and LAYERS[into] > LAYERS[source]:
                 wrong.append(f"{path.relative_to(ROOT.parent)}:{line} ({source}) imports {target} ({into})")
     assert wrong == [], "imports from a lower layer to a higher one:\n" + "\n".join(wrong)
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules of flyte_nb that ``path`` imports when it runs (``if TYPE_CHECKING:`` blocks left out)."""
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(node) for block in ast.walk(tree)
+                   if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+                   for node in ast.walk(block)}
+    lines = {node.lineno for node in ast.walk(tree)
+             if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in typing_only}
+    return {name for line, name in _imports(path) if line in lines}
+
+
+def test_no_module_imports_itself_through_others():
+    """A cycle (api/run.py ↔ api/history.py was one) means two modules are one idea, or one is upside down.
+
+    A package's ``__init__`` importing its own submodules does not count: that is how it re-exports them.
+    """
+    paths = {_module(path): path for path in ROOT.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        is_package = path.name == "__init__.py"
+        found = set()
+        for target in _runtime_imports(path):
+            while target not in paths and "." in target:
+                target = target.rsplit(".", 1)[0]  # `from .x import name`: the module x
+            if target != module and target in paths and not (is_package and target.startswith(module + ".")):
+                found.add(target)
+        graph[module] = found
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                if nxt == goal:
+                    return True
+                seen.add(nxt)
+                todo.append(nxt)
+        return False
+
+    cycles = sorted(f"{a} -> {b} -> ... -> {a}" for a in graph for b in graph[a] if reaches(b, a) and a < b)
+    assert cycles == [], "import cycles:\n" + "\n".join(cycles)

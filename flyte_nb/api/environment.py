@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from ..backends.base import check_backend_name
 from ..engine.rates import Rate
@@ -14,6 +14,9 @@ from ..secrets import secrets_from_request
 from .image import Image
 from .policies import CacheRequest, Resources, ReusePolicy, cache_from_request
 from .task import TaskTemplate, check_env_vars, check_throttle
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -85,9 +88,9 @@ class TaskEnvironment:
         self.placement_key = name  # backends keep workers and containers per key; derived() makes a new one
 
     @overload
-    def task(self, _func: Callable[..., Any]) -> TaskTemplate: ...
+    def task(self, _func: Callable[P, R]) -> TaskTemplate[P, R]: ...
     @overload
-    def task(self, _func: None = None, **options: Any) -> Callable[[Callable[..., Any]], TaskTemplate]: ...
+    def task(self, _func: None = None, **options: Any) -> Callable[[Callable[P, R]], TaskTemplate[P, R]]: ...
 
     def task(self, _func: Callable[..., Any] | None = None, **options: Any) -> Any:
         """Decorator: ``@env.task`` or ``@env.task(retries=3, timeout="30s", tags=["db"], cache="auto")``."""

@@ -11,64 +11,19 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
-import sqlite3
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..data import recorder
-from ..data.cache import loads
-from ..data.store import RUN_PHASES, Store, get_store, recording_enabled
+from ..data.store import RUN_PHASES, Store
 from ..data.origin import run_url
 from ..engine.action import Phase
-from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError, StoreError, add_note
-from .run import Run, RunContext, kernel_runs, wait_seconds
+from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError
+from .run import Run, kernel_runs, retry_run, wait_seconds
+from .stored import ACTIONS_SQL, StoredAction, open_store, recorded_error, rows_of
 from .task import TaskTemplate
 
 _FINAL = ("succeeded", "failed", "aborted")
-_ACTIONS = ("SELECT a.*, t.name AS task_name, t.backend AS task_backend FROM actions a JOIN tasks t ON t.id = a.task "
-            "WHERE a.run = ?")
-
-
-def _store() -> Store | None:
-    if not recording_enabled():
-        return None
-    store = get_store()
-    recorder.flush()
-    store.reap()
-    return store
-
-
-def _rows(store: Store, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
-    with store.reading() as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(row) for row in conn.execute(sql, params)]
-
-
-def _value(store: Store, value: bytes | str | None, what: str, note: str | None) -> Any:
-    """Unpickle a recorded value (inline bytes, or the digest of its file)."""
-    if value is None:
-        raise StoreError(f"{what} was not recorded" + (f" ({note})" if note else ""))
-    return loads(store.unpack(value))
-
-
-def _error(store: Store, fields: dict[str, Any], where: str) -> BaseException | None:
-    """The recorded error with its own type when it unpickles, else a :class:`RecordedError`."""
-    if not fields.get("error_type"):
-        return None
-    text = fields.get("error_traceback")
-    error: BaseException | None = None
-    if fields.get("error_blob"):
-        try:
-            error = _value(store, fields["error_blob"], "error", None)
-        except Exception:  # noqa: BLE001 - the class may not exist in this kernel
-            error = None
-    if not isinstance(error, BaseException):
-        return RecordedError(fields["error_type"], fields.get("error_message") or "", text)
-    if text:
-        add_note(error, f"recorded traceback ({where}):\n{text.rstrip()}")
-    return error
 
 
 def _phase_names(status: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -86,12 +41,12 @@ def runs(limit: int | None = 20, status: str | Iterable[str] | None = None) -> l
         raise ConfigurationError(f"limit must be a whole number >= 1 or None, got {limit!r}")
     phases = _phase_names(status)
     live = {run.name: run for run in kernel_runs()}
-    store = _store()
+    store = open_store()
     if store is None:  # recording off: this kernel's runs are all there is
         found = [r for r in reversed(live.values()) if phases is None or r.phase in phases]
         return list(found[:limit] if limit else found)
     where = f"WHERE phase IN ({', '.join('?' * len(phases))})" if phases else ""
-    rows = _rows(store, f"SELECT * FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+    rows = rows_of(store, f"SELECT * FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
                  (*(phases or ()), -1 if limit is None else limit))
     return [live.get(row["name"]) or StoredRun(store, row) for row in rows]
 
@@ -103,86 +58,14 @@ def get_run(name: str) -> Run | StoredRun:
     for run in kernel_runs():
         if run.name == name:
             return run
-    store = _store()
+    store = open_store()
     if store is None:
         raise RunNotFoundError(f"no run named {name!r} in this kernel, and the run store is off (FLYTE_NB_STORE)")
-    rows = _rows(store, "SELECT * FROM runs WHERE name = ?", (name,))
+    rows = rows_of(store, "SELECT * FROM runs WHERE name = ?", (name,))
     if not rows:
         raise RunNotFoundError(f"no run named {name!r} in the run store at {store.path}; "
                                "flyte_nb.runs() lists the recorded runs")
     return StoredRun(store, rows[0])
-
-
-class StoredAction:
-    """One recorded action: what :class:`~flyte_nb.Action` shows, plus its recorded values."""
-
-    def __init__(self, store: Store, run: str, row: dict[str, Any]) -> None:
-        self._store = store
-        self._row = row
-        self.run_name = run
-        self.number: int = row["number"]
-        self.parent_number: int | None = row["parent"]
-        self.task: str = row["task_name"]
-        self.group_name: str | None = row["grp"]
-        self.tags: tuple[str, ...] = tuple(json.loads(row["tags"])) if row["tags"] else ()
-        self.backend: str | None = row["task_backend"]
-        self.index: int | None = row["map_index"]
-        self.phase = Phase[row["phase"].upper()]
-        self.attempts: int = row["attempts"]
-        self.queued_at: float | None = row["queued_at"]
-        self.started_at: float | None = row["started_at"]
-        self.ended_at: float | None = row["ended_at"]
-        self.cache_key: str | None = row["cache_key"]
-        self.error_type: str | None = row["error_type"]
-        self.error_message: str | None = row["error_message"]
-        self.traceback: str | None = row["error_traceback"]
-        self.note: str | None = row["note"]
-        self._error: BaseException | None = None
-
-    @property
-    def name(self) -> str:
-        return f"a{self.number}"
-
-    @property
-    def parent_name(self) -> str | None:
-        return None if self.parent_number is None else f"a{self.parent_number}"
-
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None:
-            return None
-        return (self.ended_at or time.time()) - self.started_at
-
-    @property
-    def error(self) -> BaseException | None:
-        if self._error is None:
-            self._error = _error(self._store, self._row, f"action {self.name} of run {self.run_name}")
-        return self._error
-
-    def inputs(self) -> dict[str, Any]:
-        """The action's inputs by parameter name."""
-        return _value(self._store, self._row["inputs"], f"inputs of action {self.name}", self.note)
-
-    def output(self) -> Any:
-        """What the action returned (succeeded or cached actions)."""
-        if self.phase not in (Phase.SUCCEEDED, Phase.CACHED):
-            raise StoreError(f"action {self.name} of run {self.run_name} has no output: it is {self.phase}")
-        return _value(self._store, self._row["outputs"], f"output of action {self.name}", self.note)
-
-    def attempt_history(self) -> list[dict[str, Any]]:
-        """Every attempt of a retried action: number, phase, timings, error type and message."""
-        return _rows(self._store, "SELECT number, phase, started_at, ended_at, error_type, error_message, "
-                     "error_traceback FROM attempts WHERE run = ? AND action = ? ORDER BY number",
-                     (self._row["run"], self.number))
-
-    @property
-    def logs(self) -> str:
-        """What the body printed (stdout and stderr, the last 256 KiB), as recorded."""
-        rows = _rows(self._store, "SELECT text FROM logs WHERE run = ? AND action = ?", (self._row["run"], self.number))
-        return rows[0]["text"] if rows else ""
-
-    def __repr__(self) -> str:
-        return f"<StoredAction {self.name} {self.task} {self.phase} attempts={self.attempts}>"
 
 
 class StoredRun:
@@ -255,7 +138,7 @@ class StoredRun:
     def refresh(self) -> StoredRun:
         """Read the run again (it may still be going in another kernel)."""
         self._store.reap()
-        self._row = _rows(self._store, "SELECT * FROM runs WHERE name = ?", (self.name,))[0]
+        self._row = rows_of(self._store, "SELECT * FROM runs WHERE name = ?", (self.name,))[0]
         self._actions = None
         self._error = None
         return self
@@ -290,19 +173,19 @@ class StoredRun:
     @property
     def error(self) -> BaseException | None:
         if self._error is None:
-            self._error = _error(self._store, self._row, f"run {self.name}")
+            self._error = recorded_error(self._store, self._row, f"run {self.name}")
         return self._error
 
     @property
     def actions(self) -> list[StoredAction]:
         if self._actions is None:
-            rows = _rows(self._store, f"{_ACTIONS} ORDER BY a.number", (self._row["id"],))
+            rows = rows_of(self._store, f"{ACTIONS_SQL} ORDER BY a.number", (self._row["id"],))
             self._actions = [StoredAction(self._store, self.name, row) for row in rows]
         return list(self._actions)
 
     def action(self, name: str) -> StoredAction:
         number = int(name[1:]) if isinstance(name, str) and name[:1] == "a" and name[1:].isdigit() else -1
-        rows = _rows(self._store, f"{_ACTIONS} AND a.number = ?", (self._row["id"], number))
+        rows = rows_of(self._store, f"{ACTIONS_SQL} AND a.number = ?", (self._row["id"], number))
         if not rows:
             raise KeyError(f"run {self.name} has no recorded action {name!r}")
         return StoredAction(self._store, self.name, rows[0])
@@ -371,60 +254,8 @@ class StoredRun:
         return f"<StoredRun {self.name} {self.phase} [{counts}]>"
 
 
-class StoreRecords:
-    """How a live action of this kernel reads its recorded values (``engine.spec.ActionRecords``):
-    through the same :class:`StoredAction` that ``get_run`` gives for runs of other kernels."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def stored(self, action: Any) -> StoredAction:
-        recorder.flush()
-        run = action.run.name
-        rows = _rows(self.store, f"{_ACTIONS} AND a.number = ?", (_run_id(self.store, run), action.number))
-        if not rows:
-            raise StoreError(f"action {action.name} of run {run} is not recorded (yet)")
-        return StoredAction(self.store, run, rows[0])
-
-    def inputs(self, action: Any) -> dict[str, Any]:
-        return self.stored(action).inputs()
-
-    def output(self, action: Any) -> Any:
-        if action.phase not in (Phase.SUCCEEDED, Phase.CACHED):  # no store read for what memory knows
-            raise StoreError(f"action {action.name} of run {action.run.name} has no output: it is {action.phase}")
-        return self.stored(action).output()
-
-    def attempt_history(self, action: Any) -> list[dict[str, Any]]:
-        return self.stored(action).attempt_history()
-
-
-def _run_id(store: Store, name: str) -> int:
-    rows = _rows(store, "SELECT id FROM runs WHERE name = ?", (name,))
-    if not rows:
-        raise StoreError(f"run {name} is not in the run store at {store.path}")
-    return rows[0]["id"]
-
-
 def _known_task(name: str) -> TaskTemplate | None:
     for run in reversed(kernel_runs()):
-        task = run._state.driver.extras.get("task")
-        if isinstance(task, TaskTemplate) and task.name == name:
-            return task
+        if run.driver.name == name:
+            return run.driver
     return None
-
-
-def _retry_name(name: str) -> str:
-    return re.sub(r"-retry(-\d+)?$", "", name) + "-retry"
-
-
-def retry_run(source: str, task: TaskTemplate, args: tuple, kwargs: dict, name: str | None = None) -> Run:
-    """Start a run that reads ``source``'s successful outputs first (see ``Run.retry_failed``)."""
-    store = _store()
-    if store is None:
-        raise ConfigurationError("retry_failed needs the run store, which is off (FLYTE_NB_STORE)")
-    if not _rows(store, "SELECT name FROM runs WHERE name = ?", (source,)):
-        raise ConfigurationError(f"run {source} is not in the run store (it ran with recording off): "
-                                 "there is nothing to retry from")
-    context = RunContext(name=name or _retry_name(source))
-    context._retry_of = source
-    return context.start(task, args, kwargs)

@@ -36,7 +36,7 @@ def follow(run: Run, timeout: float | None, stream: TextIO | None = None) -> Non
         left = INTERVAL if deadline is None else min(INTERVAL, deadline - time.monotonic())
         if left <= 0:
             break
-        concurrent.futures.wait([run._state.done], timeout=left)
+        concurrent.futures.wait([run.state.done], timeout=left)
         if run.done():
             break
         print(line(run), file=stream, flush=True)

@@ -15,14 +15,29 @@ import asyncio
 from typing import Any
 
 from ..engine.context import current_action, current_channel
+from ..engine.kernel import kernel
 from ..engine.loop import engine
 from ..engine.rates import Rate, RatePool
 from ..engine.slots import SlotPool
 from ..errors import ConfigurationError
 
 _SCOPES = ("kernel", "machine", "cluster")
-_kernel_pools: dict[str, RatePool] = {}  # one budget per name in this kernel
-_scoped_pools: dict[tuple[str, str], Any] = {}  # (scope, name) → this process's handle on a shared budget
+
+
+class _KernelRates(dict):
+    """The kernel-scope rate limiters by name: one budget per name in this kernel (a Kernel part)."""
+
+
+class _ScopedRates(dict):
+    """(scope, name) → this process's handle on a machine- or cluster-wide budget (a Kernel part)."""
+
+
+def _kernel_pools() -> dict[str, RatePool]:
+    return kernel().part(_KernelRates)
+
+
+def _scoped_pools() -> dict[tuple[str, str], Any]:
+    return kernel().part(_ScopedRates)
 
 
 def check_tag_limit(tag: str, limits: Any) -> Any:
@@ -101,17 +116,17 @@ class RateLimiter:
         """This process's pool of the budget (in a worker none: the kernel's is used)."""
         name, rate, scope = self.name, self._rate, self.scope
         if scope == "kernel":
-            pool = _kernel_pools.get(name)
+            pool = _kernel_pools().get(name)
             if pool is None:
                 if rate is None:
                     raise _unknown(name)
                 # setdefault: two threads creating the first one still get one budget
-                pool = _kernel_pools.setdefault(name, rate.pool(f"limiter:{name}"))
+                pool = _kernel_pools().setdefault(name, rate.pool(f"limiter:{name}"))
             if self._declared and pool.rate != rate:
                 _on_engine(pool.set_rate, rate)
             return pool
         key = (scope, name)
-        pool = _scoped_pools.get(key)
+        pool = _scoped_pools().get(key)
         # a limiter made here is a fresh handle (its rate re-asserted); one shipped from a worker
         # reuses this process's handle while the rate is the same (no transaction per acquisition)
         if pool is None or (self._declared and (not self._shipped or pool.rate != rate)):
@@ -123,7 +138,7 @@ class RateLimiter:
                 from ..backends.dask.rates import ClusterRatePool  # imports distributed only when asked for
 
                 pool = ClusterRatePool(name, rate)
-            _scoped_pools[key] = pool
+            _scoped_pools()[key] = pool
         return pool
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -256,7 +271,7 @@ def rate_limit(name: str, occupy: float = 1) -> Any:
     if current_channel.get() is not None:
         limiter = _shipped_limiter(name, "kernel", None, False)
     else:
-        pool = _kernel_pools.get(name)
+        pool = _kernel_pools().get(name)
         if pool is None:
             raise _unknown(name)
         limiter = RateLimiter(name, pool.rate.limit, pool.rate.per, pool.rate.burst)

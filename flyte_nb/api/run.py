@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import re
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -18,31 +19,32 @@ from ..data.store import get_store
 from ..engine import controller
 from ..engine.action import Action, Phase
 from ..engine.loop import engine
-from ..engine.names import check_run_name, new_run_name
-from ..engine.run import GroupStats, RunState
+from ..engine.backend import CLUSTER, get_backend
+from ..engine.kernel import kernel
+from ..engine.names import check_run_name
+from ..engine.run_state import GroupStats, RunState
 from ..engine.slots import PoolStatistics
 from ..errors import ConfigurationError, DeadlockError, without_engine_frames
 from . import progress
 from .environment import TaskEnvironment
 from .policies import seconds_from
+from .stored import StoreRecords, open_store, rows_of
 from .task import TaskTemplate, check_env_vars, check_throttle
 
-_default_env: TaskEnvironment | None = None
-_names_in_use: set[str] = set()
-_kernel_runs: dict[str, Run] = {}  # runs started by this kernel, oldest first
 _KEEP = 200  # how many finished runs this kernel keeps in memory
 
 
 class Run:
     """A handle on a run that proceeds on the engine loop while the caller goes on."""
 
-    def __init__(self, state: RunState) -> None:
-        self._state = state
+    def __init__(self, state: RunState, driver: TaskTemplate) -> None:
+        self.state = state  # the engine's record of the run: what views (widget, history) read
+        self.driver = driver  # the task that drives it
 
     # ----------------------------------------------------------- identity
     @property
     def name(self) -> str:
-        return self._state.name
+        return self.state.name
 
     @property
     def url(self) -> str:
@@ -52,16 +54,16 @@ class Run:
     @property
     def phase(self) -> str:
         """``queued``, ``running``, ``succeeded``, ``failed`` or ``aborted``."""
-        return self._state.phase
+        return self.state.phase
 
     status = phase
 
     def done(self) -> bool:
-        return self._state.done.done()
+        return self.state.done.done()
 
     def add_done_callback(self, fn: Callable[[Run], Any]) -> None:
         """Call ``fn(run)`` when the run ends (at once if it has), on the thread that ends it."""
-        self._state.done.add_done_callback(lambda _: fn(self))
+        self.state.done.add_done_callback(lambda _: fn(self))
 
     # ------------------------------------------------------------ waiting
     def wait(self, timeout: float | str | timedelta | None = None, quiet: bool | None = None) -> None:
@@ -76,25 +78,25 @@ class Run:
         if quiet is None:
             quiet = progress.in_kernel()
         if quiet:
-            concurrent.futures.wait([self._state.done], timeout=timeout)
+            concurrent.futures.wait([self.state.done], timeout=timeout)
         else:
             progress.follow(self, timeout)
-        if not self._state.done.done():
+        if not self.state.done.done():
             raise TimeoutError(f"run {self.name} is still {self.phase} after {timeout:g}s")
 
     def outputs(self, timeout: float | str | timedelta | None = None) -> Any:
         """The driver's return value, waiting for it; raises the run's error with its own type."""
         self.wait(timeout, quiet=True)
-        error = self._state.done.exception()
+        error = self.state.done.exception()
         if error is not None:
             raise error.with_traceback(without_engine_frames(error.__traceback__))
-        return self._state.done.result()
+        return self.state.done.result()
 
     result = outputs
 
     def __await__(self) -> Generator[Any, None, Any]:
         """``await run``: the outputs, from any event loop."""
-        return asyncio.wrap_future(self._state.done).__await__()
+        return asyncio.wrap_future(self.state.done).__await__()
 
     def abort(self, reason: str | None = None, wait: float | None = 5.0) -> None:
         """Cancel every queued and running action and release their slots.
@@ -102,15 +104,15 @@ class Run:
         Waits up to ``wait`` seconds for the run to stop (``None``: do not wait).
         """
         wait = wait_seconds(wait, "wait")
-        controller.abort(self._state, reason)
+        controller.abort(self.state, reason)
         if wait and not engine().on_thread():
-            concurrent.futures.wait([self._state.done], timeout=wait)
+            concurrent.futures.wait([self.state.done], timeout=wait)
 
     def inputs(self) -> dict[str, Any]:
         """The driver's inputs by parameter name (defaults filled in)."""
         from ..data.cache import bind_inputs
 
-        return bind_inputs(self._state.driver, self._state.args, self._state.kwargs)
+        return bind_inputs(self.state.driver, self.state.args, self.state.kwargs)
 
     def retry_failed(self, task: TaskTemplate | None = None, name: str | None = None) -> Run:
         """A new run of the same driver and inputs where the actions that succeeded here come from the
@@ -120,36 +122,34 @@ class Run:
         """
         if not self.done():
             raise ConfigurationError(f"run {self.name} is still {self.phase}; wait for it or abort it first")
-        driver = self._state.driver.extras["task"]
+        driver = self.driver
         if task is not None and (not isinstance(task, TaskTemplate) or task.name != driver.name):
             raise ConfigurationError(f"run {self.name} was driven by task {driver.name}, not {task!r}")
-        from .history import retry_run
-
-        return retry_run(self.name, task or driver, self._state.args, self._state.kwargs, name)
+        return retry_run(self.name, task or driver, self.state.args, self.state.kwargs, name)
 
     # ------------------------------------------------------------- records
     @property
     def error(self) -> BaseException | None:
-        return self._state.error
+        return self.state.error
 
     @property
     def actions(self) -> list[Action]:
         """Every action so far: task, group, tags, phase, attempts, timings, error."""
-        return list(self._state.actions)
+        return list(self.state.actions)
 
     def action(self, name: str) -> Action:
         number = int(name[1:]) if name.startswith("a") and name[1:].isdigit() else -1
-        if not 0 <= number < len(self._state.actions):
+        if not 0 <= number < len(self.state.actions):
             raise KeyError(f"run {self.name} has no action {name!r}")
-        return self._state.actions[number]
+        return self.state.actions[number]
 
     @property
     def groups(self) -> dict[str, GroupStats]:
-        return dict(self._state.groups)
+        return dict(self.state.groups)
 
     def statistics(self) -> list[PoolStatistics]:
         """A snapshot of every slot pool this run uses: capacity, holders, waiting."""
-        return self._state.statistics()
+        return self.state.statistics()
 
     def peak_concurrency(self, task: TaskTemplate | str | None = None, tag: str | None = None) -> int:
         """The most actions that ran at one instant (from recorded start/end times).
@@ -158,7 +158,7 @@ class Run:
         """
         name = task.name if isinstance(task, TaskTemplate) else task
         edges: list[tuple[float, int]] = []
-        for action in self._state.actions:
+        for action in self.state.actions:
             if action.parent is None or action.started_at is None:
                 continue
             if (name is not None and action.task != name) or (tag is not None and tag not in action.tags):
@@ -174,11 +174,11 @@ class Run:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {str(phase): self._state.counts[phase] for phase in Phase}
+        return {str(phase): self.state.counts[phase] for phase in Phase}
 
     @property
     def duration(self) -> float | None:
-        state = self._state
+        state = self.state
         if state.started_at is None:
             return None
         return (state.ended_at or time.time()) - state.started_at
@@ -194,12 +194,16 @@ def wait_seconds(timeout: object, what: str = "timeout") -> float | None:
     return None if seconds is not None and seconds > threading.TIMEOUT_MAX else seconds  # longer: forever
 
 
+class _DefaultEnvironment:
+    """The kernel's environment ``default`` (a :class:`Kernel` part)."""
+
+    def __init__(self) -> None:
+        self.environment = TaskEnvironment("default")
+
+
 def default_environment() -> TaskEnvironment:
     """The environment ``default`` of tasks given none (plain functions passed to ``run``, ``%%task``)."""
-    global _default_env
-    if _default_env is None:
-        _default_env = TaskEnvironment("default")
-    return _default_env
+    return kernel().part(_DefaultEnvironment).environment
 
 
 def _driver(task: Any) -> TaskTemplate:
@@ -208,16 +212,6 @@ def _driver(task: Any) -> TaskTemplate:
     if callable(task):
         return default_environment().task(task)
     raise ConfigurationError(f"flyte_nb.run needs a task (or a function) to drive the run, got {task!r}")
-
-
-def _unique(name: str | None) -> str:
-    if name is None:
-        name = new_run_name()
-    base, n = name, 2
-    while name in _names_in_use:
-        name, n = f"{base}-{n}", n + 1
-    _names_in_use.add(name)
-    return name
 
 
 _FLYTE_RUN_OPTIONS = {
@@ -273,51 +267,65 @@ class RunContext:
         driver = _driver(task)
         kwargs = bind_trigger_inputs(driver.func, getattr(driver, "triggers", ()), args, kwargs)  # run by hand
         throttle = driver.environment.throttle | driver.throttle | self.throttle
-        state = RunState(_unique(self.name), driver.spec, args, kwargs, throttle)
+        names = kernel().names
+        state = RunState(names.claim(self.name), driver.spec, args, kwargs, throttle)
         state.listeners.extend(self.listeners)
         if self.cluster_wide:
             _cluster_wide_throttles(state, self.cluster_wide, throttle)
-        _names_in_use.add(attach(state, read_cache=not (self.overwrite_cache or self.disable_run_cache),
-                                 write_cache=not self.disable_run_cache, retry_of=self._retry_of,
-                                 taken=_names_in_use.__contains__,
-                                 on_abort=lambda reason: controller.abort(state, reason)))  # store + cache; may rename
+        names.add(attach(state, read_cache=not (self.overwrite_cache or self.disable_run_cache),
+                         write_cache=not self.disable_run_cache, retry_of=self._retry_of, taken=names.__contains__,
+                         on_abort=lambda reason: controller.abort(state, reason)))  # store + cache; may rename
         if state.cache is not None:  # recorded: its actions read their values back from the store
-            from .history import StoreRecords
-
             state.records = StoreRecords(get_store())
         with custom_context(**(self.options.get("custom_context") or {})):  # the run's actions inherit it
             controller.start(state)
-        return _remember(Run(state))
+        return _remember(Run(state, driver))
 
 
 def _cluster_wide_throttles(state: RunState, tags: tuple[str, ...], throttle: Mapping[str, int]) -> None:
     """Replace these tags' pools of ``state`` by pools leased from the Dask scheduler."""
-    from ..backends.base import get_backend
-
-    backend = get_backend("dask")
+    backend = get_backend(CLUSTER)
     for tag in tags:
         old = state.throttles.get(tag)
         if old is None:
             raise ConfigurationError(f"cluster_wide tag {tag!r} has no whole-number throttle (rates are not cluster-wide)")
         state.pools.pop(old.name, None)
-        pool = state.throttles[tag] = backend.cluster_pool(f"tag:{tag}", old.capacity)  # type: ignore[attr-defined]
+        pool = state.throttles[tag] = backend.cluster_pool(f"tag:{tag}", old.capacity)
         state.pools[pool.name] = pool
 
 
 def _remember(run: Run) -> Run:
-    _kernel_runs[run.name] = run
-    if len(_kernel_runs) > _KEEP:
-        for name, old in list(_kernel_runs.items()):
+    kept = kernel().runs
+    kept[run.name] = run
+    if len(kept) > _KEEP:
+        for name, old in list(kept.items()):
             if old.done():
-                del _kernel_runs[name]
-                if len(_kernel_runs) <= _KEEP:
+                del kept[name]
+                if len(kept) <= _KEEP:
                     break
     return run
 
 
+def _retry_name(name: str) -> str:
+    return re.sub(r"-retry(-\d+)?$", "", name) + "-retry"
+
+
+def retry_run(source: str, task: TaskTemplate, args: tuple, kwargs: dict, name: str | None = None) -> Run:
+    """Start a run that reads ``source``'s successful outputs first (see ``Run.retry_failed``)."""
+    store = open_store()
+    if store is None:
+        raise ConfigurationError("retry_failed needs the run store, which is off (FLYTE_NB_STORE)")
+    if not rows_of(store, "SELECT name FROM runs WHERE name = ?", (source,)):
+        raise ConfigurationError(f"run {source} is not in the run store (it ran with recording off): "
+                                 "there is nothing to retry from")
+    context = RunContext(name=name or _retry_name(source))
+    context._retry_of = source
+    return context.start(task, args, kwargs)
+
+
 def kernel_runs() -> list[Run]:
     """Runs started by this kernel (live ones always; the last finished ones), oldest first."""
-    return list(_kernel_runs.values())
+    return list(kernel().runs.values())
 
 
 class _Runner:

@@ -15,7 +15,7 @@ import itertools
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from ..engine import controller
 from ..engine.context import current_action, current_channel, current_group, current_tags
@@ -108,12 +108,21 @@ _PLACEMENT = ("resources", "env_vars", "reusable")
 """Options of ``override`` that change where a task runs: they make a derived environment."""
 
 
-class TaskTemplate:
-    """A task of an environment. Call it like the function; inside a run each call is an action."""
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class TaskTemplate(Generic[P, R]):
+    """A task of an environment. Call it like the function; inside a run each call is an action.
+
+    Generic over the function's parameters and return type, so ``task(1)`` is typed as ``func(1)``
+    (an async task's call is awaitable, as the function's is).
+    """
 
     def __init__(
         self,
-        func: Callable[..., Any],
+        func: Callable[P, R],
         environment: TaskEnvironment,
         *,
         short_name: str | None = None,
@@ -142,7 +151,7 @@ class TaskTemplate:
         if inspect.isasyncgenfunction(inner) or inspect.isgeneratorfunction(inner):
             name = getattr(inner, "__name__", None) or repr(inner)
             raise ConfigurationError(f"task `{name}` is a generator; tasks must return their result")
-        self.func = func
+        self.func: Callable[P, R] = func
         self.environment = environment
         self.short_name = short_name or getattr(inner, "__name__", "task")
         self.name = f"{environment.name}.{self.short_name}"
@@ -177,10 +186,9 @@ class TaskTemplate:
             cache=self.cache,
             source=source,
             placement=placement_of(environment),
-            extras={"environment": environment, "task": self},
         )
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         parent = current_action.get()
         if parent is None:
             channel = current_channel.get()
@@ -192,6 +200,11 @@ class TaskTemplate:
         if self.is_async:
             return _on_engine(controller.call(self.spec, args, kwargs, parent, current_group.get(), current_tags.get()))
         return controller.call_blocking(self.spec, args, kwargs, parent)
+
+    @overload
+    def aio(self: TaskTemplate[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]: ...
+    @overload
+    def aio(self: TaskTemplate[P, T], *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]: ...
 
     def aio(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         """Awaitable form of any task (the way to call a sync task from async code)."""
@@ -205,11 +218,11 @@ class TaskTemplate:
             return asyncio.to_thread(self.func, *args, **kwargs)
         return _on_engine(controller.call(self.spec, args, kwargs, parent, current_group.get(), current_tags.get()))
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
+    def forward(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """The function itself, called here even inside a run (Flyte's ``task.forward``): no action."""
         return self.func(*args, **kwargs)
 
-    def override(self, **options: Any) -> TaskTemplate:
+    def override(self, **options: Any) -> TaskTemplate[P, R]:
         """A copy of this task with options changed, as Flyte's ``task.override(...)``.
 
         ``retries``, ``timeout``, ``cache``, ``secrets``, ``tags``, ``short_name``… apply to the copy;

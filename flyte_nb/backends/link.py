@@ -17,12 +17,12 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..engine.output import record
-from ..engine.run import GroupStats
+from ..engine.run_state import GroupStats
 from ..errors import WorkerDiedError
 from ..worker.protocol import (VERSION, Acquire, CallChild, CancelChild, ChildResult, Done, Message, Outcome, Output,
                                Ready, Release, Run, Settle, decode, encode)
 from . import limits
-from .children import child_outcome
+from .child_calls import child_outcome
 
 if TYPE_CHECKING:
     from ..engine.action import Action

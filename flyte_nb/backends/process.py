@@ -3,9 +3,9 @@
 Workers are plain ``python -m flyte_nb.worker`` processes (never ``fork`` from the threaded
 kernel), one socket each (``link.Link``, the one worker protocol), reused across actions. A pool
 belongs to an environment's *placement* (its current definition: re-running the cell with new
-``env_vars`` or ``concurrency`` gets a new pool) and is one more slot pool (``workers:ENV``,
-size = the environment's concurrency or the CPU count), so an action waits for a worker in phase
-*waiting* like for any other limit.
+``env_vars`` or ``concurrency`` gets a new pool) and is one more slot pool (``workers:ENV`` of the
+CPU count's size, or the environment's own ``env:ENV`` pool when it sets ``concurrency``: one limit,
+one pool), so an action waits for a worker in phase *waiting* like for any other limit.
 
 Task calls made inside a worker come back to the kernel as child actions (see ``link``). While
 a parent only awaits its children it lends its slots, including its ``workers:`` slot: its
@@ -20,7 +20,6 @@ busy or idle (``PR_SET_PDEATHSIG`` on Linux, and the socket closing everywhere).
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import signal
 import socket
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
     from ..engine.spec import TaskSpec
 
 _START_TIMEOUT = 60.0
-_all_workers: set[Worker] = set()
 
 
 def _describe_exit(code: int | None) -> str:
@@ -59,8 +57,9 @@ def _describe_exit(code: int | None) -> str:
 class Worker:
     """One worker process and its link, read on the engine loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, env_vars: dict[str, str]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, env_vars: dict[str, str], alive: set[Worker]) -> None:
         self.loop = loop
+        self._alive = alive
         ours, theirs = socket.socketpair()
         env = dict(os.environ, **env_vars, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
                    FLYTE_NB_KERNEL_PID=str(os.getpid()))
@@ -71,7 +70,7 @@ class Worker:
         theirs.close()
         self.link = Link(loop, Connection(ours.detach()), self._closed)
         self.dead = False
-        _all_workers.add(self)
+        alive.add(self)
 
     @property
     def pid(self) -> int:
@@ -90,7 +89,7 @@ class Worker:
 
     def _on_exit(self, code: int) -> None:
         self.dead = True
-        _all_workers.discard(self)
+        self._alive.discard(self)
         how = _describe_exit(code)
         self.link.fail_all(lambda action: f"the worker running task `{action.spec.name}` ({self.pid}) {how}")
 
@@ -103,9 +102,10 @@ class Worker:
 class WorkerPool:
     """The workers of one placement, behind a slot pool of the same size."""
 
-    def __init__(self, placement: Placement) -> None:
+    def __init__(self, placement: Placement, alive: set[Worker], slots: SlotPool | None = None) -> None:
+        self.alive = alive
         size = placement.concurrency or os.cpu_count() or 1
-        self.slots = SlotPool(size, f"workers:{placement.env_name}")
+        self.slots = slots or SlotPool(size, f"workers:{placement.env_name}")
         self.env_vars = placement.variables
         self.idle: list[Worker] = []
         self.retired = False
@@ -116,7 +116,7 @@ class WorkerPool:
             worker = self.idle.pop()
             if not worker.dead and worker.link.alive():
                 return worker
-        worker = Worker(asyncio.get_running_loop(), self.env_vars)
+        worker = Worker(asyncio.get_running_loop(), self.env_vars, self.alive)
         try:
             await asyncio.wait_for(asyncio.shield(worker.link.ready), _START_TIMEOUT)
         except BaseException:
@@ -147,12 +147,14 @@ class ProcessBackend(Backend):
         self._pools: dict[Placement, WorkerPool] = {}
         self._current: dict[str, Placement] = {}  # environment name → its current placement
         self._functions: weakref.WeakKeyDictionary[TaskSpec, tuple[str, bytes]] = weakref.WeakKeyDictionary()
+        self.workers: set[Worker] = set()  # every live worker process, idle or busy
 
     def _pool(self, spec: TaskSpec) -> WorkerPool:
         placement = spec.placement or Placement(spec.env_name)
         pool = self._pools.get(placement)
         if pool is None:
-            pool = self._pools[placement] = WorkerPool(placement)
+            same = spec.env_pool if spec.env_pool is not None and spec.env_pool.capacity == placement.concurrency else None
+            pool = self._pools[placement] = WorkerPool(placement, self.workers, same)  # one pool for one limit
             old = self._current.get(placement.env_name)
             if old is not None and old != placement:  # the environment was redefined: retire its old workers
                 self._pools.pop(old).shutdown()
@@ -182,12 +184,8 @@ class ProcessBackend(Backend):
         return unwrap(outcome, f"worker {worker.pid}")
 
     async def shutdown(self) -> None:
+        """No worker outlives the kernel (they also die on their own when the kernel or its socket goes)."""
         for pool in self._pools.values():
             pool.shutdown()
-
-
-@atexit.register
-def _kill_all() -> None:
-    """No worker outlives the kernel (they also die on their own when the kernel or its socket goes)."""
-    for worker in tuple(_all_workers):
-        worker.kill()
+        for worker in tuple(self.workers):
+            worker.kill()

@@ -24,17 +24,16 @@ import functools
 import hashlib
 import inspect
 import logging
-import pickle
 import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import cloudpickle
-
 from ..engine.spec import MISS, TaskSpec
+from ..engine.kernel import kernel
 from ..errors import StoreError
+from .pickling import for_store, loads
 from .store import Store
 
 if TYPE_CHECKING:
@@ -47,25 +46,6 @@ PRELOAD_BUDGET = 64 * 2**20  # bytes of outputs one kernel keeps in memory per s
 
 
 # ------------------------------------------------------------------- values
-def dumps(value: Any) -> bytes:
-    """Pickle ``value`` so another process can load it, also when it comes from a notebook cell.
-
-    Plain ``pickle`` first (fast, C); ``cloudpickle`` when that fails or refers to ``__main__``,
-    whose functions and classes must travel by value to be readable after a kernel restart.
-    """
-    try:
-        data = _pickle(value, 5)  # positional: a keyword costs the C call ~30 ns
-    except Exception:  # noqa: BLE001 - lambdas, local classes ...: cloudpickle can, or says why not
-        return cloudpickle.dumps(value, protocol=5)
-    if data.find(b"__main__") != -1:  # not `in`: for bytes it raises and clears a TypeError first (~70 ns)
-        return cloudpickle.dumps(value, protocol=5)
-    return data
-
-
-_pickle = pickle.dumps
-
-
-loads = pickle.loads
 
 
 class Note(str):
@@ -88,7 +68,7 @@ def code_fingerprint(func: Callable[..., Any], source: str | None = None) -> byt
     func = inspect.unwrap(func)  # a task function wrapped to set its env vars is fingerprinted as itself
     while isinstance(func, functools.partial):
         try:
-            extra += dumps((func.args, func.keywords))
+            extra += for_store((func.args, func.keywords))
         except Exception:  # noqa: BLE001 - unpicklable bound arguments: their repr is the best we have
             extra += repr((func.args, func.keywords)).encode()
         func = func.func
@@ -190,11 +170,11 @@ def prepare(spec: TaskSpec, args: tuple, kwargs: dict) -> Prepared:
     info = task_info(spec)
     bound = info.bind(args, kwargs)
     if bound is None:
-        return Prepared(dumps({"*args": args, "**kwargs": kwargs}), None, info.code)
-    data = dumps(bound)
+        return Prepared(for_store({"*args": args, "**kwargs": kwargs}), None, info.code)
+    data = for_store(bound)
     keyed = data
     if info.ignored:
-        keyed = dumps({k: v for k, v in bound.items() if k not in info.ignored})
+        keyed = for_store({k: v for k, v in bound.items() if k not in info.ignored})
     return Prepared(data, key_of(info.identity, keyed), info.code)
 
 
@@ -207,8 +187,8 @@ def encode_inputs(spec: TaskSpec, args: tuple, kwargs: dict) -> bytes | Prepared
     info = task_info(spec)
     bound = info.bind(args, kwargs)
     if bound is None:
-        return Prepared(dumps({"*args": args, "**kwargs": kwargs}), None, info.code)
-    return dumps(bound)
+        return Prepared(for_store({"*args": args, "**kwargs": kwargs}), None, info.code)
+    return for_store(bound)
 
 
 # -------------------------------------------------------------------- index
@@ -270,13 +250,15 @@ class CacheIndex:
         self.entries.setdefault(code, {})[key] = output
 
 
-_indexes: dict[Store, CacheIndex] = {}
+class _Indexes(dict):
+    """This kernel's cache index of each store (a :class:`.kernel.Kernel` part)."""
 
 
 def cache_index(store: Store) -> CacheIndex:
-    index = _indexes.get(store)
+    indexes = kernel().part(_Indexes)
+    index = indexes.get(store)
     if index is None:
-        index = _indexes[store] = CacheIndex(store)
+        index = indexes[store] = CacheIndex(store)
     return index
 
 
@@ -362,7 +344,7 @@ class RunCache:
         if prepared is None or prepared.key is None:
             return
         try:
-            data = dumps(result)  # now, on the engine thread: a caller mutating the result must not change the cache
+            data = for_store(result)  # now, on the engine thread: a caller mutating the result must not change the cache
         except Exception as error:  # noqa: BLE001
             self.outputs[action.number] = Note(f"output not recorded: {type(error).__name__}: {error}")
             self._warn(spec.name, f"output of task {spec.name} cannot be pickled, so it is not cached: {error!r}")

@@ -36,7 +36,6 @@ have paid later anyway), and at most ``CATCH_UP_WAIT`` seconds per ``HIGH_WATER`
 from __future__ import annotations
 
 import asyncio
-import atexit
 import collections
 import functools
 import json
@@ -52,8 +51,10 @@ from typing import Any
 
 from ..engine.action import Action, Phase
 from ..engine.events import Event, EventKind
+from ..engine.kernel import kernel
+from ..engine.names import unique
 from ..engine.rates import recorded_limit
-from ..engine.run import RunState
+from ..engine.run_state import RunState
 from ..engine.spec import TaskSpec
 from ..errors import StoreError
 from . import origin
@@ -79,6 +80,7 @@ YIELD_PAUSE = 0.0001
 HIGH_WATER = 8_192  # queued events of one run (~1.5 MB) beyond which the engine waits for the writer
 CATCH_UP_WAIT = 5.0  # longest such a wait
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
+_kernel = kernel()
 _NONE = object()  # not in RunLog.started (never queued either: iter(popleft, _NONE) pops until stopped)
 
 
@@ -400,8 +402,9 @@ class RunLog:
             self.closed = True
 
 
-writer = Writer()
-atexit.register(writer.shutdown)
+def writer() -> Writer:
+    """The kernel's one writer thread (a :class:`.kernel.Kernel` part: closed, so flushed, at exit)."""
+    return _kernel.part(Writer)
 
 
 def _soon(fn: Callable[[], None]) -> None:
@@ -420,11 +423,10 @@ def _version() -> str | None:
 def _claim(store: Store, state: RunState, retry_of: str | None, taken: Callable[[str], bool],
            where: origin.Origin | None = None) -> tuple[str, int]:
     """Insert the run's row, renaming it (``name-2`` …) if the store already holds that name; (name, id)."""
-    base = name = state.name
-    n = 2
+    base = state.name
     with store.writing() as conn:
-        while conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() or (name != base and taken(name)):
-            name, n = f"{base}-{n}", n + 1
+        name = unique(base, lambda name: bool(conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone())
+                      or (name != base and taken(name)))
         row_id = conn.execute(
             "INSERT INTO runs (name, driver, phase, created_at, updated_at, retry_of, pid, host, process, version, "
             "notebook, kernel, cell) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -458,11 +460,10 @@ class _Names:
             if self._store is not store:
                 self._close()
                 self._conn, self._store = store.connect(), store
+            conn, base = self._conn, name
             try:
-                base, n = name, 2
-                while self._conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone() \
-                        or (name != base and taken(name)):
-                    name, n = f"{base}-{n}", n + 1
+                name = unique(base, lambda name: bool(conn.execute("SELECT 1 FROM runs WHERE name = ?", (name,)).fetchone())
+                              or (name != base and taken(name)))
             except sqlite3.Error as error:
                 self._close()
                 raise store.error(error) from error
@@ -499,15 +500,15 @@ def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True
                           RuntimeWarning, stacklevel=3)
             return state.name
         previous = None  # a full disk: the writer records it when space returns, and says so
-    run_log = RunLog(writer, store, state)
+    run_log = RunLog(writer(), store, state)
     run_log.unclaimed, run_log.retry_of, run_log.origin = taken, retry_of, origin.current()  # the writer inserts the row
     run_log.on_abort = on_abort
     run_log.cache = state.cache = RunCache(store, run_log.push, read=read_cache, write=write_cache, previous=previous)
     state.listeners.append(run_log)
-    writer.add(run_log)
+    writer().add(run_log)
     return state.name
 
 
 def flush(timeout: float | None = 10.0) -> bool:
     """Commit everything recorded so far in this kernel (history reads call this first)."""
-    return writer.flush(timeout)
+    return writer().flush(timeout)

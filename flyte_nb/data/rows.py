@@ -22,7 +22,8 @@ from typing import Any
 from ..engine.action import Action, Phase
 from ..engine.spec import TaskSpec
 from ..errors import user_traceback
-from .cache import dumps, task_info
+from .cache import task_info
+from .pickling import for_store as dumps
 from .snapshot import by_task, pickle_all
 from .store import INLINE_MAX, Store
 

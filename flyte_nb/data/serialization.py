@@ -18,22 +18,14 @@ import cloudpickle
 
 from ..errors import RecordedError, SerializationError
 from .error_shipping import error_recipe
+from .pickling import PROTOCOL, by_value, loads
 
 FORMAT = 1  # bump when the payload layout changes; a worker refuses other versions
-PROTOCOL = 5
-
-
-def dumps(value: Any) -> bytes:
-    return cloudpickle.dumps(value, protocol=PROTOCOL)
-
-
-def loads(data: bytes) -> Any:
-    return cloudpickle.loads(data)
 
 
 def _picklable(value: Any) -> bool:
     try:
-        dumps(value)
+        by_value(value)
     except Exception:  # noqa: BLE001 - we only want to know whether it can be pickled
         return False
     return True
@@ -70,7 +62,7 @@ def culprit(func: Any) -> str | None:
 def ship_function(func: Any, task: str) -> tuple[str, bytes]:
     """``(key, bytes)`` of a task's function; the key lets workers keep it between actions."""
     try:
-        data = dumps(func)
+        data = by_value(func)
     except Exception as error:  # noqa: BLE001 - turned into a message that names the culprit
         what = culprit(func)
         detail = f"{what} cannot be pickled" if what else f"it cannot be pickled ({error})"
@@ -81,7 +73,7 @@ def ship_function(func: Any, task: str) -> tuple[str, bytes]:
 
 def ship_inputs(args: tuple, kwargs: dict, task: str) -> bytes:
     try:
-        return dumps((args, kwargs))
+        return by_value((args, kwargs))
     except Exception as error:  # noqa: BLE001 - turned into a message that names the input
         for index, value in enumerate(args):
             if not _picklable(value):
@@ -96,7 +88,7 @@ def ship_inputs(args: tuple, kwargs: dict, task: str) -> bytes:
 
 def ship_output(value: Any, task: str) -> bytes:
     try:
-        return dumps(value)
+        return by_value(value)
     except Exception as error:  # noqa: BLE001
         raise SerializationError(f"task `{task}` returned a `{type(value).__name__}` that cannot be pickled "
                                  f"back to the notebook ({error})") from None
@@ -106,7 +98,7 @@ def _portable_dumps(value: Any) -> bytes:
     """``dumps`` without reducers that other processes may lack: ``distributed`` installs tblib's for
     every exception class, which a container or worker without tblib cannot load."""
     if not any(_foreign(reducer) for reducer in copyreg.dispatch_table.values()):
-        return dumps(value)
+        return by_value(value)
     buffer = io.BytesIO()
     _PortablePickler(buffer, protocol=PROTOCOL).dump(value)
     return buffer.getvalue()
@@ -141,7 +133,7 @@ def ship_error(error: BaseException) -> bytes:
         return data
     except Exception:  # noqa: BLE001 - fall back to type name and message
         kind = type(error)
-        return dumps(RecordedError(f"{kind.__module__}.{kind.__qualname__}", str(error)))
+        return by_value(RecordedError(f"{kind.__module__}.{kind.__qualname__}", str(error)))
 
 
 class _Recipe:

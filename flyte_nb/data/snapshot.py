@@ -24,7 +24,8 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from ..engine.spec import TaskSpec
-from .cache import Note, Prepared, RunCache, dumps, encode_inputs, task_info
+from .cache import Note, Prepared, RunCache, encode_inputs, task_info
+from .pickling import for_store as dumps
 
 if TYPE_CHECKING:
     from ..engine.action import Action
@@ -139,7 +140,7 @@ def _chunks(kept: dict[Action, Any], every: int, pause: float) -> Iterator[tuple
 
 
 def pickle_all(values: Iterable[Any]) -> list[bytes] | None:
-    """What :func:`~.cache.dumps` gives for each value, in one C loop; None if one of them needs
+    """What :func:`~.pickling.for_store` gives for each value, in one C loop; None if one of them needs
     ``dumps`` itself (it could not be pickled, or its pickle mentions ``__main__``)."""
     try:
         data = list(map(_pickle, values, repeat(5)))

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..engine.kernel import kernel
 from ..errors import StoreError
 from .failures import FAILURES, brief, is_corruption, no_space
 from .home import home_dir
@@ -276,7 +277,7 @@ class Store(ValueFiles):
             if dead:
                 with self.writing(conn):
                     for name in dead:
-                        self._mark_aborted(conn, name, "kernel exited")
+                        self.mark_aborted(conn, name, "kernel exited")
             return dead
         except (StoreError, sqlite3.Error) as error:
             if no_space(error, self.home):
@@ -305,11 +306,12 @@ class Store(ValueFiles):
                 conn.execute("UPDATE runs SET abort_request = ?, updated_at = ? WHERE name = ? AND abort_request IS NULL",
                              (reason, time.time(), name))
                 if host == HOST and pid is not None and not process_alive(pid, token):
-                    self._mark_aborted(conn, name, "kernel exited")
+                    self.mark_aborted(conn, name, "kernel exited")
             return True, conn.execute("SELECT phase FROM runs WHERE name = ?", (name,)).fetchone()[0]
 
     @staticmethod
-    def _mark_aborted(conn: sqlite3.Connection, name: str, reason: str) -> None:
+    def mark_aborted(conn: sqlite3.Connection, name: str, reason: str) -> None:
+        """Mark run ``name`` aborted for ``reason`` in the transaction of ``conn``, ended at its last event."""
         last = conn.execute(
             "SELECT max(max(coalesce(ended_at, 0), coalesce(started_at, 0), coalesce(queued_at, 0))) "
             "FROM actions WHERE run = (SELECT id FROM runs WHERE name = ?)", (name,)).fetchone()[0]
@@ -348,8 +350,15 @@ def insert_many(conn: sqlite3.Connection, head: str, width: int, values: list, t
         conn.execute(f"{head} VALUES {', '.join([one] * (len(part) // width))} {tail}", part)
 
 
-_stores: dict[Path, Store] = {}
-_stores_lock = threading.Lock()
+class _Stores(dict):
+    """This kernel's stores by folder (a :class:`.kernel.Kernel` part)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+
+_kernel = kernel()
 
 
 def recording_enabled() -> bool:
@@ -360,8 +369,9 @@ def recording_enabled() -> bool:
 def get_store(home: Path | None = None) -> Store:
     """The store under ``home`` (default: the current ``FLYTE_NB_HOME``), one object per folder."""
     home = (home or home_dir()).expanduser().absolute()
-    store = _stores.get(home)
+    stores = _kernel.part(_Stores)
+    store = stores.get(home)
     if store is None:
-        with _stores_lock:
-            store = _stores.setdefault(home, Store(home))
+        with stores.lock:
+            store = stores.setdefault(home, Store(home))
     return store

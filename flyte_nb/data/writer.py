@@ -115,7 +115,7 @@ class Writer:
                     if exiting:
                         for run_log in group:
                             if not run_log.finished:
-                                store._mark_aborted(conn, run_log.state.name, "kernel exited")
+                                store.mark_aborted(conn, run_log.state.name, "kernel exited")
             except (StoreError, sqlite3.Error, OSError) as error:
                 self._failed(store, group, error, exiting)
                 continue
@@ -215,6 +215,10 @@ class Writer:
         stale += sorted(self._conns, key=lambda s: self._conns[s][1])[:-4]
         for store in set(stale):
             self._drop_conn(store)
+
+    def close(self) -> None:
+        """``Kernel.close()``: as at interpreter exit."""
+        self.shutdown()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """At interpreter exit: commit what is queued, mark runs still going ``aborted: kernel exited``."""

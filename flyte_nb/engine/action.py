@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreError
 
 if TYPE_CHECKING:
-    from .run import GroupStats, RunState
+    from .run_state import GroupStats, RunState
     from .slots import SlotPool
     from .spec import TaskSpec
 

@@ -14,9 +14,11 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from .kernel import kernel
 
 if TYPE_CHECKING:
     from .action import Action
+    from .slots import SlotPool
 
 _KNOWN = {
     "inline": "flyte_nb.backends.inline:InlineBackend",
@@ -24,8 +26,7 @@ _KNOWN = {
     "docker": "flyte_nb.backends.docker:DockerBackend",
     "dask": "flyte_nb.backends.dask.backend:DaskBackend",
 }
-_loaded: dict[str, Backend] = {}
-_default = "inline"
+CLUSTER = "dask"  # the backend whose pools span kernels (cluster-wide throttles, rates)
 
 
 class Backend(ABC):
@@ -40,6 +41,10 @@ class Backend(ABC):
     def pools(self, spec: Any) -> tuple[Any, ...]:
         """Slot pools this backend adds to an action of ``spec`` (workers, containers…)."""
         return ()
+
+    def cluster_pool(self, name: str, capacity: int) -> SlotPool:
+        """A pool of ``capacity`` shared by every kernel on this backend's cluster (``cluster_wide=``)."""
+        raise ConfigurationError(f"the {self.name} backend has no cluster: cluster-wide limits need the dask backend")
 
     async def shutdown(self) -> None:
         """Release workers, containers, connections (nothing to release by default)."""
@@ -58,18 +63,24 @@ def check_backend_name(name: object) -> str:
 
 def set_default_backend(name: str) -> None:
     """The backend of environments that do not name one (``flyte_nb.init(backend=...)``)."""
-    global _default
-    _default = check_backend_name(name)
+    kernel().default_backend = check_backend_name(name)
 
 
 def default_backend() -> str:
-    return _default
+    return kernel().default_backend
+
+
+def loaded_backend(name: str) -> Backend | None:
+    """The backend ``name`` if this kernel has loaded it already, else None (nothing is imported)."""
+    return kernel().backends.get(name)
 
 
 def get_backend(name: str | None) -> Backend:
-    name = name or _default
-    backend = _loaded.get(name)
+    """The kernel's backend ``name`` (default: the default backend), loaded on first use."""
+    loaded = kernel().backends
+    name = name or kernel().default_backend
+    backend = loaded.get(name)
     if backend is None:
         module, cls = _KNOWN[check_backend_name(name)].split(":")
-        backend = _loaded[name] = getattr(importlib.import_module(module), cls)()
+        backend = loaded.setdefault(name, getattr(importlib.import_module(module), cls)())
     return backend

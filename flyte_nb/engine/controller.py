@@ -21,7 +21,7 @@ from .context import current_action, current_group, current_tags
 from .events import EventKind
 from . import output
 from .loop import block_on, engine
-from .run import GroupStats, RunState
+from .run_state import GroupStats, RunState
 from .slots import SlotPool, acquire_all, release_all, try_acquire_all
 from .spec import MISS, TaskSpec
 

@@ -11,9 +11,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .kernel import kernel
+
 if TYPE_CHECKING:
     from .action import Action, Phase
-    from .run import RunState
+    from .run_state import RunState
 
 
 class EventKind(enum.Enum):
@@ -47,20 +49,18 @@ class Event:
 
 
 Listener = Callable[[Event], Any]
-
-listeners: list[Listener] = []
-"""Engine-wide listeners: they hear every run."""
-
+_kernel = kernel()
 
 def subscribe(listener: Listener) -> Callable[[], None]:
-    """Listen to every run's events; returns a function that stops listening."""
+    """Listen to every run's events (``Kernel.listeners``); returns a function that stops listening."""
+    listeners = _kernel.listeners
     listeners.append(listener)
     return lambda: listener in listeners and listeners.remove(listener)
 
 
 def deliver(event: Event, run_listeners: list[Listener]) -> None:
     """Call each listener; a failing listener is dropped with a warning, never breaks the run."""
-    for group in (listeners, run_listeners):
+    for group in (_kernel.listeners, run_listeners):
         for listener in tuple(group):
             try:
                 listener(event)

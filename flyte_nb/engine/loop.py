@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from .bridge import await_only, drive
 from ..errors import TaskExitError
+from .kernel import kernel
 from .threads import current_call
 
 T = TypeVar("T")
@@ -141,18 +142,13 @@ def _copy_outcome(task: asyncio.Task[T], future: concurrent.futures.Future[T]) -
         future.set_result(task.result())
 
 
-_engine: EngineLoop | None = None
-_lock = threading.Lock()
+_kernel = kernel()
 
 
 def engine() -> EngineLoop:
     """The kernel's engine loop, started on first use."""
-    global _engine
-    if _engine is None:
-        with _lock:
-            if _engine is None:
-                _engine = EngineLoop()
-    return _engine
+    loop = _kernel.engine
+    return loop if loop is not None else _kernel.start_engine(EngineLoop)
 
 
 def block_on(

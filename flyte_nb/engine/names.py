@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import threading
+from collections.abc import Callable
 
 from ..errors import ConfigurationError
 
@@ -30,16 +32,48 @@ MAX_NAME = 200  # characters of a run name
 _SLUG = 40  # characters of the name kept in a key
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-_issued: set[str] = set()
-_serial = itertools.count(1)
+_serial = itertools.count(1)  # of run keys: process-wide, so that a Kernel.reset() never repeats one
 
 
-def new_run_name() -> str:
+
+def unique(name: str, taken: Callable[[str], bool]) -> str:
+    """``name``, or ``name-2``, ``name-3`` … the first that ``taken`` does not claim."""
+    base, n = name, 2
+    while taken(name):
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+class RunNames:
+    """The run names this kernel has handed out (one per kernel, see :class:`.kernel.Kernel`)."""
+
+    def __init__(self) -> None:
+        self._in_use: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._in_use
+
+    def claim(self, name: str | None, taken: Callable[[str], bool] = lambda name: False) -> str:
+        """A name no run of this kernel (nor ``taken``, such as the run store) has: ``name`` or
+        ``name-2`` …, or a readable new one such as ``brisk-otter-4f2a``."""
+        with self._lock:
+            if name is None:
+                name = new_run_name(lambda n: n in self._in_use or taken(n))
+            name = unique(name, lambda n: n in self._in_use or taken(n))
+            self._in_use.add(name)
+            return name
+
+    def add(self, name: str) -> None:
+        """``name`` is in use too (a run renamed on the way to the store)."""
+        self._in_use.add(name)
+
+
+def new_run_name(taken: Callable[[str], bool] = lambda name: False) -> str:
+    """A readable run name such as ``brisk-otter-4f2a`` that ``taken`` does not claim."""
     while True:
         name = f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.token_hex(2)}"
-        if name not in _issued:
-            _issued.add(name)
+        if not taken(name):
             return name
 
 

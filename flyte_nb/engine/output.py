@@ -3,7 +3,7 @@
 ``sys.stdout``/``sys.stderr`` are wrapped once; a write made while an action's body runs (the
 ``current_action`` context variable, which follows the body into its threads and greenlets) is
 kept with that action and announced as an OUTPUT event, so views can show one action's output on
-demand. Writes outside actions pass straight through. ``echo`` decides whether captured text is
+demand. Writes outside actions pass straight through. ``Kernel.echo`` decides whether captured text is
 also written through, prefixed with the action (the default in a terminal; the notebook layer
 turns it off because the widget shows it).
 """
@@ -19,10 +19,11 @@ from typing import Any, TextIO
 
 from .context import current_action
 from .events import EventKind
+from .kernel import kernel
 from .loop import engine
 
 MAX_CHARS = 256 * 1024  # kept per action: the tail, when a body prints more
-echo = True
+_kernel = kernel()  # its ``echo``: whether captured text is also printed where it was written
 BATCH_DELAY = 0.02  # seconds: writes from other threads are announced in batches this far apart
 
 
@@ -138,7 +139,7 @@ def record(action: Any, stream: str, text: str) -> None:
     else:
         _announce_later(loop, action, stream, text)
     target = getattr(sys, stream, None)
-    if echo and isinstance(target, ActionStream):
+    if _kernel.echo and isinstance(target, ActionStream):
         target._echo(action, text)
 
 

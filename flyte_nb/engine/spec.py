@@ -70,7 +70,6 @@ class TaskSpec:
     cache: Any = None  # the task's cache policy (opaque to the engine; read by the run's ActionCache)
     source: str | None = None  # source text when the function came from a notebook cell
     placement: Placement | None = None  # where its environment runs it (image, resources, env vars, reuse)
-    extras: Mapping[str, Any] = field(default_factory=dict)  # resources, image, env vars: for backends
 
 
 class ActionRecords(Protocol):

@@ -18,8 +18,11 @@ from collections.abc import Callable
 from contextvars import Context
 from typing import Any
 
+from .kernel import kernel
+
 _MAX_THREADS = 1024  # sync bodies may block on children; a small pool could deadlock
 _local = threading.local()
+_kernel = kernel()
 
 
 class _DaemonPool:
@@ -66,7 +69,13 @@ class _DaemonPool:
                 self._idle += 1
 
 
-_pool = _DaemonPool(_MAX_THREADS, "flyte_nb-sync")
+
+
+class SyncThreads(_DaemonPool):
+    """The kernel's threads for sync task bodies (a :class:`.kernel.Kernel` part, made on first use)."""
+
+    def __init__(self) -> None:
+        super().__init__(_MAX_THREADS, "flyte_nb-sync")
 
 
 class ActionInterrupted(BaseException):
@@ -147,7 +156,7 @@ def current_call() -> SyncCall | None:
 async def call_in_thread(context: Context, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     """Run ``fn`` on a worker thread; cancelling the await abandons and interrupts it."""
     call = SyncCall(context, fn, args, kwargs)
-    future = asyncio.wrap_future(_pool.submit(call.run))
+    future = asyncio.wrap_future(_kernel.part(SyncThreads).submit(call.run))
     try:
         return await future
     except asyncio.CancelledError:

@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 from ..api.run import Run
-from ..engine import output
+from ..engine.kernel import kernel
 from ..engine.loop import engine
 
 
@@ -51,7 +51,7 @@ def register(shell: Any) -> None:
     formatter = shell.display_formatter.ipython_display_formatter
     formatter.for_type(Run, show_run)
     if getattr(shell, "kernel", None) is not None:
-        output.echo = False
+        kernel().echo = False
 
 
 def register_if_in_kernel() -> None:

@@ -19,7 +19,7 @@ from ..api.run import Run
 from ..engine.action import Phase
 from ..engine.events import Event, EventKind
 from ..engine.loop import engine
-from .snapshot import Recent, snapshot, summary_line
+from .widget_state import Recent, snapshot, summary_line
 from .summary_html import summary_html
 
 MAX_RATE = 10.0  # snapshots per second, whatever the number of actions
@@ -35,17 +35,17 @@ class RunWidget(anywidget.AnyWidget):
 
     def __init__(self, run: Run, **kwargs: Any) -> None:
         self._run = run
-        self._recent = Recent(run._state)
+        self._recent = Recent(run.state)
         self._scheduled = False
         self._last_flush = 0.0
         self.flushes = 0
-        super().__init__(state=snapshot(run._state, self._recent), **kwargs)
+        super().__init__(state=snapshot(run.state, self._recent), **kwargs)
         self.on_msg(self._on_message)
         engine().call_soon(self._attach)
 
     # ------------------------------------------------------------ engine thread
     def _attach(self) -> None:
-        state = self._run._state
+        state = self._run.state
         if state.done.done():
             self._flush()
             return
@@ -70,8 +70,8 @@ class RunWidget(anywidget.AnyWidget):
         self._scheduled = False
         self._last_flush = time.monotonic()
         self.flushes += 1
-        fresh = snapshot(self._run._state, self._recent)
-        context = self._run._state.context
+        fresh = snapshot(self._run.state, self._recent)
+        context = self._run.state.context
         if context is not None:
             context.run(setattr, self, "state", fresh)
         else:

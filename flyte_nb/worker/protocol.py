@@ -126,7 +126,7 @@ def decode(data: bytes) -> Message:
 
 def unwrap(outcome: Outcome, where: str = "") -> Any:
     """The value of ``outcome``, or its error raised with the remote traceback as a note."""
-    from ..data.serialization import loads
+    from ..data.pickling import loads
 
     value = loads(outcome.payload)
     if outcome.ok:

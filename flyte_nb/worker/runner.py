@@ -28,7 +28,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ..data.serialization import dumps, loads, ship_error, ship_inputs, ship_output
+from ..data.pickling import by_value, loads
+from ..data.serialization import ship_error, ship_inputs, ship_output
 from ..engine.bridge import await_only, drive, in_driven_code
 from ..engine.context import current_channel
 from ..errors import user_traceback
@@ -186,7 +187,7 @@ class Runner:
         token = getattr(task, "token", None)
         data = None
         if token is None or token not in self.sent:
-            data = dumps(task)
+            data = by_value(task)
             if token is not None:
                 self.sent[token] = data
         reply = self.loop.create_future()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 import flyte_nb as flyte
-from flyte_nb.api.history import StoredRun, _rows, _store
+from flyte_nb.api.history import StoredRun
+from flyte_nb.api.stored import open_store, rows_of
 
 API = ("name", "number", "task", "parent_name", "group_name", "tags", "backend", "index", "phase", "attempts",
        "queued_at", "started_at", "ended_at", "duration", "error", "logs")
@@ -51,8 +52,8 @@ async def driver(n: int) -> list:
 
 
 def _stored(name: str) -> StoredRun:
-    store = _store()
-    return StoredRun(store, _rows(store, "SELECT * FROM runs WHERE name = ?", (name,))[0])
+    store = open_store()
+    return StoredRun(store, rows_of(store, "SELECT * FROM runs WHERE name = ?", (name,))[0])
 
 
 def _call(fn):

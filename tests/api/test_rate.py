@@ -13,7 +13,7 @@ import pytest
 
 import flyte_nb as flyte
 from flyte_nb.engine.action import Phase
-from flyte_nb.notebook.snapshot import snapshot
+from flyte_nb.notebook.widget_state import snapshot
 from tests.engine.test_rates import worst_window
 from tests.timeline import peak
 
@@ -68,7 +68,7 @@ def test_sixty_actions_at_ten_a_second():
     assert "waiting for rate llm" in seen
     stats = {s.name: s for s in run.statistics()}
     assert stats["rate:llm"].rate == 10 and stats["rate:llm"].waiting == 0
-    view = json.loads(json.dumps(snapshot(run._state)))  # what the live widget draws
+    view = json.loads(json.dumps(snapshot(run.state)))  # what the live widget draws
     (pool,) = [p for p in view["pools"] if p["name"] == "rate:llm"]
     assert pool["capacity"] == 10 and pool["rate"] == 10
 

@@ -45,7 +45,7 @@ def test_odd_but_harmless_names_are_kept_as_typed(name):
     run = flyte.with_runcontext(name=name).run(lambda: 1)
     assert run.outputs(timeout=30) == 1
     assert run.name.startswith(name)
-    assert run._state.key != name and _KEY.match(run._state.key)
+    assert run.state.key != name and _KEY.match(run.state.key)
 
 
 # ------------------------------------------------------------------------------------ real Docker

@@ -33,6 +33,7 @@ from flyte_nb import (
 )
 from flyte_nb.api.policies import memory_bytes, seconds_from
 from flyte_nb.engine import backend as backends_base
+from flyte_nb.engine.kernel import kernel
 from flyte_nb.data.home import home_dir
 
 Failed = pytest.fail.Exception  # what pytest.raises raises when nothing was raised ("DID NOT RAISE")
@@ -48,8 +49,8 @@ def _no_hang():
 
 @pytest.fixture(autouse=True)
 def _restore_default_backend(monkeypatch):
-    """``flyte_nb.init`` changes a module global; put it back after each test."""
-    monkeypatch.setattr(backends_base, "_default", backends_base._default)
+    """``flyte_nb.init`` changes the kernel's default backend; put it back after each test."""
+    monkeypatch.setattr(kernel(), "default_backend", kernel().default_backend)
 
 
 @pytest.fixture

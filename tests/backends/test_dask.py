@@ -152,9 +152,9 @@ def test_actions_run_on_the_workers_under_keys_naming_run_and_action(cluster):
     for i, _, key in results:
         assert key.startswith(f"dask-leaves.where-{run.name}-{by_index[i].name}-1-")
     assert base.get_backend("dask").dashboard_link.startswith("http")
-    from flyte_nb.notebook.snapshot import snapshot
+    from flyte_nb.notebook.widget_state import snapshot
 
-    header = snapshot(run._state)
+    header = snapshot(run.state)
     assert header["dashboard"] == base.get_backend("dask").dashboard_link  # the widget header links it
     assert "dask" in header["backend"]
 

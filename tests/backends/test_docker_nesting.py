@@ -12,7 +12,7 @@ import pytest
 import cloudpickle
 
 import flyte_nb as flyte
-from flyte_nb.notebook.snapshot import snapshot
+from flyte_nb.notebook.widget_state import snapshot
 from tests.backends.test_nesting import _options
 from tests.timeline import peak
 
@@ -102,9 +102,9 @@ def test_abort_of_a_run_whose_driver_runs_in_a_container_leaves_nothing(boxes):
     print(f"abort left nothing after {took:.2f} s")
     assert took < 5  # the 2 s, with room for a loaded machine's docker daemon
     assert all(s.holders == 0 for s in run.statistics())
-    from flyte_nb.backends.process import _all_workers
+    from flyte_nb.backends.base import get_backend
 
-    assert not [w.pid for w in tuple(_all_workers) if w.link.running], "no worker process runs anything of it"
+    assert not [w.pid for w in tuple(get_backend("process").workers) if w.link.running], "no worker process runs anything of it"
 
 
 @pytest.mark.parametrize("reusable", [False, True])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pickle
 
 from flyte_nb.data.error_shipping import rebuild_error
-from flyte_nb.data.serialization import loads, ship_error
+from flyte_nb.data.pickling import loads
+from flyte_nb.data.serialization import ship_error
 from flyte_nb.errors import RecordedError
 
 

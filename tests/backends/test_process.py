@@ -237,9 +237,9 @@ def test_abort_kills_every_running_worker():
 
 
 def _busy_worker_pids() -> list[int]:
-    from flyte_nb.backends.process import _all_workers
+    from flyte_nb.backends.base import get_backend
 
-    return [w.pid for w in tuple(_all_workers) if w.link.running]
+    return [w.pid for w in tuple(get_backend("process").workers) if w.link.running]
 
 
 def _worker_pids() -> list[int]:

@@ -15,7 +15,7 @@ import pytest
 
 import flyte_nb as flyte
 from flyte_nb import Phase
-from flyte_nb.backends.process import _all_workers
+from flyte_nb.backends.base import get_backend
 
 solo = flyte.TaskEnvironment("solo", backend="process", concurrency=1)
 
@@ -112,9 +112,9 @@ def test_a_parent_that_times_out_or_whose_worker_dies_cancels_its_children(which
     assert len(children) == 2 and all(a.phase == Phase.CANCELLED for a in children)
     assert all(a.ended_at < driver.ended_at - 1.0 for a in children), "cancelled with their parent, not at run end"
     deadline = time.monotonic() + 5
-    while any(w.link.running for w in tuple(_all_workers)) and time.monotonic() < deadline:
+    while any(w.link.running for w in tuple(get_backend("process").workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [w.pid for w in tuple(_all_workers) if w.link.running], "no worker still runs a child"
+    assert not [w.pid for w in tuple(get_backend("process").workers) if w.link.running], "no worker still runs a child"
     assert all(s.holders == 0 for s in run.statistics())
 
 

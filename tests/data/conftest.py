@@ -56,11 +56,11 @@ def home(flyte_home: Path) -> Path:
 
 def stored(name: str):
     """The store's record of a run, even one this kernel holds live (``get_run`` returns the live handle)."""
-    from flyte_nb.api import history
+    from flyte_nb.api import history, stored
     from flyte_nb.data.store import get_store
 
-    history._store()  # commit what is pending, mark dead kernels' runs
-    [row] = history._rows(get_store(), "SELECT * FROM runs WHERE name = ?", (name,))
+    stored.open_store()  # commit what is pending, mark dead kernels' runs
+    [row] = stored.rows_of(get_store(), "SELECT * FROM runs WHERE name = ?", (name,))
     return history.StoredRun(get_store(), row)
 
 

@@ -22,7 +22,7 @@ from flyte_nb.data import recorder
 from tests.data.store_tasks import many, many_together
 
 from flyte_nb.data.writer import INTERVAL
-assert recorder.writer.interval == INTERVAL  # the real pace: the kernels' transactions interleave as in use
+assert recorder.writer().interval == INTERVAL  # the real pace: the kernels' transactions interleave as in use
 commits = []
 write = recorder.RunLog.write
 def timed_write(self, conn, batch):

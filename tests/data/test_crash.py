@@ -118,7 +118,7 @@ def test_an_exit_that_begins_mid_batch_still_writes_a_runs_last_events(home, mon
     """Interpreter exit while the writer is between draining and committing: the next batch has the last word."""
     from flyte_nb.data import recorder
     from flyte_nb.engine.events import Event, EventKind
-    from flyte_nb.engine.run import RunState
+    from flyte_nb.engine.run_state import RunState
 
     from .conftest import stored
     from .store_tasks import pipeline

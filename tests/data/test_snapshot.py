@@ -9,7 +9,8 @@ import time
 import pytest
 
 import flyte_nb as flyte
-from flyte_nb.data.cache import dumps, encode_inputs
+from flyte_nb.data.cache import encode_inputs
+from flyte_nb.data.pickling import for_store as dumps
 from flyte_nb.data.snapshot import keepable, keepable_args
 from flyte_nb.data.store import DB_NAME, get_store
 

@@ -10,6 +10,7 @@ import pytest
 import flyte_nb as flyte
 from flyte_nb.data import recorder
 from flyte_nb.data import store as store_module
+from flyte_nb.engine.kernel import kernel
 from flyte_nb.data.store import APPLICATION_ID, DB_NAME, SCHEMA_VERSION, Store, get_store
 
 from .conftest import stored
@@ -23,9 +24,10 @@ def fingerprint(home) -> str:
 def forget_stores() -> None:
     """As a fresh kernel: no store object has been opened (and checked) yet."""
     recorder.flush()
-    for store in list(store_module._stores.values()):
-        recorder.writer._drop_conn(store)
-    store_module._stores.clear()
+    stores = kernel().part(store_module._Stores)
+    for store in list(stores.values()):
+        recorder.writer()._drop_conn(store)
+    stores.clear()
 
 
 @pytest.fixture

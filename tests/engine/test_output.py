@@ -6,6 +6,7 @@ import asyncio
 
 import flyte_nb as flyte
 from flyte_nb.engine import output
+from flyte_nb.engine.kernel import kernel
 
 env = flyte.TaskEnvironment("printing")
 
@@ -56,7 +57,7 @@ def test_echo_prefixes_lines_with_the_action(capsys):
 
 def test_output_is_bounded(monkeypatch):
     monkeypatch.setattr(output, "MAX_CHARS", 100)
-    monkeypatch.setattr(output, "echo", False)
+    monkeypatch.setattr(kernel(), "echo", False)
 
     @env.task
     def floods() -> None:
@@ -111,7 +112,7 @@ def test_a_write_never_re_measures_what_is_kept(monkeypatch):
     the lengths of the kept chunks, then re-joined the 256 KiB tail. Counted, not timed."""
     import builtins
 
-    monkeypatch.setattr(output, "echo", False)
+    monkeypatch.setattr(kernel(), "echo", False)
     sums = []
 
     def counting_sum(values, start=0):

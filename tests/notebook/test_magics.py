@@ -258,8 +258,8 @@ def test_unload_and_reload(kernel):
     out = kernel.ok("""
         %reload_ext flyte_nb
         %flyte status
-        from flyte_nb.engine import events
-        print(len(events.listeners) == len(set(events.listeners)))
+        from flyte_nb.engine.kernel import kernel
+        print(len(kernel().listeners) == len(set(kernel().listeners)))
     """)
     assert out.stdout.splitlines()[-1] == "True", "reloading does not subscribe listeners twice"
 

@@ -16,7 +16,7 @@ import weakref
 import pytest
 
 import flyte_nb as flyte
-from flyte_nb.notebook.snapshot import MAX_TEXT, Recent, result_text
+from flyte_nb.notebook.widget_state import MAX_TEXT, Recent, result_text
 from flyte_nb.notebook.widget import RunWidget
 
 BIG = 20_000_000

@@ -57,9 +57,9 @@ def configure(endpoint: str | None = None, cluster: Any = None, timeout: float |
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
     _settings.update(endpoint=endpoint, cluster=cluster, timeout=timeout)
-    from ...engine.backend import _loaded
+    from ...engine.backend import loaded_backend
 
-    backend = _loaded.get("dask")
+    backend = loaded_backend("dask")
     if isinstance(backend, DaskBackend):
         backend.disconnect()
 
@@ -151,7 +151,7 @@ def _worker_versions() -> dict[str, str | None]:
 # re-exported here, after the names they import from this module
 from .backend import DaskBackend  # noqa: E402
 from .pools import ClusterSlotPool  # noqa: E402
-from .worker import ActionStopped, run_action  # noqa: E402
+from .on_worker import ActionStopped, run_action  # noqa: E402
 
 __all__ = ["ActionStopped", "ClusterSlotPool", "DaskBackend", "SchedulerUnreachableError", "VersionMismatchError",
            "check_versions", "configure", "local_versions", "run_action"]

@@ -41,9 +41,9 @@ from ...engine.slots import SlotPool
 from ...errors import WorkerDiedError
 from ...engine.backend import Backend
 from . import SchedulerUnreachableError, _connect, _Connection
-from .children import DaskChildren
+from .child_channel import DaskChildren
 from .pools import ClusterSlotPool, _lease_timeout
-from .worker import _stop_keys, run_action
+from .on_worker import _stop_keys, run_action
 
 if TYPE_CHECKING:
     from ...engine.action import Action
@@ -77,6 +77,11 @@ class DaskBackend(Backend):
     @property
     def client(self) -> distributed.Client | None:
         return self._connection.client if self._connection is not None else None
+
+    @property
+    def connected(self) -> _Connection | None:
+        """The current connection to the scheduler, if one is open (never connects)."""
+        return self._connection
 
     @property
     def dashboard_link(self) -> str | None:
@@ -132,8 +137,10 @@ class DaskBackend(Backend):
             connection.client.close(timeout=5)
 
     async def shutdown(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.disconnect)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.disconnect)
+        except RuntimeError:  # at interpreter exit executors take no new work
+            self.disconnect()
 
     # ------------------------------------------------------------------ pools
     def pools(self, spec: TaskSpec) -> tuple[SlotPool, ...]:

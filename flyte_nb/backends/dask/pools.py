@@ -110,7 +110,7 @@ class ClusterSlotPool(SlotPool):
         self.held -= 1
         self.changes += 1
         self.cluster_held = max(0, self.cluster_held - 1)
-        connection = self.backend._connection
+        connection = self.backend.connected
         if connection is not None:
             self._send_release(connection, lease)
 

@@ -17,7 +17,6 @@ This module is the backend itself: per-environment setup, and running an action 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import itertools
 import os
@@ -79,7 +78,6 @@ class DockerBackend(Backend):
         self._hello: dict[str, asyncio.Future[Link]] = {}  # one-shot token -> its container's link
         self._listener: socket.socket | None = None
         self.folder = folder_root() / f"flyte_nb-docker-{_PID}-{_STARTED}"
-        _backends.append(self)
 
     # -------------------------------------------------------------- setup (threads)
     @property
@@ -141,7 +139,10 @@ class DockerBackend(Backend):
         if pool is None:
             reuse = placement.reuse
             size = reuse.high * reuse.concurrency if reuse else (placement.concurrency or os.cpu_count() or 1)
-            pool = self._slots[placement] = SlotPool(size, f"containers:{spec.env_name}")
+            if not reuse and spec.env_pool is not None and spec.env_pool.capacity == size:
+                pool = self._slots[placement] = spec.env_pool  # one limit, one pool (see engine.limits)
+            else:
+                pool = self._slots[placement] = SlotPool(size, f"containers:{spec.env_name}")
         return pool
 
     def pools(self, spec: TaskSpec) -> tuple[SlotPool, ...]:
@@ -269,15 +270,17 @@ class DockerBackend(Backend):
         return unwrap(outcome, f"container {slot.replica.short_id}")
 
     async def shutdown(self) -> None:
+        """Nothing of flyte_nb outlives the kernel: replicas stopped, containers (by label) and the temp folder removed."""
         for pool in self._reuse.values():
             pool.shutdown()
         self._reuse.clear()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        self.close()
 
     def close(self) -> None:
-        """Remove every container of this kernel and its temp folder (at exit)."""
+        """Remove every container of this kernel and its temp folder."""
         for pool in self._reuse.values():
             for replica in pool.replicas:
                 replica.stopped = True
@@ -298,12 +301,3 @@ def _placement(spec: TaskSpec) -> Placement:
 def _fail_link(link: Link) -> None:
     link.fail_all(lambda action: f"the container running task `{action.spec.name}` closed its connection")
 
-
-_backends: list[DockerBackend] = []
-
-
-@atexit.register
-def _close_all() -> None:
-    """Nothing of flyte_nb outlives the kernel: containers (by label) and the temp folder."""
-    for backend in _backends:
-        backend.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .commands import CommandMagics, _run_row
-from .run import RunMagics
+from .run_magic import RunMagics
 from .task import TaskMagics
 
 __all__ = ["FlyteMagics", "_run_row", "load_ipython_extension", "unload_ipython_extension"]

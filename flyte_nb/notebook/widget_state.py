@@ -14,7 +14,7 @@ from typing import Any
 
 from ..backends.base import default_backend, get_backend
 from ..engine.action import Action, Phase
-from ..engine.run import RunState
+from ..engine.run_state import RunState
 from ..errors import user_traceback
 
 RECENT = 8

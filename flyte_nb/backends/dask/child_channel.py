@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ...engine.run import GroupStats
+from ...engine.run_state import GroupStats
 from ...worker.protocol import Acquire, CallChild, CancelChild, ChildResult, Release, Settle, decode, encode
 from .. import limits as kernel_limits
-from ..children import child_outcome
-from .worker import deliver
+from ..child_calls import child_outcome
+from .on_worker import deliver
 
 if TYPE_CHECKING:
     from ...engine.action import Action

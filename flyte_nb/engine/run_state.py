@@ -11,11 +11,15 @@ from typing import Any
 
 from .backend import get_backend
 from .action import PHASES, Action, Phase
-from .events import Event, EventKind, Listener, deliver, listeners
+from .events import Event, EventKind, Listener, deliver
+from .kernel import kernel
+from .limits import limits
 from .names import run_key
 from .rates import Rate, RatePool
 from .slots import PoolStatistics, SlotPool, in_order
 from .spec import ActionCache, ActionRecords, TaskSpec
+
+_kernel = kernel()
 
 
 class GroupStats:
@@ -126,27 +130,18 @@ class RunState:
         self.counts[Phase.QUEUED] += 1
         if group is not None:
             group.counts[Phase.QUEUED] += 1
-        if listeners or self.listeners:
+        if _kernel.listeners or self.listeners:
             deliver(Event(EventKind.ACTION, self, action, Phase.QUEUED), self.listeners)
         return action
 
     def _pools(self, spec: TaskSpec, tags: tuple[str, ...], group: GroupStats | None) -> tuple[SlotPool, ...]:
-        """Every pool an action waits on: tag throttles and rates, environment, backend, its map's rate."""
+        """The pools an action holds or spends (see :mod:`.limits`), once per task, tags and map rate."""
         rate = group.rate if group is not None else None
         key = (id(spec), tags, id(rate))
         pools = self._pools_for.get(key)
         if pools is None:
-            found = [self.throttles[t] for t in tags if t in self.throttles]
-            if spec.env_pool is not None:
-                found.append(spec.env_pool)
-            backend = get_backend(spec.backend)
-            self.backends.add(backend.name)
-            found.extend(backend.pools(spec))
-            found.extend(r for t in tags for r in self.rates.get(t, ()))
-            if spec.env_rate is not None:
-                found.append(spec.env_rate)
-            if rate is not None:
-                found.append(rate)
+            self.backends.add(get_backend(spec.backend).name)
+            found = [limit.pool for limit in limits(self, spec, tags, group) if limit.held_by_action]
             for pool in found:
                 self.pools.setdefault(pool.name, pool)
             pools = self._pools_for[key] = in_order(found)
@@ -164,11 +159,11 @@ class RunState:
         if group is not None:
             group.counts[old] -= 1
             group.counts[phase] += 1
-        if listeners or self.listeners:
+        if _kernel.listeners or self.listeners:
             deliver(Event(EventKind.ACTION, self, action, phase, data), self.listeners)
 
     def emit(self, kind: EventKind, data: Any = None, action: Action | None = None) -> None:
-        if listeners or self.listeners:
+        if _kernel.listeners or self.listeners:
             deliver(Event(kind, self, action, None, data), self.listeners)
 
     # ------------------------------------------------------------------ groups

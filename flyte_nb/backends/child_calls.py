@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ..data.serialization import loads, ship_error, ship_output
+from ..data.pickling import loads
+from ..data.serialization import ship_error, ship_output
 from ..engine import controller
-from ..engine.run import GroupStats
+from ..engine.run_state import GroupStats
 from ..engine.slots import SlotPool
 from ..worker.protocol import CallChild, Outcome
 

@@ -1,0 +1,125 @@
+"""The Kernel: everything one kernel process holds across runs, in one object with one ``close()``.
+
+The engine loop, the event listeners that hear every run, the loaded backends, the runs this
+kernel keeps, the run names it issued, the sync-body threads, and per-kernel objects of the layers
+above (the run store's writer, the stores, cache indexes, rate budgets) that the engine must not
+import: those register as *parts*, keyed by their class, and are closed with the kernel.
+
+``close()`` runs once at interpreter exit: every backend's ``shutdown()`` (workers, containers,
+connections), then every part's ``close()`` (the writer commits the last rows). ``reset()`` closes
+and starts afresh, for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .names import RunNames
+
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .events import Listener
+    from .loop import EngineLoop
+
+T = TypeVar("T")
+log = logging.getLogger("flyte_nb")
+
+SHUTDOWN_TIMEOUT = 10.0  # seconds for all backends to let go of workers, containers, connections
+
+
+class Kernel:
+    """Kernel-wide state: one per kernel process (see :func:`kernel`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.engine: EngineLoop | None = None  # started on first use (``loop.engine()``)
+        self.listeners: list[Listener] = []  # hear every run's events
+        self.backends: dict[str, Backend] = {}  # loaded by name (``backend.get_backend``)
+        self.default_backend = "inline"
+        self.names = RunNames()  # the one place run names are made unique
+        self.runs: dict[str, Any] = {}  # the api's Run handles this kernel keeps, oldest first
+        self.echo = True  # captured output is also printed where it was written
+        self._parts: dict[type, Any] = {}
+        self.closed = False
+
+    # ------------------------------------------------------------------ parts
+    def part(self, key: type[T], make: Callable[[], T] | None = None) -> T:
+        """This kernel's one ``key`` object, made by ``make()`` (default ``key()``) on first use.
+
+        Closed with the kernel (its ``close()``, if it has one), newest first.
+        """
+        found = self._parts.get(key)
+        if found is None:
+            with self._lock:
+                found = self._parts.get(key)
+                if found is None:
+                    found = self._parts[key] = (make or key)()
+        return found
+
+    def start_engine(self, make: Callable[[], EngineLoop]) -> EngineLoop:
+        """The engine loop, made by ``make()`` if none runs yet (see ``loop.engine()``)."""
+        with self._lock:
+            if self.engine is None:
+                self.engine = make()
+            return self.engine
+
+    # -------------------------------------------------------------- lifecycle
+    def close(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Shut every backend down, then close every part; safe to call more than once."""
+        with self._lock:
+            backends, self.backends = list(self.backends.values()), {}
+            parts, self._parts = list(self._parts.values()), {}
+            self.closed = True
+        if backends:
+            self._shutdown(backends, timeout)
+        for part in reversed(parts):
+            close = getattr(part, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as error:  # noqa: BLE001 - the others must close too
+                    log.warning("flyte_nb: closing %r failed: %r", part, error)
+
+    def _shutdown(self, backends: list[Backend], timeout: float) -> None:
+        async def all_of() -> None:
+            results = await asyncio.gather(*(b.shutdown() for b in backends), return_exceptions=True)
+            for backend, result in zip(backends, results):
+                if isinstance(result, BaseException):
+                    log.warning("flyte_nb: backend %s did not shut down cleanly: %r", backend.name, result)
+
+        engine = self.engine
+        try:
+            if engine is not None and engine.thread.is_alive() and not engine.on_thread():
+                engine.submit(all_of()).result(timeout)
+            else:
+                asyncio.run(asyncio.wait_for(all_of(), timeout))
+        except Exception as error:  # noqa: BLE001 - exit goes on
+            log.warning("flyte_nb: shutting backends down failed: %r", error)
+
+    def reset(self) -> None:
+        """Close, then start afresh with no runs, names, listeners or backends (for tests).
+
+        The engine loop keeps running: tasks of other runs may still be on it.
+        """
+        self.close()
+        with self._lock:
+            self.listeners.clear()
+            self.default_backend = "inline"
+            self.names = RunNames()
+            self.runs.clear()
+            self.echo = True
+            self.closed = False
+
+
+_KERNEL = Kernel()
+atexit.register(_KERNEL.close)
+
+
+def kernel() -> Kernel:
+    """This process's Kernel."""
+    return _KERNEL
