@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.serialization import loads, ship_error, ship_output
 from ..engine import controller
+from ..engine.attempt_state import current_custom_context
 from ..engine.slots import SlotPool
 from ..worker.protocol import CallChild, Outcome
 
@@ -42,6 +43,8 @@ async def child_outcome(parent: Action, message: CallChild, known: dict[str, Any
                 parent.run.pools.setdefault(pool.name, pool)
             await pool.acquire()
             acquired = True
+        if message.custom:
+            current_custom_context.set(dict(message.custom))  # this task's own context: seen by the child
         value = await controller.call(task.spec, args, kwargs, parent, message.group, tuple(message.tags),
                                       message.index)
         return Outcome(True, ship_output(value, task.name))

@@ -5,6 +5,10 @@ Each action has its own report. Every change is written at once to
 kernel like the run store does, ``flush`` has nothing left to do, and
 ``flyte_nb.report.show(run)`` renders a run's reports in the notebook. Outside a task the
 report is a throwaway, as in the SDK.
+
+A body in a worker (process, container, Dask) keeps a copy of its report and sends each change
+to the kernel as a note; the kernel applies it to the action's report there, so it is written,
+shown and served exactly like a report made in the kernel.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.home import home_dir
-from ..engine.context import current_action
+from ..data.serialization import dumps, loads
+from ..engine.action import Action
+from ..engine.attempt_state import register, send_note, whoami
 
 MAIN = "main"
 _KEPT = 1024
@@ -38,18 +44,18 @@ class Tab:
 
     def log(self, content: str) -> None:
         self.content.append(content)
-        self._changed()
+        self._changed("log", content)
 
     def replace(self, content: str) -> None:
         self.content = [content]
-        self._changed()
+        self._changed("replace", content)
 
     def get_html(self) -> str:
         return "\n".join(self.content)
 
-    def _changed(self) -> None:
+    def _changed(self, op: str, content: str) -> None:
         if self.report is not None:
-            self.report.save()
+            self.report.changed(self.name, op, content)
 
 
 @dataclass
@@ -59,6 +65,9 @@ class Report:
     name: str
     tabs: dict[str, Tab] = field(default_factory=dict)
     path: pathlib.Path | None = None  # where it is kept; None for the throwaway outside tasks
+    remote: bool = False  # in a worker: changes go to the kernel, which keeps the report
+    run: str | None = None  # whose report it is (None for the throwaway)
+    action: str | None = None
 
     def __post_init__(self) -> None:
         self.tabs.setdefault(MAIN, Tab(MAIN, report=self))
@@ -81,6 +90,14 @@ class Report:
                        f"{tab.get_html()}</section>" for tab in shown)
         return _PAGE.format(title=html.escape(self.name), nav=nav, body=body)
 
+    def changed(self, tab: str, op: str, content: str) -> None:
+        if self.remote:
+            send_note("report", dumps((tab, op, content)))
+        else:
+            self.save()
+            for listener in tuple(listeners):
+                listener(self)
+
     def save(self) -> None:
         if self.path is not None and self.has_content():
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,18 +110,37 @@ def report_path(run: str, action: str) -> pathlib.Path:
     return home_dir() / "reports" / run / f"{action}.html"
 
 
-def current_report() -> Report:
-    """The running action's report, or a throwaway one outside a task."""
-    action = current_action.get()
-    if action is None:
-        return Report("dummy")
-    key = (action.run.name, action.name)
+listeners: list[Any] = []
+"""Called with a kernel-side ``Report`` after each change (the notebook widget shows reports live)."""
+
+
+def _report(run: str, action: str, task: str, remote: bool = False) -> Report:
+    key = (run, action)
     report = _open.get(key)
     if report is None:
-        report = _open[key] = Report(f"{action.spec.name} ({action.name})", path=report_path(*key))
+        report = _open[key] = Report(f"{task} ({action})", path=None if remote else report_path(run, action),
+                                     remote=remote, run=run, action=action)
         while len(_open) > _KEPT:
             _open.popitem(last=False)
     return report
+
+
+def current_report() -> Report:
+    """The running action's report (kernel or worker), or a throwaway one outside a task."""
+    info = whoami()
+    if info is None:
+        return Report("dummy")
+    return _report(info.run, info.action, info.task, info.remote)
+
+
+def _received(action: Action, payload: bytes) -> None:
+    """Kernel: a change a worker body made to its report."""
+    tab, op, content = loads(payload)
+    target = _report(action.run.name, action.name, action.spec.name).get_tab(tab)
+    target.log(content) if op == "log" else target.replace(content)
+
+
+register("report", receive=_received)
 
 
 def get_tab(name: str, /, create_if_missing: bool = True) -> Tab:

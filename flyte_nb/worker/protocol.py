@@ -6,7 +6,11 @@ the kernel refuses a worker that speaks another one.
 
 Kernel → worker: ``Run`` (one attempt), ``ChildResult`` (a child call's outcome), ``Exit``.
 Worker → kernel: ``Ready``, ``Output`` (printed text), ``CallChild`` (a task call made inside the
-attempt: the kernel makes it an action), ``CancelChild``, ``Done`` (the attempt's outcome).
+attempt: the kernel makes it an action), ``CancelChild``, ``Note`` (what the body keeps for its run:
+report changes, traced results, checkpoints; see ``engine.attempt_state``), ``Done`` (the outcome).
+
+Version 3 added ``Run.context`` (who the attempt is: ``flyte.ctx()`` in a worker), ``CallChild.custom``
+(the ``custom_context`` in force at the call) and ``Note``.
 
 ``unwrap`` is the one kernel-side (and worker-side, for child results) place where an outcome
 becomes a value or a raised error with its remote traceback attached.
@@ -17,9 +21,10 @@ from __future__ import annotations
 import pickle
 from typing import Any, NamedTuple, Union
 
+from ..engine.attempt_state import AttemptInfo
 from ..errors import add_note
 
-VERSION = 2
+VERSION = 3
 
 
 class Outcome(NamedTuple):
@@ -43,6 +48,7 @@ class Run(NamedTuple):
     key: str  # content digest of the function: workers keep functions by it
     function: bytes | None  # None when the worker already has ``key``
     inputs: bytes  # cloudpickled (args, kwargs)
+    context: AttemptInfo | None = None  # who the attempt is, for ctx(), report, trace, checkpoints
 
 
 class Output(NamedTuple):
@@ -61,6 +67,7 @@ class CallChild(NamedTuple):
     tags: tuple[str, ...]  # the tags in force where the call was made
     index: int | None = None  # position in a map
     limit: tuple[str, int] | None = None  # a map's (group, concurrency): the kernel holds that pool
+    custom: tuple[tuple[str, str], ...] = ()  # the custom_context in force where the call was made
 
 
 class CancelChild(NamedTuple):
@@ -73,6 +80,13 @@ class ChildResult(NamedTuple):
     outcome: Outcome
 
 
+class Note(NamedTuple):
+    attempt: str
+    kind: str  # "report", "trace", "checkpoint": the kernel hands it to that kind's handler
+    payload: bytes
+    seq: int = 0  # per attempt, from 1: a transport that may reorder (Dask) delivers each once
+
+
 class Done(NamedTuple):
     attempt: str
     outcome: Outcome
@@ -82,7 +96,7 @@ class Exit(NamedTuple):
     pass
 
 
-Message = Union[Outcome, Ready, Run, Output, CallChild, CancelChild, ChildResult, Done, Exit]
+Message = Union[Outcome, Ready, Run, Output, CallChild, CancelChild, ChildResult, Note, Done, Exit]
 
 
 def encode(message: Message) -> bytes:

@@ -27,10 +27,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..data.serialization import dumps, loads, ship_error, ship_inputs, ship_output
+from ..engine.attempt_state import AttemptInfo, current_custom_context, current_remote
 from ..engine.bridge import await_only, drive, in_driven_code
 from ..engine.context import current_channel
 from ..errors import user_traceback
-from .protocol import CallChild, CancelChild, ChildResult, Message, Outcome, Run, unwrap
+from .protocol import CallChild, CancelChild, ChildResult, Message, Note, Outcome, Run, unwrap
 
 _MAX_FUNCTIONS = 256
 
@@ -38,10 +39,11 @@ _MAX_FUNCTIONS = 256
 class _Attempt:
     """One attempt running in this worker: its routing id and the loop tasks it started."""
 
-    __slots__ = ("id", "tasks", "calling")
+    __slots__ = ("id", "tasks", "calling", "notes")
 
     def __init__(self, attempt_id: str) -> None:
         self.id = attempt_id
+        self.notes = 0  # notes sent so far (their ``seq``)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.calling: concurrent.futures.Future[None] = concurrent.futures.Future()  # set at its first child call
 
@@ -137,7 +139,7 @@ class Runner:
         attempt = _Attempt(run.attempt)
         self.running[run.attempt] = attempt
         context = contextvars.copy_context()
-        context.run(_enter, attempt, self)
+        context.run(_enter, attempt, self, run.context)
         name = "task"
         try:
             func = self._function(run.key, run.function)
@@ -191,7 +193,8 @@ class Runner:
         self.calls[number] = reply
         inputs = ship_inputs(args, kwargs, task.name)
         try:
-            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit))
+            custom = tuple(current_custom_context.get().items())
+            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit, custom))
             _mark_calling(attempt)
             try:
                 outcome = await reply
@@ -204,6 +207,17 @@ class Runner:
 
     def call_sync(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...]) -> Any:
         return self.block(self.call(task, args, kwargs, group, tags, attempt=current_attempt.get()))
+
+    def note(self, kind: str, payload: bytes) -> None:
+        """What the running attempt keeps for its run (``engine.attempt_state``) goes to the kernel."""
+        attempt = current_attempt.get()
+        if attempt is None:
+            running = tuple(self.running.values())  # a thread the body started: the only attempt, if one
+            if len(running) != 1:
+                return
+            attempt = running[0]
+        attempt.notes += 1
+        self.send(Note(attempt.id, kind, payload, attempt.notes))
 
     def resolve(self, message: ChildResult) -> None:
         """A child's outcome arrived (any thread)."""
@@ -224,9 +238,11 @@ def _mark_calling(attempt: _Attempt) -> bool:
     return True
 
 
-def _enter(attempt: _Attempt, runner: Runner) -> None:
+def _enter(attempt: _Attempt, runner: Runner, info: AttemptInfo | None) -> None:
     current_attempt.set(attempt)
     current_channel.set(runner)
+    current_remote.set(info)
+    current_custom_context.set(dict(info.custom) if info is not None else {})
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ...engine.attempt_state import receive_note
 from ...engine.slots import SlotPool
-from ...worker.protocol import CallChild, CancelChild, ChildResult, decode, encode
+from ...worker.protocol import CallChild, CancelChild, ChildResult, Note, decode, encode
 from ..children import child_outcome
 from .worker import deliver
 
@@ -30,6 +31,7 @@ class DaskChildren:
         self.children: dict[str, dict[int, asyncio.Task[Any]]] = {}
         self.tasks: dict[str, Any] = {}  # task tokens sent by value → the task
         self.limits: dict[str, dict[str, SlotPool]] = {}  # attempt → its maps' pools
+        self.noted: dict[str, set[int]] = {}  # attempt → seq of the notes already handled
         self.connection: _Connection | None = None
 
     def begin(self, key: str, action: Action) -> None:
@@ -39,6 +41,7 @@ class DaskChildren:
         """The attempt is over: cancel the children it still waits for."""
         self.parents.pop(key, None)
         self.limits.pop(key, None)
+        self.noted.pop(key, None)
         for task in tuple(self.children.pop(key, {}).values()):
             task.cancel()
 
@@ -50,10 +53,20 @@ class DaskChildren:
             if parent is not None:
                 task = asyncio.get_running_loop().create_task(self._child(parent, address, message))
                 self.children.setdefault(message.attempt, {})[message.call] = task
+        elif isinstance(message, Note):
+            self.note(message)
         elif isinstance(message, CancelChild):
             task = self.children.get(message.attempt, {}).get(message.call)
             if task is not None:
                 task.cancel()
+
+    def note(self, message: Note) -> None:
+        """A note from a body, by event or with its result (whichever comes first): handled once."""
+        parent = self.parents.get(message.attempt)
+        seen = self.noted.setdefault(message.attempt, set())
+        if parent is not None and message.seq not in seen:
+            seen.add(message.seq)
+            receive_note(parent, message.kind, message.payload)
 
     async def _child(self, parent: Action, address: str, message: CallChild) -> None:
         limits = self.limits.setdefault(message.attempt, {})
