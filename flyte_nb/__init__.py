@@ -55,6 +55,7 @@ from .engine.slots import PoolStatistics
 from . import errors
 from .errors import (
     ActionDeadlineError,
+    ActionQueuedTimeoutError,
     ActionTimeoutError,
     ConfigurationError,
     DeadlockError,
@@ -79,6 +80,7 @@ __all__ = [
     "APPLE_SILICON",
     "Action",
     "ActionDeadlineError",
+    "ActionQueuedTimeoutError",
     "ActionTimeoutError",
     "AsyncFunctionTaskTemplate",
     "Backoff",
