@@ -29,9 +29,14 @@ _KEPT = 1024
 _open: OrderedDict[tuple[str, str], Report] = OrderedDict()
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:12px}} nav span{{margin-right:12px;font-weight:bold}}
-section{{border-top:1px solid #ccc;padding:8px 0}}</style></head>
-<body><nav>{nav}</nav>{body}</body></html>"""
+<style>body{{font-family:sans-serif;margin:12px}} .flyte-report-tabs>input{{position:absolute;opacity:0}}
+.flyte-report-tabs>label{{display:inline-block;padding:4px 12px;margin-right:4px;border:1px solid #ccc;
+border-bottom:none;border-radius:4px 4px 0 0;cursor:pointer;background:#f4f4f4}}
+.flyte-report-tabs>section{{display:none;border-top:1px solid #ccc;padding:8px 0}}
+{rules}</style></head>
+<body><div class="flyte-report-tabs">{tabs}{body}</div></body></html>"""
+_RULE = ("#flyte-tab-{i}:checked~section.flyte-tab-{i}{{display:block}}"
+         " #flyte-tab-{i}:checked+label{{background:#fff;font-weight:bold}}")
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Report:
     remote: bool = False  # in a worker: changes go to the kernel, which keeps the report
     run: str | None = None  # whose report it is (None for the throwaway)
     action: str | None = None
+    version: int = 0  # changes so far: a view redraws when it moves
 
     def __post_init__(self) -> None:
         self.tabs.setdefault(MAIN, Tab(MAIN, report=self))
@@ -83,17 +89,21 @@ class Report:
         return self.tabs[name]
 
     def get_final_report(self) -> str:
-        """The report as one HTML page (tabs as sections; an empty ``main`` is left out)."""
+        """The report as one HTML page: its tabs switch with CSS alone (no script), so the page works
+        in a sandboxed frame; an empty ``main`` is left out."""
         shown = [tab for name, tab in self.tabs.items() if tab.content or name != MAIN]
-        nav = "".join(f"<span>{html.escape(tab.name)}</span>" for tab in shown)
-        body = "".join(f'<section data-tab="{html.escape(tab.name)}"><h2>{html.escape(tab.name)}</h2>'
-                       f"{tab.get_html()}</section>" for tab in shown)
-        return _PAGE.format(title=html.escape(self.name), nav=nav, body=body)
+        tabs = "".join(f'<input type="radio" name="flyte-tab" id="flyte-tab-{i}"{" checked" if i == 0 else ""}>'
+                       f'<label for="flyte-tab-{i}">{html.escape(tab.name)}</label>' for i, tab in enumerate(shown))
+        body = "".join(f'<section class="flyte-tab-{i}" data-tab="{html.escape(tab.name)}">{tab.get_html()}</section>'
+                       for i, tab in enumerate(shown))
+        rules = "\n".join(_RULE.format(i=i) for i in range(len(shown)))
+        return _PAGE.format(title=html.escape(self.name), tabs=tabs, body=body, rules=rules)
 
     def changed(self, tab: str, op: str, content: str) -> None:
         if self.remote:
             send_note("report", dumps((tab, op, content)))
         else:
+            self.version += 1
             self.save()
             for listener in tuple(listeners):
                 listener(self)
@@ -123,6 +133,21 @@ def _report(run: str, action: str, task: str, remote: bool = False) -> Report:
         while len(_open) > _KEPT:
             _open.popitem(last=False)
     return report
+
+
+def open_reports(run: str) -> list[Report]:
+    """The reports of ``run`` this kernel holds (those with content), in action order."""
+    found = [r for (name, _), r in tuple(_open.items()) if name == run and not r.remote and r.has_content()]
+    return sorted(found, key=lambda r: int(r.action[1:]) if r.action and r.action[1:].isdigit() else 0)
+
+
+def read_report(run: str, action: str) -> str | None:
+    """The kept page of one action's report, or None (also for names that would leave the reports folder)."""
+    folder = (home_dir() / "reports").resolve()
+    path = (folder / run / f"{action}.html").resolve()
+    if folder not in path.parents or not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8")
 
 
 def current_report() -> Report:
@@ -202,7 +227,8 @@ def show(run: Any) -> Any:
     for action, page in reports_of(run).items():
         frame = html.escape(page, quote=True)
         shown.append(HTML(f'<div><b>report of {html.escape(action)}</b>'
-                          f'<iframe srcdoc="{frame}" style="width:100%;height:320px;border:1px solid #ccc"></iframe></div>'))
+                          f'<iframe sandbox="allow-scripts" srcdoc="{frame}" '
+                          'style="width:100%;height:320px;border:1px solid #ccc"></iframe></div>'))
     for item in shown:
         display(item)
     return shown
