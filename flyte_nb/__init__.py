@@ -72,7 +72,7 @@ from .errors import (
 from .secrets import Secret, SecretRequest
 from .traced import trace
 from .triggers import Cron, FixedRate, OnArtifact, Trigger, TriggeredArtifact, TriggeredPartition, TriggerTime
-from . import io, report  # noqa: E402 - flyte.io.File, flyte.report.log as in the SDK
+from . import durable, io, report  # noqa: E402 - flyte.io.File, flyte.report.log as in the SDK
 
 
 __all__ = [
@@ -167,6 +167,7 @@ __all__ = [
     "map",
     "new_condition",
     "rate_limit",
+    "durable",
     "report",
     "rerun",
     "run",
