@@ -55,6 +55,7 @@ from .engine.slots import PoolStatistics
 from . import errors
 from .errors import (
     ActionDeadlineError,
+    ActionQueuedTimeoutError,
     ActionTimeoutError,
     ConfigurationError,
     DeadlockError,
@@ -71,7 +72,7 @@ from .errors import (
 from .secrets import Secret, SecretRequest
 from .traced import trace
 from .triggers import Cron, FixedRate, OnArtifact, Trigger, TriggeredArtifact, TriggeredPartition, TriggerTime
-from . import io, report  # noqa: E402 - flyte.io.File, flyte.report.log as in the SDK
+from . import durable, io, report  # noqa: E402 - flyte.io.File, flyte.report.log as in the SDK
 
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "APPLE_SILICON",
     "Action",
     "ActionDeadlineError",
+    "ActionQueuedTimeoutError",
     "ActionTimeoutError",
     "AsyncFunctionTaskTemplate",
     "Backoff",
@@ -165,6 +167,7 @@ __all__ = [
     "map",
     "new_condition",
     "rate_limit",
+    "durable",
     "report",
     "rerun",
     "run",

@@ -2,7 +2,9 @@
 
 Each attempt of an action saves to its own file under the flyte_nb home
 (``checkpoints/RUN/ACTION/attempt-N``); ``load`` restores the newest file an earlier attempt of
-the same action saved. As in the SDK, bytes and files are kept as one payload (restored at
+the same action saved. A body in a worker (process, container, Dask) has no such folder: the
+kernel sends the newest earlier checkpoint with the attempt, and a save goes back as a note that
+the kernel writes there, so a retry resumes wherever each attempt runs. As in the SDK, bytes and files are kept as one payload (restored at
 ``path / "payload"``) and a folder as a gzip tar of its entries (restored under ``path``).
 """
 
@@ -18,6 +20,8 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 from .data.home import home_dir
+from .engine.action import Action
+from .engine.attempt_state import AttemptInfo, kept, register, send_note
 
 _PAYLOAD = "payload"
 _KEPT = 256
@@ -50,9 +54,11 @@ class BaseCheckpoint(ABC):
 class Checkpoint(BaseCheckpoint):
     """The checkpoint of one attempt: saves go to ``destination``, loads come from the newest earlier attempt."""
 
-    def __init__(self, folder: pathlib.Path, attempt: int) -> None:
+    def __init__(self, folder: pathlib.Path, attempt: int, *, remote: bool = False, shipped: bytes | None = None) -> None:
         self.folder = folder
         self.attempt = attempt
+        self.remote = remote  # in a worker: loads come from ``shipped``, saves go to the kernel
+        self.shipped = shipped
         self._workspace: pathlib.Path | None = None
 
     @property
@@ -62,11 +68,13 @@ class Checkpoint(BaseCheckpoint):
     @property
     def source(self) -> pathlib.Path | None:
         """The newest checkpoint an earlier attempt saved, if any."""
-        for attempt in range(self.attempt - 1, 0, -1):
-            candidate = self.folder / f"attempt-{attempt}"
-            if candidate.is_file():
-                return candidate
-        return None
+        if self.remote:
+            if self.shipped is None:
+                return None
+            arrived = pathlib.Path(tempfile.mkdtemp(prefix="flyte_nb-checkpoint-in-")) / "previous"
+            arrived.write_bytes(self.shipped)
+            return arrived
+        return newest_before(self.folder, self.attempt)
 
     remote_destination = property(lambda self: str(self.destination))
     remote_source = property(lambda self: None if self.source is None else str(self.source))
@@ -79,7 +87,7 @@ class Checkpoint(BaseCheckpoint):
         return self._workspace
 
     def prev_exists(self) -> bool:
-        return self.source is not None
+        return self.shipped is not None if self.remote else self.source is not None
 
     def load_sync(self) -> pathlib.Path | None:
         """Restore the previous attempt's checkpoint into ``path``: ``path/payload`` for a payload, else ``path``."""
@@ -98,8 +106,11 @@ class Checkpoint(BaseCheckpoint):
 
     def save_sync(self, data: pathlib.Path | str | bytes) -> None:
         """Keep ``data`` (bytes, a file, or a folder) as this attempt's checkpoint."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        partial = self.destination.with_suffix(".partial")
+        if self.remote:
+            partial = pathlib.Path(tempfile.mkdtemp(prefix="flyte_nb-checkpoint-out-")) / "checkpoint"
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial = self.destination.with_suffix(".partial")
         if isinstance(data, (bytes, bytearray, memoryview)):
             partial.write_bytes(bytes(data))
         else:
@@ -112,6 +123,10 @@ class Checkpoint(BaseCheckpoint):
                         archive.add(child, arcname=child.name)
             else:
                 shutil.copyfile(source, partial)
+        if self.remote:
+            send_note("checkpoint", partial.read_bytes())
+            shutil.rmtree(partial.parent, ignore_errors=True)
+            return
         partial.replace(self.destination)  # a crash mid-save leaves the previous checkpoint usable
 
     async def load(self) -> pathlib.Path | None:
@@ -124,15 +139,47 @@ class Checkpoint(BaseCheckpoint):
         return f"<Checkpoint {self.destination}>"
 
 
-def checkpoint_for(run: str, action: str, attempt: int) -> Checkpoint:
+def newest_before(folder: pathlib.Path, attempt: int) -> pathlib.Path | None:
+    """The newest checkpoint file in ``folder`` that an attempt before ``attempt`` saved."""
+    for earlier in range(attempt - 1, 0, -1):
+        candidate = folder / f"attempt-{earlier}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _folder(run: str, action: str) -> pathlib.Path:
+    return home_dir() / "checkpoints" / run / action
+
+
+def checkpoint_for(info: AttemptInfo) -> Checkpoint:
     """The checkpoint of this attempt (one object per attempt, so load and save share a workspace)."""
-    key = (run, action, attempt)
+    key = (info.run, info.action, info.attempt)
     checkpoint = _open.get(key)
     if checkpoint is None:
-        checkpoint = _open[key] = Checkpoint(home_dir() / "checkpoints" / run / action, attempt)
+        shipped = kept(info, "checkpoint") if info.remote else None
+        checkpoint = _open[key] = Checkpoint(_folder(info.run, info.action), info.attempt, remote=info.remote,
+                                             shipped=shipped)
         while len(_open) > _KEPT:
             _open.popitem(last=False)
     return checkpoint
+
+
+def _previous(action: Action) -> bytes | None:
+    """Kernel: the checkpoint an attempt starting in a worker resumes from (only retries have one)."""
+    if action.attempts <= 1:
+        return None
+    source = newest_before(_folder(action.run.name, action.name), action.attempts)
+    return source.read_bytes() if source is not None else None
+
+
+def _saved(action: Action, payload: bytes) -> None:
+    """Kernel: a worker body saved its checkpoint; keep it as the attempt's file."""
+    checkpoint = Checkpoint(_folder(action.run.name, action.name), action.attempts)
+    checkpoint.save_sync(payload)
+
+
+register("checkpoint", receive=_saved, provide=_previous)
 
 
 def latest_checkpoint(root: pathlib.Path, glob_pattern: str = "**/last.ckpt", *,

@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from .checkpoint import Checkpoint, checkpoint_for
-from .engine.context import current_action
+from .engine.attempt_state import current_custom_context, whoami
+from .engine.attempt_state import placement_names as _placement
 from .errors import ConfigurationError
-
-current_custom_context: ContextVar[Mapping[str, str]] = ContextVar("flyte_nb.custom_context", default={})
-"""Context metadata (``flyte.custom_context``) in force; actions started here inherit it."""
-
-_placement: dict[str, str | None] = {"project": None, "domain": None, "org": None}
 
 
 def set_placement(project: str | None = None, domain: str | None = None, org: str | None = None) -> None:
@@ -101,24 +96,24 @@ NULL_TASK_CONTEXT: Any = _NullTaskContext()
 
 
 def ctx() -> TaskContext:
-    """The running task's context, or a falsy null context outside a task."""
-    action = current_action.get()
-    if action is None:
+    """The running task's context (in the kernel or a worker), or a falsy null context outside a task."""
+    info = whoami()
+    if info is None:
         return NULL_TASK_CONTEXT
     return TaskContext(
-        action=ActionID(action.name, action.run.name, current_project(), current_domain(), _placement["org"]),
-        attempt_number=max(action.attempts - 1, 0),
+        action=ActionID(info.action, info.run, info.project or "default", info.domain or "development", info.org),
+        attempt_number=info.attempt - 1,
         custom_context=dict(current_custom_context.get()),
-        group=action.group_name,
-        tags=action.tags,
-        checkpoint=checkpoint_for(action.run.name, action.name, action.attempts),
-        run_start_time=datetime.fromtimestamp(action.run.started_at or action.queued_at, timezone.utc),
+        group=info.group,
+        tags=info.tags,
+        checkpoint=checkpoint_for(info),
+        run_start_time=datetime.fromtimestamp(info.run_started_at, timezone.utc),
     )
 
 
 def get_custom_context() -> dict[str, str]:
     """The context metadata passed to this action (empty outside a task, as in the SDK)."""
-    if current_action.get() is None:
+    if whoami() is None:
         return {}
     return dict(current_custom_context.get())
 

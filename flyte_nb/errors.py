@@ -18,6 +18,7 @@ from .runtime_errors import (
     ActionAbortedError,
     BaseRuntimeError,
     DeadlineExceededError,
+    MaxQueuedTimeExceededError,
     MaxRuntimeExceededError,
     NonRecoverableError,
     OOMError,
@@ -55,6 +56,20 @@ class ActionDeadlineError(ActionTimeoutError, DeadlineExceededError):
         ActionTimeoutError.__init__(self, task, seconds, attempt)
         self.args = (f"task `{task}` passed its deadline of {seconds:g}s (attempt {attempt}) and was stopped",)
         self.code = "DeadlineExceededError"
+
+
+class ActionQueuedTimeoutError(ActionTimeoutError, MaxQueuedTimeExceededError):
+    """An attempt waited for its slots longer than ``Timeout(max_queued_time=...)``; it never started.
+
+    It held nothing while it waited (all or nothing), so failing it releases nothing; retries
+    apply, each attempt with its own bound, as in Flyte.
+    """
+
+    def __init__(self, task: str, seconds: float, attempt: int) -> None:
+        ActionTimeoutError.__init__(self, task, seconds, attempt)
+        self.args = (f"task `{task}` attempt {attempt} waited for its slots longer than its max_queued_time of "
+                     f"{seconds:g}s and did not start",)
+        self.code = "MaxQueuedTimeExceededError"
 
 
 class RunAbortedError(FlyteNbError, ActionAbortedError):

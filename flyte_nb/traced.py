@@ -5,6 +5,10 @@ keep their type. Inside an action, each successful call's result is kept for tha
 action is retried, a call with the same function and inputs returns the kept result instead of
 running again (what Flyte's durable traces give a resumed run). Failed calls run again on retry.
 Outside a task a traced function is a plain call.
+
+In a worker the kept results live in the kernel, as in-kernel ones do: each successful call goes
+back as a note, and each attempt starts with what earlier attempts of its action kept, so a retry
+that lands on another worker or container still reuses them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
-from .engine.context import current_action
+from .data.pickling import by_value, loads
+from .engine.action import Action
+from .engine.attempt_state import kept as kept_state, register, send_note, whoami
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,17 +38,57 @@ def _key(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     return (func.__module__, func.__qualname__, text)
 
 
-def _store() -> dict[tuple, Any] | None:
-    action = current_action.get()
-    if action is None:
-        return None
-    name = (action.run.name, action.name)
+class _Kept(dict):
+    """The results kept for one action; in a worker, each one kept is also sent to the kernel."""
+
+    remote = False
+
+    def keep(self, key: Any, value: Any) -> None:
+        if key is _UNKEYED:
+            return
+        self[key] = value
+        if self.remote:
+            try:
+                send_note("trace", by_value((key, value)))
+            except Exception:  # noqa: BLE001 - an unpicklable result is only not reused on another worker
+                pass
+
+
+def _kept_for(run: str, action: str) -> _Kept:
+    name = (run, action)
     kept = _kept.get(name)
     if kept is None:
-        kept = _kept[name] = {}
+        kept = _kept[name] = _Kept()
         while len(_kept) > _KEPT_ACTIONS:
             _kept.popitem(last=False)
     return kept
+
+
+def _store() -> _Kept | None:
+    info = whoami()
+    if info is None:
+        return None
+    kept = _kept_for(info.run, info.action)
+    if info.remote and not kept.remote:
+        kept.remote = True
+        shipped = kept_state(info, "trace")
+        if shipped is not None:
+            kept.update(loads(shipped))
+    return kept
+
+
+def _provide(action: Action) -> bytes | None:
+    """Kernel: what earlier attempts of ``action`` kept, for an attempt starting in a worker."""
+    kept = _kept.get((action.run.name, action.name))
+    return by_value(dict(kept)) if kept else None
+
+
+def _receive(action: Action, payload: bytes) -> None:
+    key, value = loads(payload)
+    _kept_for(action.run.name, action.name)[key] = value
+
+
+register("trace", receive=_receive, provide=_provide)
 
 
 def trace(func: F) -> F:
@@ -59,8 +105,8 @@ def trace(func: F) -> F:
             async for item in func(*args, **kwargs):
                 items.append(item)
                 yield item
-            if kept is not None and key is not _UNKEYED:
-                kept[key] = items
+            if kept is not None:
+                kept.keep(key, items)
         return traced_agen  # type: ignore[return-value]
 
     if inspect.isgeneratorfunction(func):
@@ -74,8 +120,8 @@ def trace(func: F) -> F:
             for item in func(*args, **kwargs):
                 items.append(item)
                 yield item
-            if kept is not None and key is not _UNKEYED:
-                kept[key] = items
+            if kept is not None:
+                kept.keep(key, items)
         return traced_gen  # type: ignore[return-value]
 
     if inspect.iscoroutinefunction(func):
@@ -85,8 +131,8 @@ def trace(func: F) -> F:
             if kept is not None and key in kept:
                 return kept[key]
             result = await func(*args, **kwargs)
-            if kept is not None and key is not _UNKEYED:
-                kept[key] = result
+            if kept is not None:
+                kept.keep(key, result)
             return result
         return traced_async  # type: ignore[return-value]
 
@@ -96,7 +142,7 @@ def trace(func: F) -> F:
         if kept is not None and key in kept:
             return kept[key]
         result = func(*args, **kwargs)
-        if kept is not None and key is not _UNKEYED:
-            kept[key] = result
+        if kept is not None:
+            kept.keep(key, result)
         return result
     return traced  # type: ignore[return-value]

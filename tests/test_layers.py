@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "backends": 4,  # implement engine.backend.Backend over the worker protocol; never the API's objects
     "api": 5,
     # the SDK's module names (flyte.io, flyte.report ...) are the API too
-    "checkpoint": 5, "context": 5, "environ": 5, "io": 5, "report": 5, "secrets": 5, "traced": 5, "triggers": 5,
+    "checkpoint": 5, "context": 5, "durable": 5, "environ": 5, "io": 5, "report": 5, "secrets": 5, "traced": 5, "triggers": 5,
     "notebook": 6, "server": 6,
     "__init__": 7,  # the package itself: nothing inside imports it
 }

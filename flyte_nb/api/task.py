@@ -179,6 +179,7 @@ class TaskTemplate(Generic[P, R]):
             retry=self.retries,
             timeout=self.timeout,
             deadline=self.time_bounds.deadline,
+            max_queued=self.time_bounds.max_queued_time,
             tags=self.tags,
             throttle=self.throttle,
             env_pool=environment.pool,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..data.pickling import loads
 from ..data.serialization import ship_error, ship_output
 from ..engine import controller
+from ..engine.attempt_state import current_custom_context
 from ..engine.run_state import GroupStats
 from ..engine.slots import SlotPool
 from ..worker.protocol import CallChild, Outcome
@@ -45,6 +46,8 @@ async def child_outcome(parent: Action, message: CallChild, known: dict[str, Any
             group = _map_group(parent, message, maps)
             await group.pool.acquire()
             pool = group.pool
+        if message.custom:
+            current_custom_context.set(dict(message.custom))  # this task's own context: seen by the child
         value = await controller.call(task.spec, args, kwargs, parent, group, tuple(message.tags), message.index)
         return Outcome(True, ship_output(value, task.name))
     except asyncio.CancelledError:

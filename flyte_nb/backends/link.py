@@ -16,11 +16,12 @@ import sys
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..engine.attempt_state import info_for, receive_note
 from ..engine.output import record
 from ..engine.run_state import GroupStats
 from ..errors import WorkerDiedError
-from ..worker.protocol import (VERSION, Acquire, CallChild, CancelChild, ChildResult, Done, Message, Outcome, Output,
-                               Ready, Release, Run, Settle, decode, encode)
+from ..worker.protocol import (VERSION, Acquire, CallChild, CancelChild, ChildResult, Done, Message, Note, Outcome,
+                               Output, Ready, Release, Run, Settle, decode, encode)
 from . import limits
 from .child_calls import child_outcome
 
@@ -84,6 +85,10 @@ class Link:
             running = self.running.get(message.attempt)
             if running is not None:
                 running.children[message.call] = self.loop.create_task(self._child(running, message))
+        elif isinstance(message, Note):
+            running = self.running.get(message.attempt)
+            if running is not None:
+                receive_note(running.action, message.kind, message.payload)
         elif isinstance(message, CancelChild):
             running = self.running.get(message.attempt)
             task = running.children.get(message.call) if running is not None else None
@@ -137,7 +142,7 @@ class Link:
         """Send one attempt; the future gets its outcome (or ``WorkerDiedError`` if the link closes)."""
         reply: asyncio.Future[Outcome] = self.loop.create_future()
         self.running[attempt] = _Running(action, reply)
-        self.send(Run(attempt, key, None if key in self.functions else function, inputs))
+        self.send(Run(attempt, key, None if key in self.functions else function, inputs, info_for(action, remote=True)))
         self.functions.add(key)
         return reply
 

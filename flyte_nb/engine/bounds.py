@@ -1,12 +1,13 @@
 """How long an attempt may run: ``max_runtime`` per attempt, cut short by what is left of the
-task's ``deadline`` (counted from when the action was first queued, across all attempts)."""
+task's ``deadline`` (counted from when the action was first queued, across all attempts); and how
+long it may wait for its slots (``max_queued_time``, per attempt)."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
 
-from ..errors import ActionDeadlineError, ActionTimeoutError
+from ..errors import ActionDeadlineError, ActionQueuedTimeoutError, ActionTimeoutError
 
 if TYPE_CHECKING:
     from .action import Action
@@ -30,3 +31,20 @@ def timeout_error(action: Action, attempt: int) -> ActionTimeoutError:
     if spec.deadline and (spec.timeout is None or time.time() - action.queued_at >= spec.deadline - _FLOOR):
         return ActionDeadlineError(spec.name, spec.deadline, attempt)
     return ActionTimeoutError(spec.name, spec.timeout or 0.0, attempt)
+
+
+def queue_budget(action: Action) -> float | None:
+    """Seconds the attempt may wait for its slots: ``max_queued_time``, cut short by the deadline."""
+    spec = action.spec
+    limit = spec.max_queued
+    if limit and spec.deadline:
+        limit = min(limit, max(spec.deadline - (time.time() - action.queued_at), _FLOOR))
+    return limit
+
+
+def queue_timeout_error(action: Action, attempt: int) -> ActionTimeoutError:
+    """The error of an attempt that waited too long for its slots (or past its deadline while waiting)."""
+    spec = action.spec
+    if spec.deadline and time.time() - action.queued_at >= spec.deadline - _FLOOR:
+        return ActionDeadlineError(spec.name, spec.deadline, attempt)
+    return ActionQueuedTimeoutError(spec.name, spec.max_queued or 0.0, attempt)

@@ -16,7 +16,7 @@ from typing import Any
 from .backend import get_backend
 from ..errors import ActionTimeoutError, RunAbortedError, TaskExitError, add_note, flyte_error, retryable
 from .action import Action, Attempt, Phase
-from .bounds import attempt_budget, timeout_error
+from .bounds import attempt_budget, queue_budget, queue_timeout_error, timeout_error
 from .context import current_action, current_group, current_tags
 from .events import EventKind
 from . import output
@@ -172,21 +172,22 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
     while True:
         action.attempts += 1
         attempt = action.attempts
+        error: BaseException | None = None
         if pools:
             if not try_acquire_all(pools):  # "waiting" only when it must: one event fewer per free start
-                try:
-                    await acquire_all(pools, lambda pool: _waiting(action, pool))
-                except asyncio.CancelledError:
-                    _finish(action, Phase.CANCELLED, None)
-                    raise
-            action.held = True
+                error = await _wait_for_slots(action, pools, attempt)
+            if error is None:
+                action.held = True
         started = time.time()
-        if action.started_at is None:
-            action.started_at = started
-        run.transition(action, Phase.RUNNING, (args, kwargs) if attempt == 1 else None)
-        deadline = _Deadline(budget) if (budget := attempt_budget(action)) else None
-        error: BaseException
+        deadline = None
+        if error is None:
+            if action.started_at is None:
+                action.started_at = started
+            run.transition(action, Phase.RUNNING, (args, kwargs) if attempt == 1 else None)
+            deadline = _Deadline(budget) if (budget := attempt_budget(action)) else None
         try:
+            if error is not None:  # it waited longer than its max_queued_time: it never started
+                raise error
             result = await backend.execute(action, args, kwargs)
         except asyncio.CancelledError:
             if deadline is None or not deadline.fired or run.aborting:
@@ -231,6 +232,23 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
         error = flyte_error(error)
         _finish(action, phase, error)
         raise error
+
+
+async def _wait_for_slots(action: Action, pools: tuple[SlotPool, ...], attempt: int) -> BaseException | None:
+    """Acquire ``pools`` (all or nothing); the timeout error if ``max_queued_time`` passed first."""
+    guard = _Deadline(budget) if (budget := queue_budget(action)) else None
+    try:
+        await acquire_all(pools, lambda pool: _waiting(action, pool))
+    except asyncio.CancelledError:
+        if guard is None or not guard.fired or action.run.aborting:
+            _finish(action, Phase.CANCELLED, None)
+            raise
+        guard.absorb()
+        return queue_timeout_error(action, attempt)  # acquire_all gave back whatever it had taken
+    finally:
+        if guard is not None:
+            guard.handle.cancel()
+    return None
 
 
 def _waiting(action: Action, pool: SlotPool) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
+import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -67,6 +69,25 @@ class Image:
         if not path.is_file():
             raise ConfigurationError(f"Image.from_dockerfile: no Dockerfile at {str(path)!r}")
         return cls(dockerfile=str(path.resolve()), name=name)
+
+    @classmethod
+    def from_uv_script(cls, script: str | Path, *, name: str | None = None, python_version: object = None,
+                       **_flyte_options: object) -> Image:
+        """A Debian image with the dependencies of a uv script's ``# /// script`` header (PEP 723)."""
+        path = Path(script)
+        if not path.is_file():
+            raise ConfigurationError(f"Image.from_uv_script: no script at {str(path)!r}")
+        block = re.search(r"^# /// script\s*$(.*?)^# ///\s*$", path.read_text(), re.M | re.S)
+        if block is None:
+            raise ConfigurationError(f"Image.from_uv_script: {path} has no '# /// script' header listing its dependencies")
+        header = "\n".join(line[2:] if line.startswith("# ") else line[1:] for line in block.group(1).splitlines())
+        try:
+            dependencies = tomllib.loads(header).get("dependencies", [])
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigurationError(f"Image.from_uv_script: the header of {path} is not TOML: {error}") from None
+        image = cls.from_debian_base(python_version=python_version, name=name)
+        wanted = [d for d in dependencies if re.split(r"[\s<>=!~\[;]", d, maxsplit=1)[0].lower() != "flyte"]
+        return image.with_pip_packages(*wanted) if wanted else image  # flyte itself: flyte_nb's runtime stands in
 
     def with_pip_packages(self, *packages: str, **_flyte_options: object) -> Image:
         return replace(self, pip_packages=self.pip_packages + _names("pip packages", packages))

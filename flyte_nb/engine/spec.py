@@ -63,6 +63,7 @@ class TaskSpec:
     retry: RetryPolicy = NO_RETRY
     timeout: float | None = None
     deadline: float | None = None  # seconds from first queued to done, across attempts
+    max_queued: float | None = None  # seconds an attempt may wait for its slots
     tags: tuple[str, ...] = ()
     throttle: Mapping[str, Any] = field(default_factory=dict)
     env_pool: SlotPool | None = None

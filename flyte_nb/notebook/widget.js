@@ -1,6 +1,8 @@
 // Live view of one flyte_nb run: header, slot pools, group progress, recent results and errors.
 // The Python side sends one `state` snapshot at most ~10 times a second; this module redraws
-// from it, ticks the elapsed time locally, and sends {type: "abort"} / {type: "output"} messages.
+// from it, ticks the elapsed time locally, and sends {type: "abort"} / {type: "output"} / {type: "report"}
+// messages. Reports (flyte.report) show in sandboxed frames in their own section, redrawn only when a
+// report changes, so a frame is not reloaded ten times a second.
 
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -112,7 +114,39 @@ export default {
     const open = new Set(); // errors the user expanded
     let offset = 0;
     const root = h("div", { class: "flyte-nb-run" });
-    el.append(root);
+    const reportsRoot = h("div", { class: "flyte-nb-reports" });
+    const pages = new Map(); // action → {html, version} of the reports the user opened
+    let reportsDrawn = "";
+    el.append(root, reportsRoot);
+
+    function drawReports(force) {
+      const state = model.get("state");
+      const listed = (state && state.reports) || [];
+      const key = JSON.stringify(listed) + [...pages.entries()].map(([a, p]) => `${a}:${p.version}:${p.html === null}`).join();
+      if (!force && key === reportsDrawn) return;
+      reportsDrawn = key;
+      if (!listed.length) { reportsRoot.replaceChildren(); return; }
+      const rows = listed.map((r) => {
+        const page = pages.get(r.action);
+        if (page && page.version < r.version && !page.pending) { page.pending = true; model.send({ type: "report", action: r.action }); }
+        const toggle = h("a", {
+          class: "flyte-nb-link flyte-nb-report-toggle", href: "#",
+          onclick: (event) => {
+            event.preventDefault();
+            if (pages.has(r.action)) pages.delete(r.action);
+            else { pages.set(r.action, { html: null, version: r.version, pending: true }); model.send({ type: "report", action: r.action }); }
+            drawReports(true);
+          },
+        }, page ? "hide report" : "show report");
+        const frame = page && page.html !== null
+          ? h("iframe", { class: "flyte-nb-report-frame", sandbox: "allow-scripts", srcdoc: page.html, style: "width:100%;height:360px;border:1px solid #ccc" })
+          : null;
+        return h("div", { class: "flyte-nb-report", "data-action": r.action, "data-version": r.version },
+          h("span", { class: "flyte-nb-action" }, r.task), " ",
+          h("span", { class: "flyte-nb-report-tabs" }, r.tabs.join(" · ")), " ", toggle, frame);
+      });
+      reportsRoot.replaceChildren(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "reports"), rows));
+    }
 
     const outputLink = (action) => h("a", {
       class: "flyte-nb-link", href: "#",
@@ -153,9 +187,15 @@ export default {
       const state = model.get("state");
       if (state && state.server_time) offset = Date.now() / 1000 - state.server_time;
       draw();
+      drawReports(false);
     };
     const onMessage = (msg) => {
       if (msg && msg.type === "output") { outputs.set(msg.action, msg.text); draw(); }
+      if (msg && msg.type === "report" && pages.has(msg.action)) {
+        const listed = (model.get("state").reports || []).find((r) => r.action === msg.action);
+        pages.set(msg.action, { html: msg.html, version: listed ? listed.version : 0, pending: false });
+        drawReports(true);
+      }
     };
     model.on("change:state", onState);
     model.on("msg:custom", onMessage);

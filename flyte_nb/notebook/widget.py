@@ -19,6 +19,7 @@ from ..api.run import Run
 from ..engine.action import Phase
 from ..engine.events import Event, EventKind
 from ..engine.loop import engine
+from ..report import reports
 from .widget_state import Recent, snapshot, summary_line
 from .summary_html import summary_html
 
@@ -39,17 +40,32 @@ class RunWidget(anywidget.AnyWidget):
         self._scheduled = False
         self._last_flush = 0.0
         self.flushes = 0
-        super().__init__(state=snapshot(run.state, self._recent), **kwargs)
+        self._reports: dict[str, dict[str, Any]] = {}  # action → what the Reports section lists
+        super().__init__(state=dict(snapshot(run.state, self._recent), reports=[]), **kwargs)
         self.on_msg(self._on_message)
         engine().call_soon(self._attach)
 
     # ------------------------------------------------------------ engine thread
     def _attach(self) -> None:
         state = self._run.state
+        for report in reports.open_reports(state.name):
+            self._report_changed(report)
         if state.done.done():
             self._flush()
             return
         state.listeners.append(self._on_event)
+        reports.listeners.append(self._on_report)
+
+    def _on_report(self, report: reports.Report) -> None:
+        """Any thread (a sync body's): a report changed; the widget hears of it on the engine thread."""
+        if report.run == self._run.state.name:
+            engine().loop.call_soon_threadsafe(self._report_changed, report)
+
+    def _report_changed(self, report: reports.Report) -> None:
+        action = report.action or ""
+        self._reports[action] = {"action": action, "task": report.name, "version": report.version,
+                                 "tabs": [name for name, tab in report.tabs.items() if tab.content or name != "main"]}
+        self._schedule()
 
     def _on_event(self, event: Event) -> None:
         if event.kind is EventKind.ACTION:
@@ -59,8 +75,13 @@ class RunWidget(anywidget.AnyWidget):
                 self._recent.errors.append(event.action)
         elif event.kind is EventKind.RUN_FINISHED:
             event.run.listeners.remove(self._on_event)
+            if self._on_report in reports.listeners:
+                reports.listeners.remove(self._on_report)
             self._flush()  # the final counts, at once
             return
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
             delay = max(0.0, self._last_flush + 1.0 / MAX_RATE - time.monotonic())
@@ -71,6 +92,7 @@ class RunWidget(anywidget.AnyWidget):
         self._last_flush = time.monotonic()
         self.flushes += 1
         fresh = snapshot(self._run.state, self._recent)
+        fresh["reports"] = sorted(self._reports.values(), key=lambda r: int(r["action"][1:] or 0))
         context = self._run.state.context
         if context is not None:
             context.run(setattr, self, "state", fresh)
@@ -89,6 +111,10 @@ class RunWidget(anywidget.AnyWidget):
             except KeyError:
                 text = f"(no action {name})"
             self.send({"type": "output", "action": name, "text": text or "(no output)"})
+        elif kind == "report":
+            name = str(content.get("action", ""))
+            page = reports.read_report(self._run.name, name) or f"<p>(no report for action {name})</p>"
+            self.send({"type": "report", "action": name, "html": page})
 
     # ------------------------------------------------------------------ reprs
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ Routes (under the server's ``base_url``; JSON; Jupyter's token/cookie auth and X
     GET  flyte-nb/api/runs/<name>/actions/<n>    traceback, attempts, logs, value previews
     POST flyte-nb/api/runs/<name>/abort          {"reason": "..."} → 202; the owning kernel aborts
     GET  flyte-nb/runs/<name>                    redirect to JupyterLab with the run opened
+    GET  flyte-nb/reports/<name>/<action>        an action's flyte.report page (sandboxed HTML)
 
 Abort travels through the store (``runs.abort_request``), which the owning kernel's writer
 thread polls while it has live runs: it reaches a kernel whose shell is busy, one started by
@@ -30,6 +31,7 @@ from .handlers import (
     RunHandler,
     RunsHandler,
 )
+from .reports import ReportPageHandler
 
 _RUN = r"(?P<name>[^/]+)"
 
@@ -50,5 +52,6 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
         (url_path_join(base, "api/runs", _RUN, "abort"), AbortHandler),
         (url_path_join(base, "api", ".*"), NotFoundHandler),  # a JSON 404, not the server's HTML page
         (url_path_join(base, "runs", _RUN), OpenRunHandler),
+        (url_path_join(base, "reports", _RUN, r"(?P<action>[^/]+)"), ReportPageHandler),
     ])
     server_app.log.info("flyte_nb: Runs API at %sapi/runs", base + "/")

@@ -21,6 +21,7 @@ from tornado import web
 from ..data.store import Store, get_store
 from ..errors import StoreError
 from . import queries
+from .reports import action_with_report
 
 T = TypeVar("T")
 REAP_EVERY = 5.0  # seconds between checks for runs of kernels that died
@@ -133,7 +134,7 @@ class ActionHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self, name: str, number: str) -> None:
-        await self.answer(queries.action_detail, self.reader.store, name, whole_number("action number", number, 0),
+        await self.answer(action_with_report, self.reader.store, name, whole_number("action number", number, 0),
                           missing=f"run {name!r} has no action number {number}")
 
 

@@ -6,10 +6,15 @@ the kernel refuses a worker that speaks another one.
 
 Kernel → worker: ``Run`` (one attempt), ``ChildResult`` (a child call's outcome), ``Exit``.
 Worker → kernel: ``Ready``, ``Output`` (printed text), ``CallChild`` (a task call made inside the
-attempt: the kernel makes it an action), ``CancelChild``, ``Done`` (the attempt's outcome), and for
-limits used inside the body (``RateLimiter``, ``Semaphore``: the kernel's one budget, not the
-worker's): ``Acquire`` (answered like a call, by ``ChildResult``; withdrawn by ``CancelChild``),
-``Release`` (a semaphore slot) and ``Settle`` (a rate grant's real cost).
+attempt: the kernel makes it an action), ``CancelChild``, ``Note`` (what the body keeps for its run:
+report changes, traced results, checkpoints; see ``engine.attempt_state``), ``Done`` (the
+attempt's outcome), and for limits used inside the body (``RateLimiter``, ``Semaphore``: the
+kernel's one budget, not the worker's): ``Acquire`` (answered like a call, by ``ChildResult``;
+withdrawn by ``CancelChild``), ``Release`` (a semaphore slot) and ``Settle`` (a rate grant's real cost).
+
+Version 3 added ``Acquire``, ``Release`` and ``Settle``; version 4 ``Run.context`` (who the attempt
+is: ``flyte.ctx()`` in a worker), ``CallChild.custom`` (the ``custom_context`` in force at the call)
+and ``Note``.
 
 ``unwrap`` is the one kernel-side (and worker-side, for child results) place where an outcome
 becomes a value or a raised error with its remote traceback attached.
@@ -20,10 +25,11 @@ from __future__ import annotations
 import pickle
 from typing import Any, NamedTuple, Union
 
+from ..engine.attempt_state import AttemptInfo
 from ..engine.rates import Rate
 from ..errors import add_note
 
-VERSION = 3  # 3: Acquire, Release, Settle
+VERSION = 4
 
 
 class Outcome(NamedTuple):
@@ -47,6 +53,7 @@ class Run(NamedTuple):
     key: str  # content digest of the function: workers keep functions by it
     function: bytes | None  # None when the worker already has ``key``
     inputs: bytes  # cloudpickled (args, kwargs)
+    context: AttemptInfo | None = None  # who the attempt is, for ctx(), report, trace, checkpoints
 
 
 class Output(NamedTuple):
@@ -67,6 +74,7 @@ class CallChild(NamedTuple):
     limit: tuple[str, int] | None = None  # a map's (key, concurrency; 0 = none): the kernel holds its group and pool
     total: int | None = None  # a map's number of inputs, when its iterables have a length
     rate: Rate | None = None  # a map's rate: the kernel's pool of the map's group spaces the starts
+    custom: tuple[tuple[str, str], ...] = ()  # the custom_context in force where the call was made
 
 
 class CancelChild(NamedTuple):
@@ -104,6 +112,13 @@ class Settle(NamedTuple):
     actual: float
 
 
+class Note(NamedTuple):
+    attempt: str
+    kind: str  # "report", "trace", "checkpoint": the kernel hands it to that kind's handler
+    payload: bytes
+    seq: int = 0  # per attempt, from 1: a transport that may reorder (Dask) delivers each once
+
+
 class Done(NamedTuple):
     attempt: str
     outcome: Outcome
@@ -113,7 +128,8 @@ class Exit(NamedTuple):
     pass
 
 
-Message = Union[Outcome, Ready, Run, Output, CallChild, CancelChild, ChildResult, Done, Exit, Acquire, Release, Settle]
+Message = Union[Outcome, Ready, Run, Output, CallChild, CancelChild, ChildResult, Note, Done, Exit, Acquire, Release,
+                Settle]
 
 
 def encode(message: Message) -> bytes:

@@ -30,10 +30,11 @@ from typing import Any
 
 from ..data.pickling import by_value, loads
 from ..data.serialization import ship_error, ship_inputs, ship_output
+from ..engine.attempt_state import AttemptInfo, current_custom_context, current_remote
 from ..engine.bridge import await_only, drive, in_driven_code
 from ..engine.context import current_channel
 from ..errors import user_traceback
-from .protocol import Acquire, CallChild, CancelChild, ChildResult, Message, Outcome, Release, Run, Settle, unwrap
+from .protocol import Acquire, CallChild, CancelChild, ChildResult, Message, Note, Outcome, Release, Run, Settle, unwrap
 
 _MAX_FUNCTIONS = 256
 
@@ -41,10 +42,11 @@ _MAX_FUNCTIONS = 256
 class _Attempt:
     """One attempt running in this worker: its routing id and the loop tasks it started."""
 
-    __slots__ = ("id", "tasks", "calling")
+    __slots__ = ("id", "tasks", "calling", "notes")
 
     def __init__(self, attempt_id: str) -> None:
         self.id = attempt_id
+        self.notes = 0  # notes sent so far (their ``seq``)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.calling: concurrent.futures.Future[None] = concurrent.futures.Future()  # set at its first child call
 
@@ -140,7 +142,7 @@ class Runner:
         attempt = _Attempt(run.attempt)
         self.running[run.attempt] = attempt
         context = contextvars.copy_context()
-        context.run(_enter, attempt, self)
+        context.run(_enter, attempt, self, run.context)
         name = "task"
         try:
             func = self._function(run.key, run.function)
@@ -194,7 +196,8 @@ class Runner:
         self.calls[number] = reply
         inputs = ship_inputs(args, kwargs, task.name)
         try:
-            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit, total, rate))
+            custom = tuple(current_custom_context.get().items())
+            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit, total, rate, custom))
             _mark_calling(attempt)
             try:
                 outcome = await reply
@@ -221,7 +224,7 @@ class Runner:
         reply = self.loop.create_future()
         self.calls[number] = reply
         try:
-            self.send(Acquire(attempt.id, number, dumps(limit), cost))
+            self.send(Acquire(attempt.id, number, by_value(limit), cost))
             try:
                 outcome = await reply
             except asyncio.CancelledError:
@@ -238,7 +241,18 @@ class Runner:
 
     def settle_limit(self, ticket: tuple[str, int], limit: Any, charged: float, actual: float) -> None:
         """Grant ``ticket`` of ``charged`` units really used ``actual`` (any thread)."""
-        self.send(Settle(ticket[0], dumps(limit), charged, actual))
+        self.send(Settle(ticket[0], by_value(limit), charged, actual))
+
+    def note(self, kind: str, payload: bytes) -> None:
+        """What the running attempt keeps for its run (``engine.attempt_state``) goes to the kernel."""
+        attempt = current_attempt.get()
+        if attempt is None:
+            running = tuple(self.running.values())  # a thread the body started: the only attempt, if one
+            if len(running) != 1:
+                return
+            attempt = running[0]
+        attempt.notes += 1
+        self.send(Note(attempt.id, kind, payload, attempt.notes))
 
     def resolve(self, message: ChildResult) -> None:
         """A child's outcome arrived (any thread)."""
@@ -259,9 +273,11 @@ def _mark_calling(attempt: _Attempt) -> bool:
     return True
 
 
-def _enter(attempt: _Attempt, runner: Runner) -> None:
+def _enter(attempt: _Attempt, runner: Runner, info: AttemptInfo | None) -> None:
     current_attempt.set(attempt)
     current_channel.set(runner)
+    current_remote.set(info)
+    current_custom_context.set(dict(info.custom) if info is not None else {})
 
 
 async def _awaited(awaitable: Any) -> Any:

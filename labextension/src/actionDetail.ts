@@ -3,6 +3,7 @@ import { ActionDetail, ErrorInfo, Preview } from './api';
 import { Child, h } from './dom';
 import { formatDuration, formatTime } from './format';
 import { badge } from './parts';
+import { reportSection } from './report';
 
 export function renderActionDetail(action: ActionDetail): HTMLElement {
   const span = (a: number | null, b: number | null) => (a !== null && b !== null ? b - a : null);
@@ -46,6 +47,7 @@ export function renderActionDetail(action: ActionDetail): HTMLElement {
           )
         )
       ),
+    reportSection(action.report),
     section('Output', preview(action.output, 'no output recorded')),
     section('Inputs', preview(action.inputs, 'no inputs')),
     section(

@@ -162,6 +162,8 @@ export interface ActionDetail extends ActionRow {
   note?: string | null;
   output: Preview;
   inputs: Preview;
+  /** The path (under the base URL) of the action's flyte.report page, if it has one. */
+  report?: string | null;
 }
 
 export interface RunsQuery {

@@ -61,7 +61,7 @@ def test_depth_three_is_nine_actions_in_nine_containers(boxes):
     stored = _stored(run.name)
     assert [(a.name, a.parent_name, str(a.phase)) for a in stored.actions] == [
         (a.name, a.parent_name, "succeeded") for a in run.actions], "all 9 in the run store, as the tree ran"
-    view = snapshot(run._state)  # what the widget draws
+    view = snapshot(run.state)  # what the widget draws
     assert view["actions"] == 9 and view["counts"]["succeeded"] == 9
     stage_names = sorted(a.name for a in run.actions if a.task.endswith(".stage"))
     assert sorted(g["parent"] for g in view["groups"]) == stage_names  # each stage's map under its stage

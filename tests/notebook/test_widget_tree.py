@@ -66,5 +66,5 @@ def test_groups_made_in_workers_sit_under_their_parent_with_their_totals(kernel)
     assert all(g["total"] is not None for state in live for g in state["groups"]), "a total from the first snapshot"
     html = kernel.execute("from flyte_nb.notebook.widget_state import snapshot\n"
                           "from flyte_nb.notebook.summary_html import summary_html\n"
-                          "print(summary_html(snapshot(run._state)))")
+                          "print(summary_html(snapshot(run.state)))")
     assert f"{groups[1]['name']} (in a2 stage)" in html.stdout

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import distributed
 
 from ...data.serialization import ship_function, ship_inputs
+from ...engine.attempt_state import info_for
 from ...worker.protocol import Outcome, unwrap
 from ...engine.output import record
 from ...engine.slots import SlotPool
@@ -64,7 +65,7 @@ class DaskBackend(Backend):
         self._children = DaskChildren()
         self._waiters: dict[str, list[Any]] = {}  # key → [asyncio future, action, chunks recorded]
         self._futures: dict[str, distributed.Future] = {}
-        self._queued: list[tuple[str, str, bytes, bytes, str, tuple]] = []
+        self._queued: list[tuple[str, str, bytes, bytes, str, tuple, Any]] = []
         self._done: list[distributed.Future] = []
         self._done_lock = threading.Lock()
         self._collecting = False
@@ -191,9 +192,12 @@ class DaskBackend(Backend):
         self._children.begin(key, action)
         if not self._queued:
             loop.call_soon(self._submit, connection)
-        self._queued.append((key, shipped[0], shipped[1], inputs, spec.name, self._resources(connection, spec)))
+        self._queued.append((key, shipped[0], shipped[1], inputs, spec.name, self._resources(connection, spec),
+                             info_for(action, remote=True)))
         try:
-            ok, payload, remote_traceback, chunks, worker = await waiter
+            ok, payload, remote_traceback, chunks, worker, notes = await waiter
+            for note in notes:
+                self._children.note(note)
         except asyncio.CancelledError:
             self._cancel(connection, [key])
             raise
@@ -238,7 +242,7 @@ class DaskBackend(Backend):
             try:
                 futures = client.map(
                     run_action, [i[1] for i in items], [i[2] for i in items], [i[3] for i in items],
-                    [i[4] for i in items], [connection.topic] * len(items),
+                    [i[4] for i in items], [connection.topic] * len(items), [i[6] for i in items],
                     key=keys, pure=False, retries=0, resources=dict(resources) or None,
                 )
             except BaseException as error:  # noqa: BLE001 - fail these attempts, not the loop

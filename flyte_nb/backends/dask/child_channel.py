@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ...engine.attempt_state import receive_note
 from ...engine.run_state import GroupStats
-from ...worker.protocol import Acquire, CallChild, CancelChild, ChildResult, Release, Settle, decode, encode
+from ...worker.protocol import Acquire, CallChild, CancelChild, ChildResult, Note, Release, Settle, decode, encode
 from .. import limits as kernel_limits
 from ..child_calls import child_outcome
 from .on_worker import deliver
@@ -33,6 +34,7 @@ class DaskChildren:
         self.tasks: dict[str, Any] = {}  # task tokens sent by value → the task
         self.maps: dict[str, dict[str, GroupStats]] = {}  # attempt → the groups of its maps
         self.held: dict[str, dict[int, kernel_limits.KernelLimit]] = {}  # attempt → semaphore slots its body holds
+        self.noted: dict[str, set[int]] = {}  # attempt → seq of the notes already handled
         self.connection: _Connection | None = None
 
     def begin(self, key: str, action: Action) -> None:
@@ -42,6 +44,7 @@ class DaskChildren:
         """The attempt is over: cancel the children it still waits for."""
         self.parents.pop(key, None)
         self.maps.pop(key, None)
+        self.noted.pop(key, None)
         for task in tuple(self.children.pop(key, {}).values()):
             task.cancel()
         kernel_limits.release_all(self.held.pop(key, {}))
@@ -54,6 +57,8 @@ class DaskChildren:
             if parent is not None:
                 task = asyncio.get_running_loop().create_task(self._child(parent, address, message))
                 self.children.setdefault(message.attempt, {})[message.call] = task
+        elif isinstance(message, Note):
+            self.note(message)
         elif isinstance(message, CancelChild):
             task = self.children.get(message.attempt, {}).get(message.call)
             if task is not None:
@@ -70,6 +75,14 @@ class DaskChildren:
         elif isinstance(message, Settle):
             if message.attempt in self.parents:
                 kernel_limits.settle(message)
+
+    def note(self, message: Note) -> None:
+        """A note from a body, by event or with its result (whichever comes first): handled once."""
+        parent = self.parents.get(message.attempt)
+        seen = self.noted.setdefault(message.attempt, set())
+        if parent is not None and message.seq not in seen:
+            seen.add(message.seq)
+            receive_note(parent, message.kind, message.payload)
 
     async def _child(self, parent: Action, address: str, message: CallChild) -> None:
         maps = self.maps.setdefault(message.attempt, {})

@@ -27,7 +27,8 @@ import distributed
 
 from ...data.serialization import ship_error
 from ...errors import SerializationError
-from ...worker.protocol import ChildResult, Message, Outcome, Run, decode, encode
+from ...engine.attempt_state import AttemptInfo
+from ...worker.protocol import ChildResult, Message, Note, Outcome, Run, decode, encode
 from ...worker.runner import Runner
 
 _sink: contextvars.ContextVar[_Sink | None] = contextvars.ContextVar("flyte_nb_dask_sink", default=None)
@@ -50,6 +51,7 @@ class _Sink:
         self.topic = topic
         self.chunks: list[tuple[str, str]] = []
         self.pending: dict[str, list[str]] = {}
+        self.notes: list[Note] = []  # returned with the result too: events may arrive after it
         try:
             self.worker = distributed.get_worker()
         except ValueError:
@@ -125,6 +127,10 @@ def _runner(where: str) -> Runner:
 def _send(message: Message) -> None:
     """Worker → kernel through the scheduler: a worker event on the kernel's calls topic."""
     topic = _topics.get(getattr(message, "attempt", ""))
+    if isinstance(message, Note):
+        sink = _sink.get()
+        if sink is not None:
+            sink.notes.append(message)
     worker = _worker()
     if topic is not None and worker is not None:
         worker.log_event(topic, [worker.address, encode(message)])
@@ -153,9 +159,9 @@ def deliver(data: bytes) -> None:
             _the_runner.resolve(message)
 
 
-def run_action(function_key: str, function: bytes, inputs: bytes, task: str,
-               topic: str | None) -> tuple[bool, bytes, str, list[tuple[str, str]], str]:
-    """The Dask task of one attempt: ``(ok, result or error bytes, traceback, output chunks, worker)``."""
+def run_action(function_key: str, function: bytes, inputs: bytes, task: str, topic: str | None,
+               context: AttemptInfo | None = None) -> tuple[bool, bytes, str, list[tuple[str, str]], str, list[Note]]:
+    """The Dask task of one attempt: ``(ok, result or error bytes, traceback, output chunks, worker, notes)``."""
     _install()
     worker = _worker()
     where, key = (worker.address, worker.get_current_task()) if worker is not None else ("local", None)
@@ -176,7 +182,7 @@ def run_action(function_key: str, function: bytes, inputs: bytes, task: str,
                 f"task `{task}` cannot be loaded on dask worker {where}: {type(error).__name__}: {error} (install the "
                 "module it needs on the workers, or define the code in the notebook so it ships by value)")))
         else:
-            outcome = runner.execute(Run(attempt, function_key, None, inputs))
+            outcome = runner.execute(Run(attempt, function_key, None, inputs, context))
     finally:
         try:
             with _running_lock:
@@ -185,7 +191,7 @@ def run_action(function_key: str, function: bytes, inputs: bytes, task: str,
             pass
         _topics.pop(attempt, None)
         _sink.reset(token)
-    return outcome.ok, outcome.payload, outcome.traceback, sink.close(), where
+    return outcome.ok, outcome.payload, outcome.traceback, sink.close(), where, sink.notes
 
 
 def _stop_keys(keys: Iterable[str]) -> int:
