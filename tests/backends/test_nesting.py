@@ -97,7 +97,10 @@ def test_a_tag_throttle_serialises_only_the_tagged_children(tasks):
     run = flyte.with_runcontext(throttle={"print": 1}).run(tasks.speakers)
     ann, bob, cy = run.outputs(timeout=60)
     assert peak([ann, bob]) == 1
-    assert peak([ann, bob, cy]) == 2  # the untagged one ran beside a tagged one
+    recorded = [(a.started_at, a.ended_at) for a in run.actions if a.parent is not None]
+    # the untagged one ran beside a tagged one: measured in the bodies, or (a container per child,
+    # whose start-up jitter can exceed the 0.2 s bodies) in the actions the engine ran at once
+    assert peak([ann, bob, cy]) == 2 or (tasks.slow and peak(recorded) == 2), recorded
     assert all(s.holders == 0 for s in run.statistics())
 
 
