@@ -12,23 +12,21 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from ..data import recorder
-from ..data.cache import loads
 from ..data.store import RUN_PHASES, Store, get_store, recording_enabled
 from ..data.origin import run_url
 from ..engine.action import Phase
-from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError, StoreError, add_note
+from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError, StoreError
+from .action_pages import ActionList, peak_concurrency
 from .run import Run, RunContext, kernel_runs, wait_seconds
+from .stored_action import ACTIONS as _ACTIONS, StoredAction, _error, _rows, stored_run_id
 from .task import TaskTemplate
 
 _FINAL = ("succeeded", "failed", "aborted")
-_ACTIONS = ("SELECT a.*, t.name AS task_name, t.backend AS task_backend FROM actions a JOIN tasks t ON t.id = a.task "
-            "WHERE a.run = ?")
 
 
 def _store() -> Store | None:
@@ -38,37 +36,6 @@ def _store() -> Store | None:
     recorder.flush()
     store.reap()
     return store
-
-
-def _rows(store: Store, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
-    with store.reading() as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(row) for row in conn.execute(sql, params)]
-
-
-def _value(store: Store, value: bytes | str | None, what: str, note: str | None) -> Any:
-    """Unpickle a recorded value (inline bytes, or the digest of its file)."""
-    if value is None:
-        raise StoreError(f"{what} was not recorded" + (f" ({note})" if note else ""))
-    return loads(store.unpack(value))
-
-
-def _error(store: Store, fields: dict[str, Any], where: str) -> BaseException | None:
-    """The recorded error with its own type when it unpickles, else a :class:`RecordedError`."""
-    if not fields.get("error_type"):
-        return None
-    text = fields.get("error_traceback")
-    error: BaseException | None = None
-    if fields.get("error_blob"):
-        try:
-            error = _value(store, fields["error_blob"], "error", None)
-        except Exception:  # noqa: BLE001 - the class may not exist in this kernel
-            error = None
-    if not isinstance(error, BaseException):
-        return RecordedError(fields["error_type"], fields.get("error_message") or "", text)
-    if text:
-        add_note(error, f"recorded traceback ({where}):\n{text.rstrip()}")
-    return error
 
 
 def _phase_names(status: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -113,85 +80,12 @@ def get_run(name: str) -> Run | StoredRun:
     return StoredRun(store, rows[0])
 
 
-class StoredAction:
-    """One recorded action: what :class:`~flyte_nb.Action` shows, plus its recorded values."""
-
-    def __init__(self, store: Store, run: str, row: dict[str, Any]) -> None:
-        self._store = store
-        self._row = row
-        self.run_name = run
-        self.number: int = row["number"]
-        self.parent_number: int | None = row["parent"]
-        self.task: str = row["task_name"]
-        self.group_name: str | None = row["grp"]
-        self.tags: tuple[str, ...] = tuple(json.loads(row["tags"])) if row["tags"] else ()
-        self.backend: str | None = row["task_backend"]
-        self.index: int | None = row["map_index"]
-        self.phase = Phase[row["phase"].upper()]
-        self.attempts: int = row["attempts"]
-        self.queued_at: float | None = row["queued_at"]
-        self.started_at: float | None = row["started_at"]
-        self.ended_at: float | None = row["ended_at"]
-        self.cache_key: str | None = row["cache_key"]
-        self.error_type: str | None = row["error_type"]
-        self.error_message: str | None = row["error_message"]
-        self.traceback: str | None = row["error_traceback"]
-        self.note: str | None = row["note"]
-        self._error: BaseException | None = None
-
-    @property
-    def name(self) -> str:
-        return f"a{self.number}"
-
-    @property
-    def parent_name(self) -> str | None:
-        return None if self.parent_number is None else f"a{self.parent_number}"
-
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None:
-            return None
-        return (self.ended_at or time.time()) - self.started_at
-
-    @property
-    def error(self) -> BaseException | None:
-        if self._error is None:
-            self._error = _error(self._store, self._row, f"action {self.name} of run {self.run_name}")
-        return self._error
-
-    def inputs(self) -> dict[str, Any]:
-        """The action's inputs by parameter name."""
-        return _value(self._store, self._row["inputs"], f"inputs of action {self.name}", self.note)
-
-    def output(self) -> Any:
-        """What the action returned (succeeded or cached actions)."""
-        if self.phase not in (Phase.SUCCEEDED, Phase.CACHED):
-            raise StoreError(f"action {self.name} of run {self.run_name} has no output: it is {self.phase}")
-        return _value(self._store, self._row["outputs"], f"output of action {self.name}", self.note)
-
-    def attempt_history(self) -> list[dict[str, Any]]:
-        """Every attempt of a retried action: number, phase, timings, error type and message."""
-        return _rows(self._store, "SELECT number, phase, started_at, ended_at, error_type, error_message, "
-                     "error_traceback FROM attempts WHERE run = ? AND action = ? ORDER BY number",
-                     (self._row["run"], self.number))
-
-    @property
-    def logs(self) -> str:
-        """What the body printed (stdout and stderr, the last 256 KiB), as recorded."""
-        rows = _rows(self._store, "SELECT text FROM logs WHERE run = ? AND action = ?", (self._row["run"], self.number))
-        return rows[0]["text"] if rows else ""
-
-    def __repr__(self) -> str:
-        return f"<StoredAction {self.name} {self.task} {self.phase} attempts={self.attempts}>"
-
-
 class StoredRun:
     """A run read from the run store; the reading API of :class:`~flyte_nb.Run`."""
 
     def __init__(self, store: Store, row: dict[str, Any]) -> None:
         self._store = store
         self._row = row
-        self._actions: list[StoredAction] | None = None
         self._error: BaseException | None = None
 
     # ----------------------------------------------------------- identity
@@ -256,7 +150,6 @@ class StoredRun:
         """Read the run again (it may still be going in another kernel)."""
         self._store.reap()
         self._row = _rows(self._store, "SELECT * FROM runs WHERE name = ?", (self.name,))[0]
-        self._actions = None
         self._error = None
         return self
 
@@ -294,11 +187,10 @@ class StoredRun:
         return self._error
 
     @property
-    def actions(self) -> list[StoredAction]:
-        if self._actions is None:
-            rows = _rows(self._store, f"{_ACTIONS} ORDER BY a.number", (self._row["id"],))
-            self._actions = [StoredAction(self._store, self.name, row) for row in rows]
-        return list(self._actions)
+    def actions(self) -> ActionList:
+        """Every recorded action in call order, read from the store page by page (bounded memory)."""
+        run_id = self._row["id"]
+        return ActionList(self._store, self.name, lambda: run_id)
 
     def action(self, name: str) -> StoredAction:
         number = int(name[1:]) if isinstance(name, str) and name[:1] == "a" and name[1:].isdigit() else -1
@@ -310,33 +202,23 @@ class StoredRun:
     @property
     def errors(self) -> list[StoredAction]:
         """The actions that failed or timed out."""
-        return [a for a in self.actions if a.phase in (Phase.FAILED, Phase.TIMED_OUT)]
+        rows = _rows(self._store, f"{_ACTIONS} AND a.phase IN ('failed', 'timed_out') ORDER BY a.number",
+                     (self._row["id"],))
+        return [StoredAction(self._store, self.name, row) for row in rows]
 
     @property
     def groups(self) -> dict[str, dict[str, int]]:
         """Per group: counts per phase."""
         groups: dict[str, dict[str, int]] = {}
-        for action in self.actions:
-            if action.group_name is not None:
-                counts = groups.setdefault(action.group_name, {str(p): 0 for p in Phase})
-                counts[str(action.phase)] += 1
+        for row in _rows(self._store, "SELECT grp, phase, count(*) AS n FROM actions WHERE run = ? AND grp IS NOT NULL "
+                         "GROUP BY grp, phase ORDER BY min(number)", (self._row["id"],)):
+            groups.setdefault(row["grp"], {str(p): 0 for p in Phase})[row["phase"]] = row["n"]
         return groups
 
     def peak_concurrency(self, task: TaskTemplate | str | None = None, tag: str | None = None) -> int:
         """The most actions (other than the driver) that ran at one instant, from recorded times."""
         name = task.name if isinstance(task, TaskTemplate) else task
-        edges: list[tuple[float, int]] = []
-        for action in self.actions:
-            if action.parent_number is None or action.started_at is None or action.phase is Phase.CACHED:
-                continue
-            if (name is not None and action.task != name) or (tag is not None and tag not in action.tags):
-                continue
-            edges += [(action.started_at, 1), (action.ended_at or float("inf"), -1)]
-        level = top = 0
-        for _, step in sorted(edges):
-            level += step
-            top = max(top, level)
-        return top
+        return peak_concurrency(self._store, self._row["id"], name, tag)
 
     # -------------------------------------------------------------- retry
     def retry_failed(self, task: TaskTemplate | None = None, name: str | None = None) -> Run:
@@ -381,7 +263,7 @@ class StoreRecords:
     def stored(self, action: Any) -> StoredAction:
         recorder.flush()
         run = action.run.name
-        rows = _rows(self.store, f"{_ACTIONS} AND a.number = ?", (_run_id(self.store, run), action.number))
+        rows = _rows(self.store, f"{_ACTIONS} AND a.number = ?", (stored_run_id(self.store, run), action.number))
         if not rows:
             raise StoreError(f"action {action.name} of run {run} is not recorded (yet)")
         return StoredAction(self.store, run, rows[0])
@@ -396,13 +278,6 @@ class StoreRecords:
 
     def attempt_history(self, action: Any) -> list[dict[str, Any]]:
         return self.stored(action).attempt_history()
-
-
-def _run_id(store: Store, name: str) -> int:
-    rows = _rows(store, "SELECT id FROM runs WHERE name = ?", (name,))
-    if not rows:
-        raise StoreError(f"run {name} is not in the run store at {store.path}")
-    return rows[0]["id"]
 
 
 def _known_task(name: str) -> TaskTemplate | None:

@@ -77,6 +77,7 @@ YIELD_EVERY = 200  # rows of Python work between pauses that hand the GIL back t
 YIELD_PAUSE = 0.0001
 HIGH_WATER = 8_192  # queued events of one run (~1.5 MB) beyond which the engine waits for the writer
 CATCH_UP_WAIT = 5.0  # longest such a wait
+WINDOW = 10_000  # finished actions a recorded run keeps in memory (~3 MB); older ones are read from the store
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
 _NONE = object()  # not in RunLog.started (never queued either: iter(popleft, _NONE) pops until stopped)
 
@@ -378,7 +379,7 @@ class RunLog:
         groups = {g.name: [g.total, g.pool.capacity if g.pool is not None else None] for g in list(state.groups.values())}
         pools = {p.name: p.capacity for p in list(state.pools.values())}
         return (phase, state.started_at, state.ended_at if finished else None, time.time(),
-                state.abort_reason if phase == "aborted" else None, len(state.actions), json.dumps(counts), *error,
+                state.abort_reason if phase == "aborted" else None, state.action_count, json.dumps(counts), *error,
                 json.dumps(groups), json.dumps(pools), self.run_id)
 
     def committed(self) -> None:
@@ -503,6 +504,7 @@ def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True
     run_log.on_abort = on_abort
     run_log.cache = state.cache = RunCache(store, run_log.push, read=read_cache, write=write_cache, previous=previous)
     state.listeners.append(run_log)
+    state.window = WINDOW  # finished actions beyond the recent ones leave the kernel: the store has them
     writer.add(run_log)
     return state.name
 
