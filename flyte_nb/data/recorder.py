@@ -57,6 +57,7 @@ from ..engine.spec import TaskSpec
 from ..errors import StoreError
 from . import origin
 from .cache import Note, Prepared, RunCache, previous_outputs, task_info
+from .occupancy import Occupancy
 from .rows import (
     ACTION_WIDTH,
     INSERT_ACTIONS,
@@ -121,6 +122,7 @@ class RunLog:
         self._tasks: dict[TaskSpec, int] = {}  # spec → tasks.id
         self._catch_up_at = 3 * HIGH_WATER  # in queue items: three per event
         self.drained = threading.Event()  # set by the writer each time it has taken the queue
+        self.occupancy = Occupancy(state)  # the timeline, kept as the run goes (writer thread)
 
     # ------------------------------------------------------- engine thread
     def push(self, item: tuple) -> None:
@@ -211,6 +213,8 @@ class RunLog:
         done = len(self.done) // 3 * 3  # then these: the earlier events of their actions are all queued by now
         kept = self.kept
         pop = queue.popleft
+        ended: list[Action] = []  # for the timeline: what ended, and what runs, as drained
+        running: list[Action] = []
         for _ in range(len(queue) // 3):  # only what is there now; more may arrive meanwhile
             action = pop()
             phase = pop()
@@ -218,16 +222,23 @@ class RunLog:
             if phase is KEPT_ARG:
                 pending[action] = _RUNNING
                 kept.arg[action] = payload
+                running.append(action)
                 continue
             if phase is KEPT_ARGS:
                 pending[action] = _RUNNING
                 kept.args[action] = payload
+                running.append(action)
                 continue
             if phase is KEPT_OUTPUT:
                 pending[action] = _SUCCEEDED
                 kept.outputs[action] = payload
+                ended.append(action)
                 continue
             pending[action] = phase
+            if phase >= _SUCCEEDED:
+                ended.append(action)
+            elif phase is _RUNNING:
+                running.append(action)
             if payload is None:
                 continue
             number = action.number
@@ -248,7 +259,9 @@ class RunLog:
             finished = items[0::3]
             collections.deque(map(pending.pop, finished, repeat(None)), maxlen=0)  # their earlier phases
             self.succeeded += items
-        self._show_running()
+            ended += finished
+        running += self._show_running()
+        self.occupancy.record(ended, running)
         for _ in range(settled):
             item = other.popleft()
             if item[0] == "c":
@@ -259,8 +272,8 @@ class RunLog:
                 self.run_phase = item[1]
         self.drained.set()
 
-    def _show_running(self) -> None:
-        """Running actions of ``started`` not written yet go in this batch, as running."""
+    def _show_running(self) -> list[Action]:
+        """Running actions of ``started`` not written yet go in this batch, as running; returns them all."""
         running = self.started.copy()  # one C call: the engine thread may change it at any moment
         shown = self.shown_running
         shown.intersection_update(running)
@@ -269,6 +282,7 @@ class RunLog:
                 self.pending[action] = _RUNNING
                 self.kept.arg[action] = running[action]
                 shown.add(action)
+        return list(running)
 
     def _take(self, number: int, prepared: Prepared | Note | None, output: bytes | str | None) -> None:
         if isinstance(prepared, Note):
@@ -325,8 +339,9 @@ class RunLog:
         cache_rows = [v for key, code, name, data, number, at in self.cache_rows
                       for v in (key, code, name, pack(data), run, number, at)]
         plain = self.succeeded_rows + plain
-        run_row = self._run_row() if self.run_dirty or plain or full else None
-        return plain, full, attempts, cache_rows, self._logs(run), run_row
+        logs = self._logs(run)
+        run_row = self._run_row() if self.run_dirty or plain or full or logs or self.occupancy.dirty else None
+        return plain, full, attempts, cache_rows, logs, run_row
 
     def _logs(self, run: int) -> list[Any]:
         """Rows (flat: run, action, text) for what actions printed; rewritten until each action ends."""
@@ -368,7 +383,7 @@ class RunLog:
             conn.execute(
                 "UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
                 "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ?, groups = ?, "
-                "pools = ? WHERE id = ?", run_row)
+                "pools = ?, group_counts = ?, timeline = ? WHERE id = ?", run_row)
 
     def _run_row(self) -> tuple:
         state = self.state
@@ -376,11 +391,15 @@ class RunLog:
         phase = state.phase if finished else self.run_phase
         counts = {str(p): n for p, n in zip(Phase, list(state.counts)) if n}
         error = error_fields(state.error, self.store) if finished else (None,) * 4
-        groups = {g.name: [g.total, g.pool.capacity if g.pool is not None else None] for g in list(state.groups.values())}
+        every = list(state.groups.values())
+        groups = {g.name: [g.total, g.pool.capacity if g.pool is not None else None] for g in every}
+        group_counts = {g.name: {str(p): n for p, n in zip(Phase, list(g.counts)) if n} for g in every}
         pools = {p.name: p.capacity for p in list(state.pools.values())}
+        if finished:
+            self.occupancy.sweep()  # the run has ended: everything is final
         return (phase, state.started_at, state.ended_at if finished else None, time.time(),
                 state.abort_reason if phase == "aborted" else None, state.action_count, json.dumps(counts), *error,
-                json.dumps(groups), json.dumps(pools), self.run_id)
+                json.dumps(groups), json.dumps(pools), json.dumps(group_counts), self.occupancy.to_json(), self.run_id)
 
     def committed(self) -> None:
         if self.cache_rows and self.cache is not None:
