@@ -146,8 +146,8 @@ def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, A
     detail["errors"] = [
         {"number": number, "name": f"a{number}", "task": task, "group": group, "type": kind, "message": message}
         for number, task, group, kind, message in conn.execute(
-            "SELECT a.number, t.name, a.grp, a.error_type, a.error_message FROM actions a JOIN tasks t ON t.id = a.task "
-            "WHERE a.run = ? AND a.error_type IS NOT NULL ORDER BY a.number LIMIT ?", (run_id, ERRORS_SHOWN))]
+            "SELECT a.number, t.name, a.grp, a.error_type, a.error_message FROM actions a INDEXED BY actions_errors "
+            "JOIN tasks t ON t.id = a.task WHERE a.run = ? AND a.error_type IS NOT NULL ORDER BY a.number LIMIT ?", (run_id, ERRORS_SHOWN))]
     return detail
 
 
