@@ -18,9 +18,10 @@ from typing import Any
 from ..data.store import RUN_PHASES, Store
 from ..data.origin import run_url
 from ..engine.action import Phase
-from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError
+from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError, StoreError
+from .action_pages import ActionList, peak_concurrency
 from .run import Run, kernel_runs, retry_run, wait_seconds
-from .stored import ACTIONS_SQL, StoredAction, open_store, recorded_error, rows_of
+from .stored import ACTIONS_SQL, StoredAction, open_store, recorded_error, rows_of, stored_run_id
 from .task import TaskTemplate
 
 _FINAL = ("succeeded", "failed", "aborted")
@@ -74,7 +75,6 @@ class StoredRun:
     def __init__(self, store: Store, row: dict[str, Any]) -> None:
         self._store = store
         self._row = row
-        self._actions: list[StoredAction] | None = None
         self._error: BaseException | None = None
 
     # ----------------------------------------------------------- identity
@@ -139,7 +139,6 @@ class StoredRun:
         """Read the run again (it may still be going in another kernel)."""
         self._store.reap()
         self._row = rows_of(self._store, "SELECT * FROM runs WHERE name = ?", (self.name,))[0]
-        self._actions = None
         self._error = None
         return self
 
@@ -177,11 +176,10 @@ class StoredRun:
         return self._error
 
     @property
-    def actions(self) -> list[StoredAction]:
-        if self._actions is None:
-            rows = rows_of(self._store, f"{ACTIONS_SQL} ORDER BY a.number", (self._row["id"],))
-            self._actions = [StoredAction(self._store, self.name, row) for row in rows]
-        return list(self._actions)
+    def actions(self) -> ActionList:
+        """Every recorded action in call order, read from the store page by page (bounded memory)."""
+        run_id = self._row["id"]
+        return ActionList(self._store, self.name, lambda: run_id)
 
     def action(self, name: str) -> StoredAction:
         number = int(name[1:]) if isinstance(name, str) and name[:1] == "a" and name[1:].isdigit() else -1
@@ -193,33 +191,23 @@ class StoredRun:
     @property
     def errors(self) -> list[StoredAction]:
         """The actions that failed or timed out."""
-        return [a for a in self.actions if a.phase in (Phase.FAILED, Phase.TIMED_OUT)]
+        rows = rows_of(self._store, f"{ACTIONS_SQL} AND a.phase IN ('failed', 'timed_out') ORDER BY a.number",
+                     (self._row["id"],))
+        return [StoredAction(self._store, self.name, row) for row in rows]
 
     @property
     def groups(self) -> dict[str, dict[str, int]]:
         """Per group: counts per phase."""
         groups: dict[str, dict[str, int]] = {}
-        for action in self.actions:
-            if action.group_name is not None:
-                counts = groups.setdefault(action.group_name, {str(p): 0 for p in Phase})
-                counts[str(action.phase)] += 1
+        for row in rows_of(self._store, "SELECT grp, phase, count(*) AS n FROM actions WHERE run = ? AND grp IS NOT NULL "
+                         "GROUP BY grp, phase ORDER BY min(number)", (self._row["id"],)):
+            groups.setdefault(row["grp"], {str(p): 0 for p in Phase})[row["phase"]] = row["n"]
         return groups
 
     def peak_concurrency(self, task: TaskTemplate | str | None = None, tag: str | None = None) -> int:
         """The most actions (other than the driver) that ran at one instant, from recorded times."""
         name = task.name if isinstance(task, TaskTemplate) else task
-        edges: list[tuple[float, int]] = []
-        for action in self.actions:
-            if action.parent_number is None or action.started_at is None or action.phase is Phase.CACHED:
-                continue
-            if (name is not None and action.task != name) or (tag is not None and tag not in action.tags):
-                continue
-            edges += [(action.started_at, 1), (action.ended_at or float("inf"), -1)]
-        level = top = 0
-        for _, step in sorted(edges):
-            level += step
-            top = max(top, level)
-        return top
+        return peak_concurrency(self._store, self._row["id"], name, tag)
 
     # -------------------------------------------------------------- retry
     def retry_failed(self, task: TaskTemplate | None = None, name: str | None = None) -> Run:

@@ -7,7 +7,7 @@ import concurrent.futures
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,8 +27,9 @@ from ..engine.slots import PoolStatistics
 from ..errors import ConfigurationError, DeadlockError, without_engine_frames
 from . import progress
 from .environment import TaskEnvironment
+from .action_pages import ActionList, peak_concurrency
 from .policies import seconds_from
-from .stored import StoreRecords, open_store, rows_of
+from .stored import StoreRecords, StoredAction, open_store, rows_of, stored_run_id as _stored_run_id
 from .task import TaskTemplate, check_env_vars, check_throttle
 
 _KEEP = 200  # how many finished runs this kernel keeps in memory
@@ -133,15 +134,37 @@ class Run:
         return self.state.error
 
     @property
-    def actions(self) -> list[Action]:
-        """Every action so far: task, group, tags, phase, attempts, timings, error."""
-        return list(self.state.actions)
+    def actions(self) -> Sequence[Action | StoredAction]:
+        """Every action so far: task, group, tags, phase, attempts, timings, error.
 
-    def action(self, name: str) -> Action:
+        A list while the kernel still holds them all; for a run larger than the kernel's window of
+        finished actions (``RunState.window``) an :class:`~.action_pages.ActionList` that reads the
+        older ones back from the run store page by page (they come as ``StoredAction``).
+        """
+        state = self.state
+        count = state.action_count
+        kept = state.kept.copy()  # one C call: the engine thread changes it meanwhile
+        if len(kept) >= count or state.records is None:
+            return list(kept.values())  # in call order: kept in the order they were made
+        return self._pages(count, kept)
+
+    def _pages(self, count: int, kept: dict[int, Action]) -> ActionList:
+        from ..data.recorder import flush
+
+        flush()  # the store has every action that left memory, and more
+        store = get_store()
+        name = self.name
+        return ActionList(store, name, lambda: _stored_run_id(store, name), count, kept)
+
+    def action(self, name: str) -> Action | StoredAction:
         number = int(name[1:]) if name.startswith("a") and name[1:].isdigit() else -1
-        if not 0 <= number < len(self.state.actions):
+        state = self.state
+        if not 0 <= number < state.action_count:
             raise KeyError(f"run {self.name} has no action {name!r}")
-        return self.state.actions[number]
+        found = state.kept.get(number)
+        if found is not None or state.records is None:
+            return found  # type: ignore[return-value]
+        return self._pages(state.action_count, {})[number]
 
     @property
     def groups(self) -> dict[str, GroupStats]:
@@ -157,8 +180,14 @@ class Run:
         Counts actions other than the driver, optionally only those of ``task`` or carrying ``tag``.
         """
         name = task.name if isinstance(task, TaskTemplate) else task
+        state = self.state
+        if len(state.kept) < state.action_count and state.records is not None:  # older ones are in the store
+            from ..data.recorder import flush
+
+            flush()
+            return peak_concurrency(get_store(), _stored_run_id(get_store(), self.name), name, tag)
         edges: list[tuple[float, int]] = []
-        for action in self.state.actions:
+        for action in list(state.kept.values()):
             if action.parent is None or action.started_at is None:
                 continue
             if (name is not None and action.task != name) or (tag is not None and tag not in action.tags):

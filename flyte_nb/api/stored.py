@@ -145,7 +145,7 @@ class StoreRecords:
     def stored(self, action: Any) -> StoredAction:
         recorder.flush()
         run = action.run.name
-        rows = rows_of(self.store, f"{ACTIONS_SQL} AND a.number = ?", (_run_id(self.store, run), action.number))
+        rows = rows_of(self.store, f"{ACTIONS_SQL} AND a.number = ?", (stored_run_id(self.store, run), action.number))
         if not rows:
             raise StoreError(f"action {action.name} of run {run} is not recorded (yet)")
         return StoredAction(self.store, run, rows[0])
@@ -162,7 +162,8 @@ class StoreRecords:
         return self.stored(action).attempt_history()
 
 
-def _run_id(store: Store, name: str) -> int:
+def stored_run_id(store: Store, name: str) -> int:
+    """The ``runs.id`` of the run called ``name``."""
     rows = rows_of(store, "SELECT id FROM runs WHERE name = ?", (name,))
     if not rows:
         raise StoreError(f"run {name} is not in the run store at {store.path}")

@@ -59,6 +59,7 @@ from ..engine.spec import TaskSpec
 from ..errors import StoreError
 from . import origin
 from .cache import Note, Prepared, RunCache, previous_outputs, task_info
+from .occupancy import Occupancy
 from .rows import (
     ACTION_WIDTH,
     INSERT_ACTIONS,
@@ -79,6 +80,7 @@ YIELD_EVERY = 200  # rows of Python work between pauses that hand the GIL back t
 YIELD_PAUSE = 0.0001
 HIGH_WATER = 8_192  # queued events of one run (~1.5 MB) beyond which the engine waits for the writer
 CATCH_UP_WAIT = 5.0  # longest such a wait
+WINDOW = 10_000  # finished actions a recorded run keeps in memory (~3 MB); older ones are read from the store
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
 _kernel = kernel()
 _NONE = object()  # not in RunLog.started (never queued either: iter(popleft, _NONE) pops until stopped)
@@ -123,6 +125,7 @@ class RunLog:
         self._tasks: dict[TaskSpec, int] = {}  # spec → tasks.id
         self._catch_up_at = 3 * HIGH_WATER  # in queue items: three per event
         self.drained = threading.Event()  # set by the writer each time it has taken the queue
+        self.occupancy = Occupancy(state)  # the timeline, kept as the run goes (writer thread)
 
     # ------------------------------------------------------- engine thread
     def push(self, item: tuple) -> None:
@@ -213,6 +216,8 @@ class RunLog:
         done = len(self.done) // 3 * 3  # then these: the earlier events of their actions are all queued by now
         kept = self.kept
         pop = queue.popleft
+        ended: list[Action] = []  # for the timeline: what ended, and what runs, as drained
+        running: list[Action] = []
         for _ in range(len(queue) // 3):  # only what is there now; more may arrive meanwhile
             action = pop()
             phase = pop()
@@ -220,16 +225,23 @@ class RunLog:
             if phase is KEPT_ARG:
                 pending[action] = _RUNNING
                 kept.arg[action] = payload
+                running.append(action)
                 continue
             if phase is KEPT_ARGS:
                 pending[action] = _RUNNING
                 kept.args[action] = payload
+                running.append(action)
                 continue
             if phase is KEPT_OUTPUT:
                 pending[action] = _SUCCEEDED
                 kept.outputs[action] = payload
+                ended.append(action)
                 continue
             pending[action] = phase
+            if phase >= _SUCCEEDED:
+                ended.append(action)
+            elif phase is _RUNNING:
+                running.append(action)
             if payload is None:
                 continue
             number = action.number
@@ -250,7 +262,9 @@ class RunLog:
             finished = items[0::3]
             collections.deque(map(pending.pop, finished, repeat(None)), maxlen=0)  # their earlier phases
             self.succeeded += items
-        self._show_running()
+            ended += finished
+        running += self._show_running()
+        self.occupancy.record(ended, running)
         for _ in range(settled):
             item = other.popleft()
             if item[0] == "c":
@@ -261,8 +275,8 @@ class RunLog:
                 self.run_phase = item[1]
         self.drained.set()
 
-    def _show_running(self) -> None:
-        """Running actions of ``started`` not written yet go in this batch, as running."""
+    def _show_running(self) -> list[Action]:
+        """Running actions of ``started`` not written yet go in this batch, as running; returns them all."""
         running = self.started.copy()  # one C call: the engine thread may change it at any moment
         shown = self.shown_running
         shown.intersection_update(running)
@@ -271,6 +285,7 @@ class RunLog:
                 self.pending[action] = _RUNNING
                 self.kept.arg[action] = running[action]
                 shown.add(action)
+        return list(running)
 
     def _take(self, number: int, prepared: Prepared | Note | None, output: bytes | str | None) -> None:
         if isinstance(prepared, Note):
@@ -327,8 +342,9 @@ class RunLog:
         cache_rows = [v for key, code, name, data, number, at in self.cache_rows
                       for v in (key, code, name, pack(data), run, number, at)]
         plain = self.succeeded_rows + plain
-        run_row = self._run_row() if self.run_dirty or plain or full else None
-        return plain, full, attempts, cache_rows, self._logs(run), run_row
+        logs = self._logs(run)
+        run_row = self._run_row() if self.run_dirty or plain or full or logs or self.occupancy.dirty else None
+        return plain, full, attempts, cache_rows, logs, run_row
 
     def _logs(self, run: int) -> list[Any]:
         """Rows (flat: run, action, text) for what actions printed; rewritten until each action ends."""
@@ -370,7 +386,7 @@ class RunLog:
             conn.execute(
                 "UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
                 "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ?, groups = ?, "
-                "pools = ? WHERE id = ?", run_row)
+                "pools = ?, group_counts = ?, timeline = ? WHERE id = ?", run_row)
 
     def _run_row(self) -> tuple:
         state = self.state
@@ -378,11 +394,16 @@ class RunLog:
         phase = state.phase if finished else self.run_phase
         counts = {str(p): n for p, n in zip(Phase, list(state.counts)) if n}
         error = error_fields(state.error, self.store) if finished else (None,) * 4
-        groups = {g.name: [g.total, g.pool.capacity if g.pool is not None else None] for g in list(state.groups.values())}
+        every = list(state.groups.values())
+        groups = {g.name: [g.total, g.pool.capacity if g.pool is not None else None,
+                           g.parent.number if g.parent is not None else None] for g in every}
+        group_counts = {g.name: {str(p): n for p, n in zip(Phase, list(g.counts)) if n} for g in every}
         pools = {p.name: recorded_limit(p) for p in list(state.pools.values())}
+        if finished:
+            self.occupancy.sweep()  # the run has ended: everything is final
         return (phase, state.started_at, state.ended_at if finished else None, time.time(),
-                state.abort_reason if phase == "aborted" else None, len(state.actions), json.dumps(counts), *error,
-                json.dumps(groups), json.dumps(pools), self.run_id)
+                state.abort_reason if phase == "aborted" else None, state.action_count, json.dumps(counts), *error,
+                json.dumps(groups), json.dumps(pools), json.dumps(group_counts), self.occupancy.to_json(), self.run_id)
 
     def committed(self) -> None:
         if self.cache_rows and self.cache is not None:
@@ -505,6 +526,7 @@ def attach(state: RunState, *, read_cache: bool = True, write_cache: bool = True
     run_log.on_abort = on_abort
     run_log.cache = state.cache = RunCache(store, run_log.push, read=read_cache, write=write_cache, previous=previous)
     state.listeners.append(run_log)
+    state.window = WINDOW  # finished actions beyond the recent ones leave the kernel: the store has them
     writer().add(run_log)
     return state.name
 

@@ -152,5 +152,14 @@ CREATE TABLE logs (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+_V4 = """
+-- version 4: what the Runs panel reads of a large run, kept as the run goes, so that reading it
+-- costs the same at ten actions or a million: counts per group, the slot-occupancy timeline, and
+-- an index of failed actions only (a partial index: nothing for the actions that succeeded).
+ALTER TABLE runs ADD COLUMN group_counts TEXT;    -- JSON {group: {phase: count}}
+ALTER TABLE runs ADD COLUMN timeline TEXT;        -- JSON, as the server's run detail gives it
+CREATE INDEX actions_errors ON actions (run, number) WHERE error_type IS NOT NULL;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)

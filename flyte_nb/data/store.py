@@ -332,7 +332,7 @@ class Store(ValueFiles):
             conn.execute(
                 "UPDATE runs SET counts = (SELECT json_group_object(phase, n) FROM (SELECT phase, count(*) AS n "
                 "FROM actions WHERE run = runs.id GROUP BY phase)), actions = (SELECT count(*) FROM actions "
-                "WHERE run = runs.id) WHERE name = ?", (name,))
+                "WHERE run = runs.id), group_counts = NULL WHERE name = ?", (name,))  # groups: counted when read
 
     # ----------------------------------------------------------------- values
 

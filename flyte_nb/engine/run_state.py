@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
 import time
@@ -89,7 +90,10 @@ class RunState:
         self.created_at = time.time()
         self.started_at: float | None = None
         self.ended_at: float | None = None
-        self.actions: list[Action] = []
+        self.action_count = 0  # actions created so far (their numbers are 0 .. action_count - 1)
+        self.kept: dict[int, Action] = {}  # number → action: every one not finished, and the recent finished
+        self.window: int | None = None  # finished actions kept (None: all; the store sets a bound)
+        self._ended: collections.deque[int] = collections.deque()  # numbers of kept finished actions, oldest first
         self.counts = [0] * len(PHASES)
         self.groups: dict[str, GroupStats] = {}
         self.pools: dict[str, SlotPool] = {}
@@ -125,8 +129,10 @@ class RunState:
             group = self.group(group)
             if group.parent is None:  # a ``flyte_nb.group`` block: drawn under the first action that used it
                 group.parent = parent
-        action = Action(len(self.actions), self, spec, parent, group, tags, self._pools(spec, tags, group))
-        self.actions.append(action)
+        number = self.action_count
+        action = Action(number, self, spec, parent, group, tags, self._pools(spec, tags, group))
+        self.action_count = number + 1
+        self.kept[number] = action
         self.counts[Phase.QUEUED] += 1
         if group is not None:
             group.counts[Phase.QUEUED] += 1
@@ -161,6 +167,16 @@ class RunState:
             group.counts[phase] += 1
         if _kernel.listeners or self.listeners:
             deliver(Event(EventKind.ACTION, self, action, phase, data), self.listeners)
+        if phase >= 3 and self.window is not None:  # Phase.terminal, without the property call
+            self._let_go(action.number)
+
+    def _let_go(self, number: int) -> None:
+        """A finished action stays among the recent ones; beyond the window the oldest leaves memory
+        (the run store has it: ``Run.actions`` reads it back)."""
+        ended = self._ended
+        ended.append(number)
+        if len(ended) > self.window:  # type: ignore[operator]
+            self.kept.pop(ended.popleft(), None)
 
     def emit(self, kind: EventKind, data: Any = None, action: Action | None = None) -> None:
         if _kernel.listeners or self.listeners:

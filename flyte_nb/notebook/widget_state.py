@@ -69,7 +69,7 @@ class Recent:
         self.results: deque[list[Any]] = deque(maxlen=RECENT)  # [action, value, text once summarised]
         self.errors: deque[Action] = deque(maxlen=RECENT)
         if run is not None:  # a view opened late still shows the errors so far
-            failed = (a for a in reversed(run.actions) if a.error is not None and a.phase in _FAILED)
+            failed = (a for a in reversed(run.kept.copy().values()) if a.error is not None and a.phase in _FAILED)
             self.errors.extend(reversed(list(islice(failed, RECENT))))
 
     def add_result(self, action: Action, value: Any) -> None:
@@ -151,7 +151,7 @@ def snapshot(run: RunState, recent: Recent | None = None) -> dict[str, Any]:
         "ended_at": run.ended_at,
         "server_time": now,
         "counts": counts,
-        "actions": len(run.actions),
+        "actions": run.action_count,
         "pools": [s._asdict() for s in run.statistics()],
         "groups": groups,
         "results": results,

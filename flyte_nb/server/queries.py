@@ -114,8 +114,15 @@ def list_runs(conn: sqlite3.Connection, paths: Paths, *, status: str | None = No
 
 
 def _run_row(conn: sqlite3.Connection, name: str) -> tuple | None:
-    return conn.execute(f"SELECT {_RUN_COLUMNS}, error_traceback, groups, pools FROM runs WHERE name = ?",
-                        (name,)).fetchone()
+    return conn.execute(f"SELECT {_RUN_COLUMNS}, error_traceback, groups, pools, group_counts, timeline FROM runs "
+                        "WHERE name = ?", (name,)).fetchone()
+
+
+def run_version(conn: sqlite3.Connection, name: str) -> str | None:
+    """What changes whenever anything the run's answers show changes (one indexed read): the ETag's
+    source, checked before any heavy query. ``None`` if the run is unknown."""
+    row = conn.execute("SELECT id, phase, updated_at, actions FROM runs WHERE name = ?", (name,)).fetchone()
+    return None if row is None else "-".join(map(str, row))
 
 
 def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, Any] | None:
@@ -125,32 +132,43 @@ def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, A
         return None
     run_id = row[0]
     detail = _run_summary(row[:16], paths)
-    traceback, groups_json, pools_json = row[16:]
+    traceback, groups_json, pools_json, group_counts, timeline_json = row[16:]
     if detail["error"] is not None:
         detail["error"]["traceback"] = traceback
-    limits = {group: tuple(pair) for group, pair in _record(groups_json).items()
-              if isinstance(pair, list) and len(pair) == 2}  # {group: (total, capacity)}
+    limits = {group: tuple(entry) for group, entry in _record(groups_json).items()
+              if isinstance(entry, list) and len(entry) in (2, 3)}  # {group: (total, capacity[, parent])}
     pools = _record(pools_json)
     detail["pools"] = [{"name": pool, "capacity": capacity} for pool, capacity in pools.items()]
-    detail["groups"] = _groups(conn, run_id, limits)
-    detail["timeline"] = _timeline(conn, run_id, detail, limits, pools)
+    counted = _record(group_counts) if group_counts else None  # kept by the writer (older stores: counted here)
+    detail["groups"] = _groups(conn, run_id, limits, counted)
+    kept = _record(timeline_json) if timeline_json else None
+    detail["timeline"] = kept if kept and "series" in kept else _timeline(conn, run_id, detail, limits, pools)
     detail["errors"] = [
         {"number": number, "name": f"a{number}", "task": task, "group": group, "type": kind, "message": message}
         for number, task, group, kind, message in conn.execute(
-            "SELECT a.number, t.name, a.grp, a.error_type, a.error_message FROM actions a JOIN tasks t ON t.id = a.task "
-            "WHERE a.run = ? AND a.error_type IS NOT NULL ORDER BY a.number LIMIT ?", (run_id, ERRORS_SHOWN))]
+            "SELECT a.number, t.name, a.grp, a.error_type, a.error_message FROM actions a INDEXED BY actions_errors "
+            "JOIN tasks t ON t.id = a.task WHERE a.run = ? AND a.error_type IS NOT NULL ORDER BY a.number LIMIT ?", (run_id, ERRORS_SHOWN))]
     return detail
 
 
-def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, tuple]) -> list[dict[str, Any]]:
+def _groups(conn: sqlite3.Connection, run_id: int, limits: dict[str, tuple],
+            counted: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Each group's progress, and where it sits in the action tree: the action that made it
-    (``parent``, the parent of its actions) and the depth of its actions (1 = the driver's children)."""
+    (``parent``, the parent of its actions) and the depth of its actions (1 = the driver's children).
+
+    Counts come from ``counted`` (kept by the writer as the run goes) and parents from ``limits``
+    when the run recorded them; older runs are counted here."""
     groups: dict[str, dict[str, Any]] = {}
-    for group, (total, capacity) in limits.items():
-        groups[group] = {"name": group, "total": total, "counts": {}, "capacity": capacity, "parent": None}
-    for group, phase, count, parent in conn.execute(
-            "SELECT grp, phase, count(*), min(parent) FROM actions WHERE run = ? AND grp IS NOT NULL "
-            "GROUP BY grp, phase", (run_id,)):
+    for group, (total, capacity, *made_by) in limits.items():
+        groups[group] = {"name": group, "total": total, "counts": {}, "capacity": capacity,
+                         "parent": made_by[0] if made_by else None}
+    if counted is not None:
+        rows = [(group, phase, n, None) for group, counts in counted.items() if isinstance(counts, dict)
+                for phase, n in counts.items()]
+    else:
+        rows = conn.execute("SELECT grp, phase, count(*), min(parent) FROM actions WHERE run = ? AND grp IS NOT NULL "
+                            "GROUP BY grp, phase", (run_id,)).fetchall()
+    for group, phase, count, parent in rows:
         entry = groups.setdefault(group, {"name": group, "total": None, "counts": {}, "capacity": None, "parent": None})
         entry["counts"][phase] = count
         if parent is not None and (entry["parent"] is None or parent < entry["parent"]):
@@ -244,9 +262,31 @@ def _run_id(conn: sqlite3.Connection, name: str) -> tuple[int, bool] | None:
     return None if row is None else (row[0], row[1] in LIVE_PHASES)
 
 
+def _total(conn: sqlite3.Connection, run_id: int, phase: str | None, group: str | None, where: str,
+           args: list[Any]) -> int:
+    """How many actions match, from the counts the writer keeps where it can (no scan of a big run)."""
+    actions, counts, group_counts = conn.execute("SELECT actions, counts, group_counts FROM runs WHERE id = ?",
+                                                 (run_id,)).fetchone()
+    if group is None and counts is not None:
+        return actions if phase is None else int(_record(counts).get(phase, 0))
+    if group is not None and group_counts is not None:
+        counted = _record(group_counts).get(group)
+        if isinstance(counted, dict):
+            return sum(counted.values()) if phase is None else int(counted.get(phase, 0))
+        return 0
+    return conn.execute(f"SELECT count(*) FROM actions a WHERE {where}", args).fetchone()[0]
+
+
 def list_actions(conn: sqlite3.Connection, name: str, *, offset: int = 0, limit: int = 100, phase: str | None = None,
-                 group: str | None = None) -> dict[str, Any] | None:
-    """A page of a run's actions in call order; ``None`` if the run is unknown."""
+                 group: str | None = None, after: int | None = None, before: int | None = None) -> dict[str, Any] | None:
+    """A page of a run's actions in call order; ``None`` if the run is unknown.
+
+    Pages by keyset: ``after`` (the last number of the previous page) or ``before`` (the first of the
+    next one) make the page an indexed range read, as fast at the millionth action as at the first;
+    ``offset`` still works (it walks the rows it skips). ``next`` / ``prev`` are the cursors of the
+    neighbouring pages (``None`` at either end). ``total`` counts the matching actions (of a live
+    run it counts those queued, not yet recorded, too).
+    """
     found = _run_id(conn, name)
     if found is None:
         return None
@@ -257,10 +297,25 @@ def list_actions(conn: sqlite3.Connection, name: str, *, offset: int = 0, limit:
             where.append(f"{column} = ?")
             args.append(value)
     filtered = " AND ".join(where)
-    total = conn.execute(f"SELECT count(*) FROM actions a WHERE {filtered}", args).fetchone()[0]
-    rows = conn.execute(f"SELECT {_ACTION_COLUMNS} FROM actions a JOIN tasks t ON t.id = a.task WHERE {filtered} "
-                        "ORDER BY a.number LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
-    return {"total": total, "actions": _with_depths(conn, run_id, [_action_row(row, live) for row in rows])}
+    total = _total(conn, run_id, phase or None, group or None, filtered, args)
+    columns = f"SELECT {_ACTION_COLUMNS} FROM actions a JOIN tasks t ON t.id = a.task WHERE {filtered}"
+    if before is not None:
+        rows = conn.execute(f"{columns} AND a.number < ? ORDER BY a.number DESC LIMIT ?",
+                            [*args, before, limit + 1]).fetchall()
+        more_before = len(rows) > limit
+        rows = rows[:limit][::-1]
+        more_after = True
+    else:
+        keyset = " AND a.number > ?" if after is not None else ""
+        rows = conn.execute(f"{columns}{keyset} ORDER BY a.number LIMIT ? OFFSET ?",
+                            [*args, *([after] if after is not None else []), limit + 1,
+                             0 if after is not None else offset]).fetchall()
+        more_after = len(rows) > limit
+        rows = rows[:limit]
+        more_before = (after is not None and after >= 0) or offset > 0
+    return {"total": total, "actions": _with_depths(conn, run_id, [_action_row(row, live) for row in rows]),
+            "next": rows[-1][0] if rows and more_after else None,
+            "prev": rows[0][0] if rows and more_before else None}
 
 
 def action_detail(conn: sqlite3.Connection, store: Store, name: str, number: int) -> dict[str, Any] | None:

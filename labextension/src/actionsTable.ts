@@ -69,7 +69,7 @@ export class ActionsTable {
   async refresh(): Promise<void> {
     const generation = this.generation;
     const query = {
-      offset: this.offset,
+      ...this.cursor,
       limit: PAGE,
       phase: (this.phase.value || undefined) as ActionRow['phase'] | undefined,
       group: this.group.value || undefined
@@ -82,12 +82,14 @@ export class ActionsTable {
     if (!fetched.data) {
       return;
     }
-    const { total, actions } = fetched.data;
+    const { total, actions, next, prev } = fetched.data;
     this.total = total;
+    this.after = next ?? null;
+    this.before = prev ?? null;
     replaceChildren(this.body, ...actions.map(action => this.row(action)));
     setText(this.range, total ? `${this.offset + 1}–${this.offset + actions.length} of ${total}` : '');
-    this.prev.disabled = this.offset === 0;
-    this.next.disabled = this.offset + PAGE >= total;
+    this.prev.disabled = this.offset === 0 || this.before === null;
+    this.next.disabled = this.offset + PAGE >= total || this.after === null;
     this.empty.hidden = actions.length > 0;
     const selected = actions.find(a => a.number === this.selected);
     if (selected && selected.phase !== this.selectedPhase) {
@@ -146,12 +148,19 @@ export class ActionsTable {
   private filter(): void {
     this.generation++;
     this.offset = 0;
+    this.cursor = {};
     this.etag = null;
     void this.refresh();
   }
 
+  /** The next or previous page by keyset (the server reads it by index, whatever the depth). */
   private page(delta: number): void {
+    const cursor = delta > 0 ? this.after : this.before;
+    if (cursor === null) {
+      return;
+    }
     this.generation++;
+    this.cursor = delta > 0 ? { after: cursor } : { before: cursor };
     this.offset = Math.max(0, Math.min(this.offset + delta * PAGE, Math.max(0, this.total - 1)));
     this.etag = null;
     void this.refresh();
@@ -159,7 +168,10 @@ export class ActionsTable {
 
   private etag: string | null = null;
   private generation = 0;
-  private offset = 0;
+  private offset = 0; // of the page shown, for its "1–100 of N"
+  private cursor: { after?: number; before?: number } = {};
+  private after: number | null = null;
+  private before: number | null = null;
   private total = 0;
   private selected: number | null = null;
   private selectedPhase: string | null = null;

@@ -140,6 +140,9 @@ export interface ActionRow {
 export interface ActionsPage {
   total: number;
   actions: ActionRow[];
+  /** Keyset cursors of the neighbouring pages (`after` / `before`); null at either end. */
+  next?: number | null;
+  prev?: number | null;
 }
 
 export interface Attempt {
@@ -177,6 +180,9 @@ export interface RunsQuery {
 
 export interface ActionsQuery {
   offset?: number;
+  /** Keyset paging: the actions after this number (or before it), an indexed read at any depth. */
+  after?: number;
+  before?: number;
   limit?: number;
   phase?: ActionPhase;
   group?: string;

@@ -72,7 +72,7 @@ def lab(tmp_path_factory):
                 server.kill()
                 raise RuntimeError(f"JupyterLab did not start: {(root / 'lab.log').read_text()[-2000:]}") from None
             time.sleep(0.3)
-    yield {"url": url, "root": root}
+    yield {"url": url, "root": root, "home": home / "flyte_nb"}
     server.terminate()
     try:
         server.wait(10)

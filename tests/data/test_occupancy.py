@@ -1,0 +1,52 @@
+"""The timeline kept as the run goes agrees with a sweep over every action, however batches arrive."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flyte_nb.data.occupancy import MAX_BINS, Lane
+from flyte_nb.server.timeline import series
+
+spans_strategy = st.lists(
+    st.tuples(st.floats(0, 50, allow_nan=False), st.floats(0, 5, allow_nan=False)).map(lambda p: (p[0], p[0] + p[1])),
+    min_size=1, max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(spans=spans_strategy, batches=st.integers(1, 12), seed=st.integers(0, 1000))
+def test_batches_with_watermarks_give_the_exact_peak_and_mean(spans, batches, seed):
+    start, end = 0.0, max(e for _, e in spans) + 1
+    exact = series("run", "run", None, spans, start, end)
+    lane = Lane("run", "run", start)
+    order = sorted(spans, key=lambda s: s[1])  # written as they end
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(len(order) + 1), min(batches, len(order) + 1)))
+    fed = 0
+    for cut in [*cuts, len(order)]:
+        lane.add(order[fed:cut])
+        fed = cut
+        still_open = [s for s, _ in order[cut:]]  # started, not written yet: holds the watermark back
+        lane.sweep(min([order[cut - 1][1] if cut else 0.0, *still_open]))
+    lane.sweep(float("inf"))
+    kept = lane.series(None, end)
+    assert kept["peak"] == exact["peak"]
+    assert abs(kept["mean"] - exact["mean"]) < 1e-6 * max(1.0, exact["mean"])
+    assert max(v for _, v in kept["points"]) == exact["peak"]
+    assert len(kept["points"]) <= MAX_BINS + 2
+    assert kept["points"][0][0] == start and kept["points"][-1][0] == end
+
+
+def test_a_long_run_keeps_at_most_max_bins_and_its_brief_peaks():
+    lane = Lane("run", "run", 0.0)
+    spans = sorted([(t * 0.01, t * 0.01 + 0.005) for t in range(100_000)] + [(500.002, 500.003)] * 7,
+                   key=lambda s: s[1])
+    for at in range(0, len(spans), 5_000):
+        lane.add(spans[at:at + 5_000])
+        lane.sweep(spans[min(at + 5_000, len(spans) - 1)][0])
+    lane.sweep(float("inf"))
+    kept = lane.series(None, 1_001.0)
+    assert kept["peak"] == 8 and len(kept["points"]) <= MAX_BINS + 2
+    assert abs(kept["mean"] - (100_000 * 0.005 + 7 * 0.001) / 1_001.0) < 1e-6

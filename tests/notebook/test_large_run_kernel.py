@@ -1,0 +1,44 @@
+"""A real kernel stays responsive while a million-action run (store on, widget shown) is live."""
+
+from __future__ import annotations
+
+import statistics
+
+from tests.notebook.kernel import Kernel
+
+START = '''
+import asyncio, flyte_nb as flyte
+env = flyte.TaskEnvironment("live-million")
+
+@env.task
+async def leaf(x: int) -> int:
+    await asyncio.sleep(0)
+    return x
+
+@env.task
+async def main(n: int) -> int:
+    total = 0
+    async for value in flyte.map.aio(leaf, range(n), concurrency=100):
+        total += value
+    return total
+
+run = flyte.with_runcontext(name="live-million").run(main, 1_000_000)
+run
+'''
+
+
+def test_cells_answer_at_once_while_a_million_action_run_is_live(tmp_path):
+    kernel = Kernel(tmp_path)
+    try:
+        kernel.ok(START)
+        kernel.ok("import time\nwhile run.state.action_count < 20_000: time.sleep(0.05)", timeout=120)
+        answers = [kernel.ok("1 + 1") for _ in range(9)]
+        assert all(a.result == "2" for a in answers)
+        live = kernel.ok("print(run.phase, run.state.action_count, len(run.state.kept))").stdout.split()
+        took = statistics.median(a.seconds for a in answers)
+        assert live[0] == "running", f"the run ended before the cells were timed: {live}"
+        assert took < 0.1, f"cells took {took * 1e3:.0f} ms (median) while the run was live: {[a.seconds for a in answers]}"
+        assert int(live[2]) <= 10_000 + 200  # the window and what is in flight, however far the run is
+        kernel.ok("run.abort(); print(run.phase)")
+    finally:
+        kernel.close()
