@@ -69,6 +69,7 @@ class Fanout:
         self._failure: BaseException | None = None  # raised by the next batch() (return_exceptions=False)
         self._input_error: BaseException | None = None  # the inputs raised while a worker took the next one
         self._capped = pool.capacity is not None
+        self._unstarted = 0  # workers spawned that have not begun their first call
         self.closed = False
 
     # ------------------------------------------------------------------ engine side
@@ -95,6 +96,7 @@ class Fanout:
         """One worker: call, store the outcome, take the next input while there is room."""
         invoke, pool, done = self._invoke, self._pool, self._done
         ordered = self._ordered
+        self._unstarted -= 1
         while True:
             try:
                 outcome = await invoke(index, args)
@@ -111,6 +113,8 @@ class Fanout:
             self._store(index, outcome, ordered, done)
             if not self._capped:  # unlimited: one task per call
                 return
+            if self._unstarted:  # a call that never suspended: let the workers spawned with it begin
+                await asyncio.sleep(0)  # their calls first, so actions start (and are numbered) in input order
             try:
                 taken = self._take()
             except BaseException as error:  # noqa: BLE001 - the inputs failed: the consumer raises it
@@ -145,6 +149,7 @@ class Fanout:
             self._spawn = self._spawn or self._loop.create_task
         workers = self._workers
         while (taken := self._take()) is not None:
+            self._unstarted += 1
             task = self._spawn(self._work(*taken))  # type: ignore[misc]
             workers.add(task)
             task.add_done_callback(self._retire)

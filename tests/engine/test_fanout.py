@@ -39,7 +39,7 @@ async def _away(n: int) -> list[int]:
         seen.append(result)
         if len(seen) == 1:
             await asyncio.sleep(0.3)
-            seen.append(sum(1 for a in run.actions if a.phase == Phase.SUCCEEDED and a.spec is ident.spec))
+            seen.append(sum(1 for a in list(run.kept.values()) if a.phase == Phase.SUCCEEDED and a.spec is ident.spec))
     return seen
 
 

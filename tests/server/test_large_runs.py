@@ -43,7 +43,8 @@ def test_the_writer_keeps_group_counts_and_the_timeline(big, server, client):
         counts, timeline = conn.execute("SELECT group_counts, timeline FROM runs WHERE name = ?", (big,)).fetchone()
     assert counts is not None and timeline is not None
     _, run, _ = client.get(f"runs/{big}")
-    assert run["groups"] == [{"name": "leaves", "total": 1200, "counts": {"succeeded": 1200}, "capacity": 4}]
+    assert run["groups"] == [{"name": "leaves", "total": 1200, "counts": {"succeeded": 1200}, "capacity": 4,
+                              "parent": 0, "parent_task": "big.main", "depth": 1}]  # (the parent from the run row)
     series = {s["name"]: s for s in run["timeline"]["series"]}
     assert series["leaves"]["peak"] == 4 and series["leaves"]["capacity"] == 4 and series["run"]["peak"] == 4
     assert run["timeline"]["start"] <= series["leaves"]["points"][1][0] <= run["timeline"]["end"]
