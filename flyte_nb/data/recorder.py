@@ -79,7 +79,8 @@ log = logging.getLogger("flyte_nb.store")
 YIELD_EVERY = 200  # rows of Python work between pauses that hand the GIL back to a busy engine
 YIELD_PAUSE = 0.0001
 HIGH_WATER = 8_192  # queued events of one run (~1.5 MB) beyond which the engine waits for the writer
-CATCH_UP_WAIT = 5.0  # longest such a wait
+CATCH_UP_WAIT = 5.0  # one wait for the writer; a writer stuck on another process's lock gets one
+CATCH_UP_ROUNDS = 12  # a busy one, up to 12 (a minute)
 WINDOW = 10_000  # finished actions a recorded run keeps in memory (~3 MB); older ones are read from the store
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
 _kernel = kernel()
@@ -185,15 +186,25 @@ class RunLog:
             log.warning("flyte_nb: recording an event of run %s failed", self.state.name, exc_info=True)
 
     def _catch_up(self) -> None:
-        """Backpressure: let the writer take this backlog before the engine queues more."""
+        """Backpressure: let the writer take this backlog before the engine queues more.
+
+        A writer that is busy (a loaded machine, a big batch) is waited for, up to ``CATCH_UP_ROUNDS``
+        waits, so memory stays bounded (at 1M actions under load it once reached 461 MB when one wait
+        was all it got); one waiting for the store's lock, held by another process, is stuck, and the
+        engine goes on, warned, rather than stall with it.
+        """
         self.drained.clear()
         self.writer.wake()
-        if self.drained.wait(CATCH_UP_WAIT) or not self.writer.running():
-            self._catch_up_at = 3 * HIGH_WATER
-        else:  # the writer is stuck (a lock held elsewhere?): do not stall the engine again soon
-            behind = len(self.queue) + len(self.done)
-            self._catch_up_at = behind + 3 * HIGH_WATER
-            log.warning("flyte_nb: the run store writer is %d events behind run %s", behind // 3, self.state.name)
+        for _ in range(CATCH_UP_ROUNDS):
+            if self.drained.wait(CATCH_UP_WAIT) or not self.writer.running():
+                self._catch_up_at = 3 * HIGH_WATER
+                return
+            if self.writer.locking:
+                break
+        # the writer is stuck: do not stall the engine again soon
+        behind = len(self.queue) + len(self.done)
+        self._catch_up_at = behind + 3 * HIGH_WATER
+        log.warning("flyte_nb: the run store writer is %d events behind run %s", behind // 3, self.state.name)
 
     def _run_event(self, event: Event) -> None:
         if event.kind is EventKind.OUTPUT:

@@ -47,6 +47,8 @@ class Writer:
         self._warned: set[str] = set()
         self.exiting = False
         self.interval = INTERVAL
+        self.locking = False  # waiting for the store's write lock: a run waiting on this writer is
+        # stuck behind another process (RunLog._catch_up stops waiting), not just slow
         self._failures: dict[Store, int] = {}
         self._full: dict[Store, float] = {}  # stores whose disk is full: when the last attempt failed
 
@@ -109,7 +111,9 @@ class Writer:
                     run_log.claim()
                 conn = self._conn(store)
                 batches = [run_log.build(conn) for run_log in group]
+                self.locking = True  # until BEGIN IMMEDIATE has the lock
                 with store.writing(conn):
+                    self.locking = False
                     for run_log, batch in zip(group, batches):
                         run_log.write(conn, batch)
                     if exiting:
@@ -117,6 +121,7 @@ class Writer:
                             if not run_log.finished:
                                 store.mark_aborted(conn, run_log.state.name, "kernel exited")
             except (StoreError, sqlite3.Error, OSError) as error:
+                self.locking = False
                 self._failed(store, group, error, exiting)
                 continue
             self._failures.pop(store, None)
