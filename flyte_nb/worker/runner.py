@@ -192,21 +192,26 @@ class Runner:
             data = by_value(task)
             if token is not None:
                 self.sent[token] = data
-        reply = self.loop.create_future()
-        self.calls[number] = reply
         inputs = ship_inputs(args, kwargs, task.name)
+        custom = tuple(current_custom_context.get().items())
+        call = CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit, total, rate, custom)
+        return unwrap(await self._ask(call, attempt), "kernel")
+
+    async def _ask(self, message: CallChild | Acquire, attempt: _Attempt | None = None) -> Outcome:
+        """Send a request the kernel answers with a ``ChildResult``; cancelled, withdraw it (``CancelChild``)."""
+        reply = self.loop.create_future()
+        self.calls[message.call] = reply
         try:
-            custom = tuple(current_custom_context.get().items())
-            self.send(CallChild(attempt.id, number, token, data, inputs, group, tags, index, limit, total, rate, custom))
-            _mark_calling(attempt)
+            self.send(message)
+            if attempt is not None:
+                _mark_calling(attempt)
             try:
-                outcome = await reply
+                return await reply
             except asyncio.CancelledError:
-                self.send(CancelChild(attempt.id, number))
+                self.send(CancelChild(message.attempt, message.call))
                 raise
         finally:
-            self.calls.pop(number, None)
-        return unwrap(outcome, "kernel")
+            self.calls.pop(message.call, None)
 
     def call_sync(self, task: Any, args: tuple, kwargs: dict, group: str | None, tags: tuple[str, ...]) -> Any:
         return self.block(self.call(task, args, kwargs, group, tags, attempt=current_attempt.get()))
@@ -221,18 +226,7 @@ class Runner:
         if attempt is None:
             raise RuntimeError("a rate limiter or semaphore used inside a worker, outside any attempt")
         number = next(self.numbers)
-        reply = self.loop.create_future()
-        self.calls[number] = reply
-        try:
-            self.send(Acquire(attempt.id, number, by_value(limit), cost))
-            try:
-                outcome = await reply
-            except asyncio.CancelledError:
-                self.send(CancelChild(attempt.id, number))
-                raise
-        finally:
-            self.calls.pop(number, None)
-        unwrap(outcome, "kernel")
+        unwrap(await self._ask(Acquire(attempt.id, number, by_value(limit), cost)), "kernel")
         return attempt.id, number
 
     def release_limit(self, ticket: tuple[str, int]) -> None:

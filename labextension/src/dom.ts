@@ -52,3 +52,17 @@ export function setText(element: Element, text: string): void {
     element.textContent = text;
   }
 }
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** An SVG element with attributes and optional text (the timeline's lanes draw with these). */
+export function svgElement(tag: string, attrs: Record<string, string>, text?: string): SVGElement {
+  const element = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    element.setAttribute(key, value);
+  }
+  if (text) {
+    element.textContent = text;
+  }
+  return element;
+}

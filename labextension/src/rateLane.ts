@@ -7,9 +7,8 @@
  * close to its limit the rate was used at its busiest and on average.
  */
 import { Series, Time } from './api';
-import { h } from './dom';
+import { h, svgElement } from './dom';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 1000;
 const HEIGHT = 40;
 
@@ -29,7 +28,7 @@ export function rateRow(series: Series, start: Time, end: Time): HTMLElement {
     d += ` H${x(t).toFixed(1)} V${y(value).toFixed(1)}`;
   }
   d += ` H${x(end).toFixed(1)}`;
-  const svg = document.createElementNS(SVG, 'svg');
+  const svg = svgElement('svg', {});
   svg.setAttribute('class', 'flyte-nb-timeline-chart flyte-nb-rate-chart');
   svg.setAttribute('viewBox', `0 0 ${WIDTH} ${HEIGHT}`);
   svg.setAttribute('preserveAspectRatio', 'none');
@@ -83,15 +82,4 @@ export function rateRow(series: Series, start: Time, end: Time): HTMLElement {
 
 function perSecond(value: number): string {
   return `${value >= 10 ? Math.round(value) : Number(value.toFixed(value >= 1 ? 1 : 3))}/s`;
-}
-
-function svgElement(tag: string, attrs: Record<string, string>, text?: string): SVGElement {
-  const element = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    element.setAttribute(key, value);
-  }
-  if (text) {
-    element.textContent = text;
-  }
-  return element;
 }

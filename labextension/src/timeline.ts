@@ -7,11 +7,10 @@
  * so text never stretches.
  */
 import { Series, Time, Timeline } from './api';
-import { h } from './dom';
+import { h, svgElement } from './dom';
 import { formatDuration } from './format';
 import { isRateLane, rateRow } from './rateLane';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 1000;
 const HEIGHT = 40;
 
@@ -86,7 +85,7 @@ function seriesRow(series: Series, start: Time, end: Time): HTMLElement {
   d += ` H${x(end).toFixed(1)}`;
   const area = `${d} V${y(0).toFixed(1)} Z`;
 
-  const svg = document.createElementNS(SVG, 'svg');
+  const svg = svgElement('svg', {});
   svg.setAttribute('class', 'flyte-nb-timeline-chart');
   svg.setAttribute('viewBox', `0 0 ${WIDTH} ${HEIGHT}`);
   svg.setAttribute('preserveAspectRatio', 'none');
@@ -161,15 +160,4 @@ function tickLabel(t: number, step: number): string {
     return t < 60 ? `${Math.round(t)} s` : `${Math.floor(t / 60)}:${String(Math.round(t % 60)).padStart(2, '0')}`;
   }
   return t < 3600 ? `${Math.round(t / 60)} min` : `${(t / 3600).toFixed(t % 3600 ? 1 : 0)} h`;
-}
-
-function svgElement(tag: string, attrs: Record<string, string>, text?: string): SVGElement {
-  const element = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    element.setAttribute(key, value);
-  }
-  if (text) {
-    element.textContent = text;
-  }
-  return element;
 }
