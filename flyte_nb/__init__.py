@@ -72,7 +72,7 @@ from .errors import (
 from .secrets import Secret, SecretRequest
 from .traced import trace
 from .triggers import Cron, FixedRate, OnArtifact, Trigger, TriggeredArtifact, TriggeredPartition, TriggerTime
-from . import durable, io, report  # noqa: E402 - flyte.io.File, flyte.report.log as in the SDK
+from . import durable, io, models, notify, report  # noqa: E402 - flyte.io.File, flyte.report.log as in the SDK
 
 
 __all__ = [
@@ -165,7 +165,9 @@ __all__ = [
     "load_plugin_config",
     "logger",
     "map",
+    "models",
     "new_condition",
+    "notify",
     "rate_limit",
     "durable",
     "report",

@@ -15,14 +15,14 @@ ROOT = Path(flyte_nb.__file__).parent
 
 # rank of each top-level part of the package; a module may import its own rank or lower ones
 LAYERS: dict[str, int] = {
-    "errors": 0, "runtime_errors": 0, "units": 0, "_version": 0,
+    "errors": 0, "runtime_errors": 0, "units": 0, "_version": 0, "models": 0,
     "engine": 1,
     "data": 2,
     "worker": 3,  # runs in worker processes and containers: engine context + data shipping only
     "backends": 4,  # implement engine.backend.Backend over the worker protocol; never the API's objects
     "api": 5,
     # the SDK's module names (flyte.io, flyte.report ...) are the API too
-    "checkpoint": 5, "context": 5, "durable": 5, "environ": 5, "io": 5, "report": 5, "secrets": 5, "traced": 5, "triggers": 5,
+    "checkpoint": 5, "context": 5, "durable": 5, "environ": 5, "io": 5, "report": 5, "secrets": 5, "traced": 5, "triggers": 5, "notify": 5,
     "notebook": 6, "server": 6,
     "__init__": 7,  # the package itself: nothing inside imports it
 }

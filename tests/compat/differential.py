@@ -21,8 +21,9 @@ RUNNER = r"""
 import importlib.util, json, sys
 engine, path = sys.argv[1], sys.argv[2]
 if engine == "flyte_nb":
-    import flyte_nb, flyte_nb.errors, flyte_nb.io, flyte_nb.report
+    import flyte_nb, flyte_nb.errors, flyte_nb.io, flyte_nb.models, flyte_nb.notify, flyte_nb.report
     sys.modules.update({"flyte": flyte_nb, "flyte.errors": flyte_nb.errors, "flyte.io": flyte_nb.io,
+                        "flyte.models": flyte_nb.models, "flyte.notify": flyte_nb.notify,
                         "flyte.report": flyte_nb.report})
 import flyte
 spec = importlib.util.spec_from_file_location("program", path)

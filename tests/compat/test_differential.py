@@ -35,6 +35,8 @@ EXPECTED = {
     "secrets": {"ok": ["token-from-the-kernel"]},
     "triggers": {"ok": [True, 5]},
     "checkpoint": {"ok": [5, [0, 1, 2, 3, 4]]},
+    "notify": {"ok": [5, ["succeeded", "failed", "timed_out", "aborted", "failed", "failed"], ["oncall@example.com"],
+                      "refused"]},
 }
 
 FLYTE_LOCAL_IS_WRONG = {

@@ -65,8 +65,9 @@ def _dockerfile_steps(image: Any, base: str, ca: Path | None = None) -> str:
         packages = " ".join(shlex.quote(p) for p in image.apt_packages)
         lines.append("RUN export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && "
                      f"apt-get install -y -qq --no-install-recommends {packages} && rm -rf /var/lib/apt/lists/*")
-    if image.pip_packages:
-        packages = " ".join(shlex.quote(p) for p in image.pip_packages)
+    wanted = image.pip_packages + image.file_packages()
+    if wanted:
+        packages = " ".join(shlex.quote(p) for p in wanted)
         cert = ""
         if ca is not None:
             lines.append(f"COPY {_CA_NAME} /etc/flyte-nb/{_CA_NAME}")
@@ -77,6 +78,7 @@ def _dockerfile_steps(image: Any, base: str, ca: Path | None = None) -> str:
                      f"python3 -m pip install --no-cache-dir --disable-pip-version-check {packages}")
     for key, value in image.env_vars:
         lines.append(f"ENV {key}={json.dumps(value)}")
+    lines += [f"RUN {command}" for command in image.commands]
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +115,8 @@ def image_ref(client: Any, image: Any, locks: dict[str, threading.Lock], log: Ca
         return BASE_IMAGE if image == "auto" else image
     assert isinstance(image, Image)
     base = image.base or BASE_IMAGE
-    extras = bool(image.pip_packages or image.apt_packages or image.env_vars)
+    extras = bool(image.pip_packages or image.apt_packages or image.env_vars or image.commands
+                  or image.package_files)
     if not image.dockerfile and not extras:
         return base
     tag = f"{image.name or BUILT_REPOSITORY}:{image.digest}"
@@ -129,7 +132,7 @@ def image_ref(client: Any, image: Any, locks: dict[str, threading.Lock], log: Ca
             base = first
         if extras:
             require(client, base)
-            ca = host_ca_bundle() if image.pip_packages else None
+            ca = host_ca_bundle() if image.pip_packages or image.package_files else None
             _build(client, tag, image.digest, log, fileobj=_context(_dockerfile_steps(image, base, ca), ca),
                    custom_context=True)
     return tag
