@@ -20,7 +20,7 @@ import pytest
 HERE = pathlib.Path(__file__).parent
 NAMES_FILE = HERE / "sdk_names.json"
 REFERENCE_VERSION = json.loads(NAMES_FILE.read_text())["version"] if NAMES_FILE.exists() else "2.12.1"
-MODULES = ("flyte", "flyte.errors", "flyte.io", "flyte.report")
+MODULES = ("flyte", "flyte.errors", "flyte.io", "flyte.notify", "flyte.report")
 
 _LIST_NAMES = """
 import importlib, inspect, json, sys
