@@ -134,6 +134,31 @@ class Image:
                 raise ConfigurationError(f"Image.with_uv_project: {path} is not TOML: {error}") from None
         return tuple(p for p in packages if re.split(r"[\s<>=!~\[;]", p, maxsplit=1)[0].lower() != "flyte")
 
+    def with_poetry_project(self, pyproject_file: str | Path, poetry_lock: Path | None = None,
+                            extra_args: str | None = None, secret_mounts: object = None,
+                            project_install_mode: str = "dependencies_only") -> Image:
+        """As ``with_uv_project``: the pyproject's ``[project].dependencies`` (``poetry.lock`` does not pin them)."""
+        return self.with_uv_project(pyproject_file)
+
+    def with_source_file(self, src: Path | list[Path], dst: str = ".") -> Image:
+        """Accepted, not copied: a task's code reaches its container through flyte_nb (data: ``flyte.io``)."""
+        return self
+
+    def with_source_folder(self, src: Path, dst: str = ".", copy_contents_only: bool = False) -> Image:
+        """Accepted, not copied (see ``with_source_file``)."""
+        return self
+
+    def with_workdir(self, workdir: str) -> Image:
+        """Accepted: flyte_nb sets the container's working directory itself."""
+        return self
+
+    def with_dockerignore(self, path: Path) -> Image:
+        """Accepted: nothing is copied from a local build context (see ``with_source_file``)."""
+        return self
+
+    def with_local_rs_controller(self) -> Image:
+        return self
+
     def with_local_v2(self) -> Image:
         """Accepted: the SDK installs its own wheel; here flyte_nb's runtime is shipped to the container."""
         return self

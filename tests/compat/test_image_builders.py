@@ -21,7 +21,9 @@ from tests.needs import need
 
 BUILDERS = ("from_debian_base", "from_base", "from_ref_name", "from_dockerfile", "from_uv_script", "clone",
             "with_pip_packages", "with_apt_packages", "with_env_vars", "with_commands", "with_uv_project",
-            "with_code_bundle", "with_requirements", "with_local_v2", "with_local_v2_plugins")
+            "with_code_bundle", "with_requirements", "with_local_v2", "with_local_v2_plugins",
+            "with_poetry_project", "with_source_file", "with_source_folder", "with_workdir", "with_dockerignore",
+            "with_local_rs_controller")
 _SIGNATURES = """
 import inspect, json, sys, flyte
 print(json.dumps({n: [p for p in inspect.signature(getattr(flyte.Image, n)).parameters if p not in ("self", "cls")]
@@ -72,7 +74,8 @@ def test_a_uv_projects_and_a_requirements_files_packages_are_installed_when_buil
     before = image.digest
     project.write_text('[project]\nname = "app"\nversion = "0.2"\ndependencies = ["httpx"]\n')
     assert image.digest != before, "a changed pyproject must be a new image"
-    assert base.with_local_v2().with_local_v2_plugins("x") == base
+    assert base.with_local_v2().with_local_v2_plugins("x").with_source_file(project).with_workdir("/app") == base
+    assert base.with_poetry_project(project).pip_packages == () and base.with_poetry_project(project) != base
 
 
 def test_commands_are_run_steps_of_the_real_build():
