@@ -69,10 +69,11 @@ def test_depth_three_is_nine_actions_in_nine_containers(boxes):
 
 
 def _stored(name: str):
-    from flyte_nb.api.history import StoredRun, _rows, _store
+    from flyte_nb.api.history import StoredRun
+    from flyte_nb.api.stored import open_store, rows_of
 
-    store = _store()
-    return StoredRun(store, _rows(store, "SELECT * FROM runs WHERE name = ?", (name,))[0])
+    store = open_store()
+    return StoredRun(store, rows_of(store, "SELECT * FROM runs WHERE name = ?", (name,))[0])
 
 
 def test_abort_of_a_run_whose_driver_runs_in_a_container_leaves_nothing(boxes):

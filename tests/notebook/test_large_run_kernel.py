@@ -30,6 +30,7 @@ run
 def test_cells_answer_at_once_while_a_million_action_run_is_live(tmp_path):
     kernel = Kernel(tmp_path)
     try:
+        idle = statistics.median(kernel.ok("1 + 1").seconds for _ in range(9))  # this machine, right now
         kernel.ok(START)
         kernel.ok("import time\nwhile run.state.action_count < 20_000: time.sleep(0.05)", timeout=120)
         answers = [kernel.ok("1 + 1") for _ in range(9)]
@@ -37,7 +38,10 @@ def test_cells_answer_at_once_while_a_million_action_run_is_live(tmp_path):
         live = kernel.ok("print(run.phase, run.state.action_count, len(run.state.kept))").stdout.split()
         took = statistics.median(a.seconds for a in answers)
         assert live[0] == "running", f"the run ended before the cells were timed: {live}"
-        assert took < 0.1, f"cells took {took * 1e3:.0f} ms (median) while the run was live: {[a.seconds for a in answers]}"
+        # the target is < 100 ms on a quiet machine; what the run adds is judged against the idle
+        # round trip measured just before, so a loaded machine does not fail it on its own
+        assert took < 0.1 + idle, (f"cells took {took * 1e3:.0f} ms (median; idle {idle * 1e3:.0f} ms) while the "
+                                   f"run was live: {[a.seconds for a in answers]}")
         assert int(live[2]) <= 10_000 + 200  # the window and what is in flight, however far the run is
         kernel.ok("run.abort(); print(run.phase)")
     finally:
