@@ -190,8 +190,8 @@ class RunLog:
 
         A writer that is busy (a loaded machine, a big batch) is waited for, up to ``CATCH_UP_ROUNDS``
         waits, so memory stays bounded (at 1M actions under load it once reached 461 MB when one wait
-        was all it got); one waiting for the store's lock, held by another process, is stuck, and the
-        engine goes on, warned, rather than stall with it.
+        was all it got); one waiting that long for this run's store's lock, held by another process, is
+        stuck, and the engine goes on, warned, rather than stall with it.
         """
         self.drained.clear()
         self.writer.wake()
@@ -199,7 +199,8 @@ class RunLog:
             if self.drained.wait(CATCH_UP_WAIT) or not self.writer.running():
                 self._catch_up_at = 3 * HIGH_WATER
                 return
-            if self.writer.locking:
+            since, store = self.writer.locked_since, self.writer.locking
+            if since is not None and store is self.store and time.monotonic() - since >= CATCH_UP_WAIT:
                 break
         # the writer is stuck: do not stall the engine again soon
         behind = len(self.queue) + len(self.done)

@@ -47,8 +47,9 @@ class Writer:
         self._warned: set[str] = set()
         self.exiting = False
         self.interval = INTERVAL
-        self.locking = False  # waiting for the store's write lock: a run waiting on this writer is
-        # stuck behind another process (RunLog._catch_up stops waiting), not just slow
+        self.locked_since: float | None = None  # since when it waits for ``locking``'s write lock: a run of
+        self.locking: Store | None = None  # that store waiting on this writer that long is stuck behind
+        # another process, not just slow (RunLog._catch_up)
         self._failures: dict[Store, int] = {}
         self._full: dict[Store, float] = {}  # stores whose disk is full: when the last attempt failed
 
@@ -90,6 +91,7 @@ class Writer:
             except Exception:  # noqa: BLE001 - keep the thread alive whatever happens
                 log.warning("flyte_nb: the run store writer failed", exc_info=True)
             finally:
+                self.locked_since = None
                 for waiter in waiters:
                     waiter.set()
             self._close_idle()
@@ -111,9 +113,9 @@ class Writer:
                     run_log.claim()
                 conn = self._conn(store)
                 batches = [run_log.build(conn) for run_log in group]
-                self.locking = True  # until BEGIN IMMEDIATE has the lock
+                self.locking, self.locked_since = store, time.monotonic()  # until BEGIN IMMEDIATE has the lock
                 with store.writing(conn):
-                    self.locking = False
+                    self.locked_since = None
                     for run_log, batch in zip(group, batches):
                         run_log.write(conn, batch)
                     if exiting:
@@ -121,7 +123,6 @@ class Writer:
                             if not run_log.finished:
                                 store.mark_aborted(conn, run_log.state.name, "kernel exited")
             except (StoreError, sqlite3.Error, OSError) as error:
-                self.locking = False
                 self._failed(store, group, error, exiting)
                 continue
             self._failures.pop(store, None)
