@@ -90,17 +90,14 @@ class drive(Coroutine[Any, Any, T]):
         self._steps: Generator[Any, Any, T] | None = None
 
     def _run(self) -> Generator[Any, Any, T]:
-        if isinstance(getcurrent(), _Carrier):
-            return (yield from self._inline())
         coro, context = self._coro, self._context
         mode, value = _SEND, None
         while True:
             carrier = _carrier(context)
             kind, payload = carrier.switch((coro, mode, value))
             while kind == _AWAIT:  # sync code in this step waits: the carrier stays bound
-                awaited, where = payload
                 try:
-                    result = yield from drive(awaited, where).__await__()
+                    result = yield from drive(payload, context).__await__()
                 except BaseException as error:  # noqa: BLE001 - raised inside the sync caller
                     kind, payload = carrier.throw(error)
                 else:
@@ -115,24 +112,6 @@ class drive(Coroutine[Any, Any, T]):
                 return payload
             else:
                 raise payload
-
-    def _inline(self) -> Generator[Any, Any, T]:
-        """Awaited by code that a carrier already steps (a child body awaited in a driven body, as in
-        ``gather`` of task calls): step the coroutine right here, in its own context. Sync code in it
-        that waits suspends the caller's carrier, which holds these frames too (``await_only`` hands
-        its context along), so the child needs no carrier and no switches of its own (two per step:
-        ~40 % of a trivial child's engine time in ``benchmarks/bench_core.py``, gather + Semaphore)."""
-        coro, run = self._coro, self._context.run
-        step, value = coro.send, None
-        while True:
-            try:
-                out = run(step, value)
-            except StopIteration as stop:
-                return stop.value
-            try:
-                value, step = (yield out), coro.send
-            except BaseException as error:  # noqa: BLE001 - forwarded into the coroutine
-                value, step = error, coro.throw
 
     def _started(self) -> Generator[Any, Any, T]:
         if self._steps is None:
@@ -175,4 +154,4 @@ def await_only(coro: Coroutine[Any, Any, T]) -> T:
             "a blocking flyte_nb call was made on the engine loop outside a task body; "
             "inside plain coroutines use `await task.aio(...)` or `flyte_nb.map.aio(...)` instead"
         )
-    return current.parent.switch((_AWAIT, (coro, contextvars.copy_context())))
+    return current.parent.switch((_AWAIT, coro))
