@@ -39,6 +39,7 @@ class Writer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._cycling = threading.RLock()  # held while the thread uses its connections (see forget)
         self._logs: list[RunLog] = []
         self._wake = threading.Event()
         self._waiters: list[threading.Event] = []
@@ -86,15 +87,16 @@ class Writer:
             with self._lock:
                 waiters, self._waiters = self._waiters, []
                 logs = list(self._logs)
-            try:
-                self._cycle(logs)
-            except Exception:  # noqa: BLE001 - keep the thread alive whatever happens
-                log.warning("flyte_nb: the run store writer failed", exc_info=True)
-            finally:
-                self.locked_since = None
-                for waiter in waiters:
-                    waiter.set()
-            self._close_idle()
+            with self._cycling:
+                try:
+                    self._cycle(logs)
+                except Exception:  # noqa: BLE001 - keep the thread alive whatever happens
+                    log.warning("flyte_nb: the run store writer failed", exc_info=True)
+                finally:
+                    self.locked_since = None
+                    for waiter in waiters:
+                        waiter.set()
+                self._close_idle()
 
     def _cycle(self, logs: list[RunLog]) -> None:
         exiting = self.exiting  # read once, before draining: a cycle already under way when the interpreter
@@ -208,6 +210,12 @@ class Writer:
         conn = entry[0] if entry else store.connect()
         self._conns[store] = (conn, time.monotonic())
         return conn
+
+    def forget(self, store: Store) -> None:
+        """Close this thread's connection to ``store`` from any thread (a connection closed while the
+        writer uses it crashes the interpreter, as a full CI run under load once did)."""
+        with self._cycling:
+            self._drop_conn(store)
 
     def _drop_conn(self, store: Store) -> None:
         entry = self._conns.pop(store, None)

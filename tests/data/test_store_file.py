@@ -26,7 +26,7 @@ def forget_stores() -> None:
     recorder.flush()
     stores = kernel().part(store_module._Stores)
     for store in list(stores.values()):
-        recorder.writer()._drop_conn(store)
+        recorder.writer().forget(store)
     stores.clear()
 
 
