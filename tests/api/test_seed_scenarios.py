@@ -76,14 +76,14 @@ def sync_driver(n: int) -> list[int]:
 )
 def test_eight_half_second_calls_three_at_a_time(driver):
     gauge.top.clear()
-    start = time.perf_counter()
     run = flyte.run(driver, 8)
     assert not run.done(), "run() must return at once, before any 0.5 s call could finish"
     assert run.outputs(timeout=10) == list(range(8))
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.7, f"took {elapsed:.2f}s"
     leaves = [a for a in run.actions if a.parent is not None]
     assert len(leaves) == 8
+    span = max(a.ended_at for a in leaves) - min(a.started_at for a in leaves)
+    assert span < 2.0, f"the calls took {span:.2f} s: three rounds of 0.5 s, not four"
+    # (the 1.7 s wall target is benchmarks/bench_nesting.py's: a loaded machine stretches every hand-off)
     assert peak((a.started_at, a.ended_at) for a in leaves) == 3
     assert max(gauge.top.values()) == 3
     assert all(s.holders == 0 for s in run.statistics())

@@ -366,7 +366,9 @@ def test_reusable_containers_take_many_actions_scale_and_stop_when_idle():
     assert 1 <= len(hosts) <= 2, "at most two replicas"
     assert len({(r[1], r[2]) for r in results}) == len(hosts), "one worker per replica took every action"
     assert sorted(a.logs for a in run.actions if a.task == "dk-reused.where") == sorted(f"reused {i}\n" for i in range(20))
-    assert len(_docker_ps("flyte_nb.env=dk-reused")) == len(hosts)
+    replicas = {c[:12] for c in _docker_ps("flyte_nb.env=dk-reused")}
+    assert hosts <= replicas and len(replicas) <= 2, "the replicas that took actions are up, and no more than two"
+    # (a second replica may come up after the first took every action: under load it starts late)
     timed_out = flyte.run(stuck)
     with pytest.raises(flyte.ActionTimeoutError):
         timed_out.outputs(timeout=60)
