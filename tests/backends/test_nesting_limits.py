@@ -67,7 +67,9 @@ def test_a_map_rate_inside_a_worker_spaces_its_childrens_starts(limited):
     assert run.outputs(timeout=60) == list(range(15))
     starts = [a.started_at for a in run.actions if a.task.endswith(".ping")]  # as the kernel started them
     assert len(starts) == 15
-    assert worst_window(starts, 10, 1, 0.01) <= 0, "the map's children started faster than 10/s"
+    # a start is stamped when the worker's call reaches the kernel, after its grant: a loaded machine delays
+    # some calls more than others, by up to one interval here (a limiter that let them all go would exceed by 10+)
+    assert worst_window(starts, 10, 1, 0.1) <= 0, "the map's children started faster than 10/s"
     assert max(starts) - min(starts) >= 14 / 10 - 0.01
     assert any(s.name == "rate:map.ping" for s in run.statistics())
 
