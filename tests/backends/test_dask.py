@@ -349,7 +349,10 @@ _TWO_CLIENTS = textwrap.dedent("""
     async def main(n: int) -> list:
         return list(flyte.map(busy, range(n), concurrency=4))
 
-    while time.time() < float(sys.argv[2]):  # start together
+    import os, pathlib
+    barrier = pathlib.Path(sys.argv[2])  # start together, however long each took to import and connect
+    (barrier / str(os.getpid())).touch()
+    while len(list(barrier.iterdir())) < 2:
         time.sleep(0.005)
     print(json.dumps(flyte.run(main, 6).outputs(timeout=60)), flush=True)
 """)
@@ -358,9 +361,10 @@ _TWO_CLIENTS = textwrap.dedent("""
 def test_a_cluster_wide_limit_holds_across_two_client_processes(cluster, tmp_path):
     script = tmp_path / "client.py"
     script.write_text(_TWO_CLIENTS)
-    go = time.time() + 4
+    barrier = tmp_path / "ready"
+    barrier.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    procs = [subprocess.Popen([sys.executable, str(script), cluster["address"], str(go)], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, str(script), cluster["address"], str(barrier)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
     outputs = [p.communicate(timeout=60) for p in procs]
     spans = []
