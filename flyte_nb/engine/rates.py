@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import ConfigurationError
+from .grant_lanes import Lanes
 
 SLACK = 0.002
 """Seconds a timer-driven grant may come late without pushing the schedule back (asyncio's
@@ -112,7 +113,7 @@ class RatePool:
     kind = "rate"
     capacity = None  # no bound on how many run at once
     __slots__ = ("name", "order", "rate", "tat", "held", "granted", "_waiters", "_queued", "_timer", "_loop",
-                 "_recent", "_recent_cost", "__weakref__")
+                 "_recent", "_recent_cost", "lanes", "__weakref__")
 
     def __init__(self, rate: Rate, name: str) -> None:
         if not isinstance(rate, Rate):
@@ -129,6 +130,7 @@ class RatePool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._recent: deque[tuple[float, float]] = deque()  # (time, cost) within the last window
         self._recent_cost = 0.0
+        self.lanes = Lanes()  # the timelines of the runs that use it
 
     # ------------------------------------------------------------- schedule
     def _due(self, cost: float) -> float:
@@ -144,6 +146,8 @@ class RatePool:
         self._recent_cost += cost
         if recent[0][0] < now - self.rate.window or len(recent) > 10_000:
             self._prune(now)
+        if self.lanes.lanes:
+            self.lanes.add(cost)
 
     def _prune(self, now: float) -> None:
         recent, horizon = self._recent, now - self.rate.window
@@ -235,6 +239,8 @@ class RatePool:
         self.granted += delta
         self._recent.append((time.monotonic(), delta))
         self._recent_cost += delta
+        if self.lanes.lanes:
+            self.lanes.add(delta)
         if self._waiters:
             self._arm()  # the head's turn moved
 

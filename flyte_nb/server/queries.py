@@ -142,9 +142,8 @@ def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, A
     counted = _record(group_counts) if group_counts else None  # kept by the writer (older stores: counted here)
     detail["groups"] = _groups(conn, run_id, limits, counted)
     kept = _record(timeline_json) if timeline_json else None
-    if kept and "series" in kept:  # kept by the writer as the run went; rate lanes are read here (a scan
-        kept["series"] = kept["series"] + rates.rate_series(conn, run_id, pools, kept["start"], kept["end"])
-        detail["timeline"] = kept  # of the actions' starts, done only for a run that has rates)
+    if kept and "series" in kept:  # kept by the writer as the run went, rate lanes included
+        detail["timeline"] = kept
     else:
         detail["timeline"] = _timeline(conn, run_id, detail, limits, pools)
     detail["errors"] = [
