@@ -22,8 +22,9 @@ SHOWN_WIDTH = 1.0  # a drawn bucket spans at least a second: single starts are n
 
 
 class GrantLane:
-    """One run's view of one pool: units granted per bin since ``origin``, the wall-clock time of
-    its first grant (so the first drawn second holds the first ``limit`` grants, not a fraction)."""
+    """One run's view of one pool: units granted per bin since ``origin``, just before the wall-clock
+    time of its first grant (so the first drawn second holds the first ``limit`` grants, and grants
+    exactly one interval apart never straddle a bucket edge by a rounding error)."""
 
     __slots__ = ("name", "origin", "width", "counts", "total", "run")
 
@@ -36,8 +37,8 @@ class GrantLane:
         self.run = weakref.ref(run)
 
     def add(self, at: float, units: float) -> None:
-        if self.origin is None:
-            self.origin = at
+        if self.origin is None:  # half a bin early: a smooth schedule's grants fall mid-bin, not on an edge
+            self.origin = at - FIRST_WIDTH / 2
         index = int((at - self.origin) / self.width)
         while index >= MAX_BINS:
             self._coarsen()
@@ -67,11 +68,9 @@ class GrantLane:
         last = max(0, int((end - first) / shown))  # the bucket ``end`` falls in (later grants are not drawn)
         buckets = buckets[:last + 1] + [0.0] * (last + 1 - len(buckets))
         edges = [first + i * shown for i in range(last + 1)] + [end]
-        if last and edges[-1] - edges[-2] < shown / 2:  # a short last bucket joins the one before
-            joined = buckets.pop()
-            buckets[-1] += joined
-            edges.pop(-2)
-        rates = [round(n / max(b - a, 1e-9), 3) for n, a, b in zip(buckets, edges, edges[1:])]
+        # per second of a whole bucket, the last (cut short by ``end``) too: a rate that keeps its
+        # limit then draws at most ``burst / shown`` above it, and a second just begun is not a spike
+        rates = [round(n / shown, 3) for n in buckets]
         points = [[a, r] for a, r in zip(edges, rates)] + [[end, rates[-1]]]
         if first > start:  # nothing granted before the first grant
             points.insert(0, [start, 0.0])

@@ -31,17 +31,19 @@ def test_a_lane_stays_small_however_long_the_run():
     assert len(lane.counts) <= MAX_BINS and lane.total == 36_000
     shown = lane.series(10, 0.0, 3_600.0)
     assert len(shown["points"]) <= MAX_BINS + 2
-    assert all(abs(value - 10) < 0.5 for _, value in shown["points"]), "coarser bins, the same rate"
+    values = [value for _, value in shown["points"]]
+    assert all(abs(value - 10) < 0.5 for value in values[:-2]), "coarser bins, the same rate"
+    assert values[-1] <= 10.5, "the last bucket, cut short by the end, is not drawn above the rate"
 
 
-def test_a_short_last_bucket_joins_the_one_before_and_settlements_count_net():
+def test_a_bucket_cut_short_by_the_end_counts_per_whole_bucket_and_settlements_count_net():
     lane = GrantLane("rate:x", _Run())
     lane.add(0.0, 5)
     lane.add(1.05, 5)
     lane.add(1.06, -2)  # settled: 2 of the estimate not used
-    shown = lane.series(5, 0.0, 1.1)  # the second bucket would be 0.1 s: one bucket of 1.1 s
-    assert shown["started"] == 8 and len(shown["points"]) == 2
-    assert shown["points"][0] == [0.0, round(8 / 1.1, 3)]
+    shown = lane.series(5, 0.0, 1.1)  # the second bucket is 0.1 s long: 3 units drawn as 3/s, not 30/s
+    assert shown["started"] == 8
+    assert [value for _, value in shown["points"]] == [5.0, 3.0, 3.0]
 
 
 def test_a_pool_feeds_the_lanes_of_live_runs_only():
@@ -74,3 +76,12 @@ def test_a_lane_whose_grants_stopped_early_still_draws_few_points():
         lane.add(i * 0.1, 1)
     shown = lane.series(10, 0.0, 3_600.0)  # granted for 10 s of an hour
     assert len(shown["points"]) <= MAX_BINS + 2 and shown["started"] == 100
+
+
+def test_grants_exactly_a_second_apart_are_one_per_drawn_second():
+    lane = GrantLane("rate:x", _Run())
+    start = 1_764_600_000.123  # wall-clock magnitudes: rounding would put some on the wrong side of an edge
+    for i in range(30):
+        lane.add(start + i * 1.0, 1)
+    shown = lane.series(1, start, start + 30.0)
+    assert shown["peak"] == 1.0 and shown["started"] == 30
