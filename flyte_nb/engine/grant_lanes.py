@@ -115,3 +115,38 @@ def _live(lane: GrantLane) -> bool:
 def _whole(value: float) -> Any:
     rounded = round(value)
     return int(rounded) if abs(value - rounded) < 1e-9 else round(value, 3)
+
+
+class Recent:
+    """Units granted over about the last ``window`` seconds (``statistics()``'s granted per second):
+    ``PARTS`` sub-bins of ``window / PARTS`` seconds in a ring, so a grant costs one add, with no
+    record per grant to allocate and prune. Counts the current sub-bin and the ``PARTS - 1`` before."""
+
+    __slots__ = ("width", "counts", "at")
+    PARTS = 20
+
+    def __init__(self, window: float) -> None:
+        self.width = window / self.PARTS
+        self.counts = [0.0] * self.PARTS
+        self.at = 0  # index of the newest sub-bin counted
+
+    def add(self, now: float, units: float) -> None:
+        index = int(now / self.width)
+        if index != self.at:
+            self._roll(index)
+        self.counts[index % self.PARTS] += units
+
+    def _roll(self, index: int) -> None:
+        if index < self.at:  # never back in time (a sub-bin already reused)
+            return
+        parts, counts = self.PARTS, self.counts
+        if index - self.at >= parts:
+            counts[:] = [0.0] * parts
+        else:
+            for i in range(self.at + 1, index + 1):
+                counts[i % parts] = 0.0
+        self.at = index
+
+    def total(self, now: float) -> float:
+        self._roll(int(now / self.width))
+        return sum(self.counts)
