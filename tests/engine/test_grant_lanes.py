@@ -76,12 +76,3 @@ def test_a_lane_whose_grants_stopped_early_still_draws_few_points():
         lane.add(i * 0.1, 1)
     shown = lane.series(10, 0.0, 3_600.0)  # granted for 10 s of an hour
     assert len(shown["points"]) <= MAX_BINS + 2 and shown["started"] == 100
-
-
-def test_grants_exactly_a_second_apart_are_one_per_drawn_second():
-    lane = GrantLane("rate:x", _Run())
-    start = 1_764_600_000.123  # wall-clock magnitudes: rounding would put some on the wrong side of an edge
-    for i in range(30):
-        lane.add(start + i * 1.0, 1)
-    shown = lane.series(1, start, start + 30.0)
-    assert shown["peak"] == 1.0 and shown["started"] == 30
