@@ -8,7 +8,11 @@
    engine loop, all queued before the first grant, timed from the first grant to the last; the
    time the loop was stalled beyond ``SLACK`` (a loaded machine) is shown with the rate outside it; also the worst window of starts (never
    more than ``burst + rate * (t + SLACK)`` in ``t`` seconds) and the timer wake-ups per grant.
-   Target: within 1 % of 2,000/s.
+   Target: within 1 % of 2,000/s. On a loaded machine the engine thread is not scheduled for
+   whole milliseconds: the schedule then slides by each wake-up's lateness beyond ``SLACK``
+   (making it up afterwards would be a burst beyond ``burst``, which the window bound forbids).
+   So the slide is split into what the loop's stalls explain and the rest, the limiter's own
+   drift, which must stay under 1 % of the span whatever the load.
 
 Usage: ``python benchmarks/bench_rate.py [--quick] [--strict]``. ``--quick`` takes a few seconds
 (2,000 grants); ``--strict`` exits with status 1 when a target is missed.
@@ -47,14 +51,12 @@ class CountingPool(RatePool):
 
     def _fire(self) -> None:
         self.wakeups += 1
-        if self._waiters:
-            late = time.monotonic() - self._due(self._waiters[0].cost)
-            self.stalled += max(0.0, late - SLACK)
+        now = time.monotonic()
+        if self._waiters and self.grants:  # from the first grant on: the span is timed from it
+            self.stalled += max(0.0, now - self._due(self._waiters[0].cost) - SLACK)
+        before = self.granted
         super()._fire()
-
-    def _grant(self, now: float, cost: float, late: bool) -> None:
-        self.grants.append(now)
-        super()._grant(now, cost, late)
+        self.grants += [now] * round(self.granted - before)  # the units this wake-up granted (cost 1 each)
 
 
 def best_of(repeats: int, measure) -> float:
@@ -127,8 +129,10 @@ async def measured_rate(n: int, per_second: float) -> dict[str, float]:
     cpu = (time.thread_time() - cpu) / n
     grants = pool.grants
     span = grants[-1] - grants[0]
+    slide = span - (n - 1) * pool.rate.interval  # time the schedule lost against its ideal, all told
     return {
         "rate": (n - 1) / span, "stalled": pool.stalled, "unstalled": (n - 1) / (span - pool.stalled),
+        "slide": slide, "own": slide - pool.stalled, "span": span,
         "excess": worst_excess(grants, per_second), "resumed": worst_excess(stamps, per_second),
         "wakeups": pool.wakeups / n, "cpu": cpu,
     }
@@ -175,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["measured rate (first to last grant)", f"{m['rate']:,.1f}/s ({error * 100:.2f} % off)"],
         ["engine-loop stalls beyond SLACK", f"{m['stalled'] * 1e3:.1f} ms"],
         ["rate over the time not stalled", f"{m['unstalled']:,.1f}/s"],
+        ["schedule slide (last grant vs the ideal GCRA time)", f"{m['slide'] * 1e3:.1f} ms"],
+        ["slide not explained by loop stalls (the limiter's own)", f"{m['own'] * 1e3:.1f} ms"],
         ["worst window excess of grants (<= 0 keeps the bound)", f"{m['excess']:.3f}"],
         ["same, from the waiters' own resumption stamps", f"{m['resumed']:.3f}"],
         ["timer wake-ups per grant", f"{m['wakeups']:.3f}"],
@@ -185,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Check("free grant <= 5 us", free <= 5e-6),
         Check("queued grant <= 5 us", fire <= 5e-6),
         Check("rate within 1 %", error <= 0.01),
+        Check("the limiter adds no drift of its own (<= 1 % of the span)", m["own"] <= 0.01 * m["span"]),
         Check("no window above burst + rate*(t+slack)", excess <= 1e-9),
         Check("at most one wake-up per grant", wakeups <= 1.0),
     ]

@@ -99,7 +99,7 @@ class _Plan:
             run.pools[pool.name] = pool
             if self.rate is not None:
                 group.rate = self.rate.pool(f"rate:map.{group.name}")
-                run.pools[group.rate.name] = group.rate
+                run.use_pool(group.rate)
             tags = self.tags
 
             def invoke(i: int, args: tuple) -> Any:

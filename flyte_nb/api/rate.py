@@ -207,7 +207,7 @@ class RateLimiter:
     def _show(self) -> None:
         action = current_action.get()
         if action is not None:
-            action.run.pools.setdefault(self._pool.name, self._pool)
+            action.run.use_pool(self._pool)
 
     # the kernel side of an acquisition made in a worker (``backends.limits.KernelLimit``)
     async def serve_acquire(self, cost: float) -> bool:

@@ -70,5 +70,5 @@ def _map_group(parent: Action, message: CallChild, maps: dict[str, GroupStats]) 
         run.pools[group.pool.name] = group.pool
         if message.rate is not None:  # the map's group holds its rate, as in the kernel
             group.rate = message.rate.pool(f"rate:map.{group.name}")
-            run.pools.setdefault(group.rate.name, group.rate)
+            run.use_pool(group.rate)
     return group

@@ -23,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from ..engine.grant_lanes import Lanes
 from ..engine.rates import Rate, RateStatistics
 from ..engine.slots import PoolStatistics
 from .home import home_dir
@@ -92,6 +93,7 @@ class MachineRatePool:
         self.granted = 0.0  # by this process
         self.waiting = 0
         self._recent: deque[tuple[float, float]] = deque()
+        self.lanes = Lanes()  # the timelines of this process's runs that use it
         with _Transaction() as db:
             row = db.execute("SELECT interval, burst FROM rates WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -122,6 +124,8 @@ class MachineRatePool:
             db.execute("UPDATE rates SET tat = ? WHERE name = ?", (max(tat, now) + cost * interval, self.key))
         self.granted += cost
         self._recent.append((now, cost))
+        if self.lanes.lanes:
+            self.lanes.add(cost)
         return 0.0
 
     async def acquire(self, cost: float = 1) -> bool:
@@ -148,6 +152,8 @@ class MachineRatePool:
                 db.execute("UPDATE rates SET tat = tat + ? * interval WHERE name = ?", (delta, self.key))
             self.granted += delta
             self._recent.append((time.time(), delta))
+            if self.lanes.lanes:
+                self.lanes.add(delta)
 
     def statistics(self) -> RateStatistics:
         now, rate = time.time(), self.rate

@@ -10,6 +10,8 @@ when it ends), so a batch sweeps only the events before its *watermark*: the ear
 among actions still running (or the batch's own time, less a margin); later ones wait for the
 next batch. What waits is bounded by the concurrency. Time is cut into at most ``MAX_BINS`` bins
 that keep their peak (widths double as the run goes on), the time-weighted mean is exact.
+Rate lanes (units granted per second) are kept by the rate pools themselves as they grant
+(:mod:`flyte_nb.engine.grant_lanes`); the run's row gets them with the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Iterable
 from itertools import accumulate, repeat
 from operator import attrgetter, itemgetter, mul, sub
 from typing import TYPE_CHECKING, Any
+
+from ..engine.rates import recorded_limit
 
 if TYPE_CHECKING:
     from ..engine.action import Action
@@ -127,6 +131,7 @@ class Occupancy:
         self.parents: set[int] = set()  # numbers of actions seen to have children: only leaves are drawn
         self.open: dict[Action, None] = {}  # started, not ended, not seen to have children
         self.swept_to = 0.0
+        self.granted = 0.0  # units the run's rate lanes held at the last sweep
         self.dirty = False
 
     def _lane(self, name: str, kind: str) -> Lane:
@@ -212,6 +217,10 @@ class Occupancy:
             if lane.sweep(watermark):
                 self.dirty = True
                 self.swept_to = max(self.swept_to, lane.last)
+        granted = sum(lane.total for lane in list(state.rate_lanes.values()))
+        if granted != self.granted:  # the rate pools' lanes (kept by the pools as they grant) moved
+            self.granted = granted
+            self.dirty = True
 
     def to_json(self) -> str:
         """The whole timeline as the run row keeps it (``runs.timeline``)."""
@@ -225,5 +234,7 @@ class Occupancy:
         for lane in order:
             capacity = None if lane.kind == "run" else capacities.get(lane.name) if lane.kind == "group" else pools.get(lane.name)
             series.append(lane.series(capacity, end))
+        series += [lane.series(recorded_limit(state.pools[name]), start, end)  # starts per second, per rate
+                   for name, lane in list(state.rate_lanes.items()) if name in state.pools]
         self.dirty = False
         return json.dumps({"start": start, "end": end, "series": series})

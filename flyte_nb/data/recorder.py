@@ -83,6 +83,7 @@ CATCH_UP_WAIT = 5.0  # one wait for the writer; a writer stuck on another proces
 CATCH_UP_ROUNDS = 12  # a busy one, up to 12 (a minute)
 WINDOW = 10_000  # finished actions a recorded run keeps in memory (~3 MB); older ones are read from the store
 _QUEUED, _RUNNING, _SUCCEEDED, _CACHED = Phase.QUEUED, Phase.RUNNING, Phase.SUCCEEDED, Phase.CACHED
+_WAITING = Phase.WAITING
 _kernel = kernel()
 _NONE = object()  # not in RunLog.started (never queued either: iter(popleft, _NONE) pops until stopped)
 
@@ -121,6 +122,7 @@ class RunLog:
         self.outputs: dict[int, bytes | str] = {}  # bytes, or the digest of a value file (a cache hit)
         self.notes: dict[int, str] = {}
         self.cache_rows: list[tuple] = []
+        self.waits: list[Any] = []  # flat: action number, since, pool (the waits table)
         self.run_dirty = False
         self.run_phase = "queued"
         self._tasks: dict[TaskSpec, int] = {}  # spec → tasks.id
@@ -171,6 +173,8 @@ class RunLog:
                     queue.extend((action, KEPT_ARG, started))
             elif phase is _CACHED:
                 payload = self.cache.release(action.number)[:2] if self.cache is not None else (None, None)
+            elif phase is _WAITING:  # only when a pool makes it wait: why, and since when
+                payload = (time.time(), action.waiting_for)
             else:
                 payload = None
                 if phase >= _SUCCEEDED:
@@ -257,7 +261,9 @@ class RunLog:
             if payload is None:
                 continue
             number = action.number
-            if phase is _RUNNING:
+            if phase is _WAITING:
+                self.waits += (number, *payload)
+            elif phase is _RUNNING:
                 if type(payload) is bytes:
                     inputs[number] = payload
                 else:
@@ -394,6 +400,10 @@ class RunLog:
                         cache_rows)
         if logs:
             insert_many(conn, "INSERT OR REPLACE INTO logs (run, action, text)", 3, logs)
+        if self.waits:
+            waits = self.waits
+            rows = [v for i in range(0, len(waits), 3) for v in (self.run_id, *waits[i:i + 3])]
+            insert_many(conn, "INSERT OR REPLACE INTO waits (run, action, at, pool)", 4, rows)
         if run_row is not None:
             conn.execute(
                 "UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
@@ -430,6 +440,7 @@ class RunLog:
         self.outputs.clear()
         self.notes.clear()
         self.cache_rows.clear()
+        self.waits.clear()
         self.run_dirty = False
         if self.finished and not self.queue and not self.other and not self.done:
             self.closed = True

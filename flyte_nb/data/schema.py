@@ -161,5 +161,16 @@ ALTER TABLE runs ADD COLUMN timeline TEXT;        -- JSON, as the server's run d
 CREATE INDEX actions_errors ON actions (run, number) WHERE error_type IS NOT NULL;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+_V5 = """
+-- version 5: why each action waited, as its lifecycle goes: one row each time a pool made it wait
+-- ("waiting for rate llm", then perhaps "waiting for tag db"); an action that started at once has none.
+CREATE TABLE waits (
+    run INTEGER NOT NULL, action INTEGER NOT NULL,
+    at REAL NOT NULL,                     -- when it began to wait for this pool
+    pool TEXT NOT NULL,                   -- the pool's name, <kind>:<name>
+    PRIMARY KEY (run, action, at)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)

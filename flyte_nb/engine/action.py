@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
+from .limits import wait_reason
 
 if TYPE_CHECKING:
     from .run_state import GroupStats, RunState
@@ -147,8 +148,7 @@ class Action:
         """Why a waiting action waits: ``"waiting for rate llm"``, ``"waiting for tag db"`` …"""
         if self.phase != Phase.WAITING or self.waiting_for is None:
             return None
-        kind, _, name = self.waiting_for.partition(":")
-        return f"waiting for {kind} {name}" if name else f"waiting for {kind}"
+        return wait_reason(self.waiting_for)
 
     @property
     def slots(self) -> tuple[SlotPool, ...]:

@@ -70,6 +70,13 @@ def limits(run: RunState, spec: TaskSpec, tags: tuple[str, ...], group: GroupSta
     return tuple(found)
 
 
+def wait_reason(pool: str) -> str:
+    """Why an action waits for the pool named ``pool``: ``"waiting for rate llm"``, ``"waiting for tag db"``
+    (pool names are ``<kind>:<name>``); the same words in the widget, the store and the Lab."""
+    kind, _, name = pool.partition(":")
+    return f"waiting for {kind} {name}" if name else f"waiting for {kind}"
+
+
 def pools_for(action: Action) -> tuple[Limit, ...]:
     """Every pool ``action`` waits on (or waited on), with its role: see the module's docstring."""
     return limits(action.run, action.spec, action.tags, action.group)

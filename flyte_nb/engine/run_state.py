@@ -16,6 +16,7 @@ from .events import Event, EventKind, Listener, deliver
 from .kernel import kernel
 from .limits import limits
 from .names import run_key
+from .grant_lanes import GrantLane
 from .rates import Rate, RatePool
 from .slots import PoolStatistics, SlotPool, in_order
 from .spec import ActionCache, ActionRecords, TaskSpec
@@ -97,9 +98,10 @@ class RunState:
         self.counts = [0] * len(PHASES)
         self.groups: dict[str, GroupStats] = {}
         self.pools: dict[str, SlotPool] = {}
+        self.rate_lanes: dict[str, GrantLane] = {}  # each rate pool's grants while this run is live
         self.throttles, self.rates = tag_pools(throttle)
-        self.pools.update((p.name, p) for p in self.throttles.values())
-        self.pools.update((p.name, p) for rates in self.rates.values() for p in rates)
+        for pool in [*self.throttles.values(), *(p for rates in self.rates.values() for p in rates)]:
+            self.use_pool(pool)
         self.listeners: list[Listener] = []
         self.done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.error: BaseException | None = None
@@ -149,9 +151,17 @@ class RunState:
             self.backends.add(get_backend(spec.backend).name)
             found = [limit.pool for limit in limits(self, spec, tags, group) if limit.held_by_action]
             for pool in found:
-                self.pools.setdefault(pool.name, pool)
+                self.use_pool(pool)
             pools = self._pools_for[key] = in_order(found)
         return pools
+
+    def use_pool(self, pool: Any) -> None:
+        """``pool`` is one of this run's (``statistics()`` shows it); a rate pool also feeds this run's
+        timeline a lane of its grants (:mod:`.grant_lanes`)."""
+        if self.pools.setdefault(pool.name, pool) is pool and pool.name not in self.rate_lanes:
+            lanes = getattr(pool, "lanes", None)
+            if lanes is not None:
+                self.rate_lanes[pool.name] = lanes.follow(pool.name, self)
 
     def transition(self, action: Action, phase: Phase, data: Any = None) -> None:
         """Move ``action`` to ``phase``; ``data`` rides on the event (inputs when it starts running,

@@ -53,7 +53,20 @@ function header(state, model, offset) {
     cancel);
 }
 
+// A rate pool: units granted per second over its window against the limit, what is available now.
+function ratePool(stat) {
+  const label = h("span", { class: "flyte-nb-label", title: stat.name }, stat.name);
+  const width = Math.min(100, Math.round((100 * stat.granted_per_s) / stat.rate));
+  const drawing = h("span", { class: "flyte-nb-bar" },
+    h("span", { class: "flyte-nb-fill flyte-nb-running-fill", style: `width:${width}%` }));
+  const text = `${stat.granted_per_s}/s of ${+stat.rate.toFixed(3)}/s · ${stat.available} available` +
+    (stat.waiting ? ` · ${stat.waiting} waiting` : "");
+  return h("div", { class: "flyte-nb-row flyte-nb-pool flyte-nb-rate-pool", "data-pool": stat.name }, label, drawing,
+    h("span", { class: "flyte-nb-text" }, text));
+}
+
 function pool(stat) {
+  if (stat.rate !== undefined) return ratePool(stat);
   const label = h("span", { class: "flyte-nb-label", title: stat.name }, stat.name);
   const capacity = stat.capacity;
   let drawing;
@@ -163,6 +176,11 @@ export default {
       if (!state || !state.name) return;
       const sections = [header(state, model, offset)];
       if (state.pools.length) sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "slots"), state.pools.map(pool)));
+      if (state.waiting && state.waiting.length) {
+        sections.push(h("div", { class: "flyte-nb-section flyte-nb-waiting" }, h("div", { class: "flyte-nb-title" }, "waiting"),
+          state.waiting.map((w) => h("div", { class: "flyte-nb-row flyte-nb-wait", "data-reason": w.reason },
+            h("span", { class: "flyte-nb-text" }, `${w.count} ${w.reason}`)))));
+      }
       if (state.groups.length) sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "groups"), groupTree(state.groups)));
       if (state.results.length) {
         sections.push(h("div", { class: "flyte-nb-section" }, h("div", { class: "flyte-nb-title" }, "latest results"),

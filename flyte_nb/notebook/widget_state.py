@@ -14,6 +14,7 @@ from typing import Any
 
 from ..backends.base import default_backend, get_backend
 from ..engine.action import Action, Phase
+from ..engine.limits import wait_reason
 from ..engine.run_state import RunState
 from ..errors import user_traceback
 
@@ -141,6 +142,7 @@ def snapshot(run: RunState, recent: Recent | None = None) -> dict[str, Any]:
             "rate": round(done / elapsed, 1),
         })
     results, errors = recent.snapshot() if recent is not None else ([], [])
+    pools = run.statistics()
     return {
         "name": run.name,
         "phase": run.phase,
@@ -152,12 +154,19 @@ def snapshot(run: RunState, recent: Recent | None = None) -> dict[str, Any]:
         "server_time": now,
         "counts": counts,
         "actions": run.action_count,
-        "pools": [s._asdict() for s in run.statistics()],
+        "pools": [s._asdict() for s in pools],
+        "waiting": waiting(pools),
         "groups": groups,
         "results": results,
         "errors": errors,
         "error": None if run.error is None else f"{type(run.error).__name__}: {run.error}",
     }
+
+
+def waiting(pools: list[Any]) -> list[dict[str, Any]]:
+    """Why actions wait, from the pools' waiters (never a walk over the actions): each pool with
+    waiters is one reason, ``{"reason": "waiting for rate llm", "count": 3}``."""
+    return [{"reason": wait_reason(s.name), "count": s.waiting} for s in pools if s.waiting]
 
 
 def summary_line(state: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..data.store import LIVE_PHASES, RUN_PHASES, Store
 from ..errors import StoreError
-from . import rates, timeline
+from . import rates, timeline, waits
 from .preview import LOAD_MAX, preview
 
 STATUSES = ("live", *RUN_PHASES)
@@ -142,9 +142,8 @@ def run_detail(conn: sqlite3.Connection, paths: Paths, name: str) -> dict[str, A
     counted = _record(group_counts) if group_counts else None  # kept by the writer (older stores: counted here)
     detail["groups"] = _groups(conn, run_id, limits, counted)
     kept = _record(timeline_json) if timeline_json else None
-    if kept and "series" in kept:  # kept by the writer as the run went; rate lanes are read here (a scan
-        kept["series"] = kept["series"] + rates.rate_series(conn, run_id, pools, kept["start"], kept["end"])
-        detail["timeline"] = kept  # of the actions' starts, done only for a run that has rates)
+    if kept and "series" in kept:  # kept by the writer as the run went, rate lanes included
+        detail["timeline"] = kept
     else:
         detail["timeline"] = _timeline(conn, run_id, detail, limits, pools)
     detail["errors"] = [
@@ -317,7 +316,8 @@ def list_actions(conn: sqlite3.Connection, name: str, *, offset: int = 0, limit:
         more_after = len(rows) > limit
         rows = rows[:limit]
         more_before = (after is not None and after >= 0) or offset > 0
-    return {"total": total, "actions": _with_depths(conn, run_id, [_action_row(row, live) for row in rows]),
+    shown = waits.attach(conn, run_id, _with_depths(conn, run_id, [_action_row(row, live) for row in rows]))
+    return {"total": total, "actions": shown,
             "next": rows[-1][0] if rows and more_after else None,
             "prev": rows[0][0] if rows and more_before else None}
 
@@ -333,7 +333,7 @@ def action_detail(conn: sqlite3.Connection, store: Store, name: str, number: int
                        (run_id, number)).fetchone()
     if row is None:
         return None
-    detail = _with_depths(conn, run_id, [_action_row(row[:12], live)])[0]
+    detail = waits.attach(conn, run_id, _with_depths(conn, run_id, [_action_row(row[:12], live)]))[0]
     traceback, inputs, inputs_size, outputs, outputs_size, note = row[12:]
     if detail["error"] is not None:
         detail["error"]["traceback"] = traceback

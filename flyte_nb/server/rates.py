@@ -1,6 +1,8 @@
-"""Rate lanes of the run timeline: actions started per second against each rate's limit.
+"""Rate lanes of a run timeline the writer did not keep (a run recorded by an older flyte_nb).
 
-A rate pool of a run limits how many of its actions *start* per unit of time, so its lane is
+The writer keeps every rate lane in the run's row as the pools grant (``engine.grant_lanes``), so
+a run detail never scans; this is the fallback for older rows, read with their occupancy scan. A
+rate pool of a run limits how many of its actions *start* per unit of time, so its lane is
 built from the start times the store records: a tag's rate (``rate:<tag>``) counts the actions
 carrying the tag, a map's (``rate:map.<group>``) the actions of that group, an environment's
 (``rate:env.<name>``) the actions of its tasks (this run's share of a budget that may be shared).

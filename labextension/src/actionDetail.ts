@@ -4,6 +4,7 @@ import { Child, h } from './dom';
 import { formatDuration, formatTime } from './format';
 import { badge } from './parts';
 import { reportSection } from './report';
+import { waitsSection } from './waitReason';
 
 export function renderActionDetail(action: ActionDetail): HTMLElement {
   const span = (a: number | null, b: number | null) => (a !== null && b !== null ? b - a : null);
@@ -28,6 +29,7 @@ export function renderActionDetail(action: ActionDetail): HTMLElement {
       ...fact('parent', action.parent !== null ? `a${action.parent}` : null)
     ),
     action.error && section('Error', errorBlock(action.error)),
+    waitsSection(action),
     action.attempt_history.length > 1 &&
       section(
         'Attempts',

@@ -5,7 +5,7 @@ import { ACTION_PHASES, ActionRow, FlyteApi } from './api';
 import { h, replaceChildren, setText } from './dom';
 import { formatDuration } from './format';
 import { renderActionDetail } from './actionDetail';
-import { badge } from './parts';
+import { phaseCell } from './waitReason';
 
 const PAGE = 100;
 
@@ -121,7 +121,7 @@ export class ActionsTable {
       h('td', { class: 'flyte-nb-num flyte-nb-action-parent' }, action.parent === null ? '' : `a${action.parent}`),
       h('td', { class: 'flyte-nb-num flyte-nb-action-depth' }, action.depth === null ? '' : String(action.depth)),
       h('td', {}, action.group ? `${action.group}${action.index !== null ? ` [${action.index}]` : ''}` : ''),
-      h('td', {}, badge(action.phase)),
+      phaseCell(action),
       h('td', { class: 'flyte-nb-num' }, formatDuration(action.duration)),
       h('td', { class: 'flyte-nb-num' }, String(action.attempts)),
       h('td', { class: 'flyte-nb-action-error', title: error }, error)

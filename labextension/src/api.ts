@@ -135,6 +135,18 @@ export interface ActionRow {
   parent: number | null;
   /** Place in the action tree: 0 for the driver, 1 for its children … */
   depth: number | null;
+  /** While it waits, for what: "waiting for rate llm". */
+  reason?: string | null;
+  /** Each wait of its lifecycle, in order (none if it started at once). */
+  waited?: Wait[];
+}
+
+export interface Wait {
+  pool: string;
+  reason: string;
+  at: Time;
+  /** How long it lasted; null while it goes on. */
+  seconds: number | null;
 }
 
 export interface ActionsPage {

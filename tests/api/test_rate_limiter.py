@@ -138,3 +138,30 @@ def test_clear_errors():
     grant.settle(1)
     with pytest.raises(flyte.ConfigurationError, match="already settled"):
         grant.settle(1)
+
+
+@env.task
+async def call_tpm(estimate: int, actual: int) -> float:
+    tpm = flyte.RateLimiter("tpm-minute", 60_000, per="1m", burst=2_000)  # tokens per minute
+    grant = await tpm.acquire(estimate)
+    started = time.monotonic()
+    grant.settle(actual)
+    return started
+
+
+@env.task
+async def tpm_calls(n: int, estimate: int, actual: int) -> list[float]:
+    return list(await asyncio.gather(*(call_tpm(estimate, actual) for _ in range(n))))
+
+
+def test_tokens_per_minute_with_settle_corrections():
+    start = time.monotonic()
+    run = flyte.run(tpm_calls, 12, 1_000, 250)
+    starts = run.outputs(timeout=60)
+    # charged at the estimate, 12 × 1,000 tokens at 1,000/s after a 2,000 burst would take 10 s;
+    # settled at 250 each the budget's debt is 12 × 250 - 2,000 = 1,000 tokens: about a second
+    assert max(starts) - start < 5.0, f"settlements gave back what the calls did not use ({max(starts) - start:.2f}s)"
+    (stat,) = [s for s in run.statistics() if s.name == "limiter:tpm-minute"]
+    assert stat.capacity == 60_000 and stat.rate == 1_000 and stat.waiting == 0
+    assert stat.holders == 3_000, "the minute's window counts the tokens used, net of settlements"
+    assert run.state.rate_lanes["limiter:tpm-minute"].total == 3_000

@@ -145,3 +145,23 @@ def test_a_killed_holder_does_not_leak_its_slots(flyte_home):
     assert db.statistics().holders == 2
     db.release()
     db.release()
+
+
+lanes_env = flyte.TaskEnvironment("machine-lanes")
+
+
+@lanes_env.task
+async def take_machine_units(n: int) -> int:
+    limiter = flyte.RateLimiter("lanes-key", 100, per="1s", burst=100, scope="machine")
+    for _ in range(n):
+        grant = await limiter.acquire(2)
+        grant.settle(1)
+    return n
+
+
+def test_a_machine_limiter_in_a_body_is_a_pool_and_a_lane_of_the_run(flyte_home):
+    run = flyte.run(take_machine_units, 6)
+    assert run.outputs(timeout=30) == 6
+    (stat,) = [s for s in run.statistics() if s.name == "limiter:lanes-key@machine"]
+    assert stat.rate == 100 and stat.waiting == 0 and stat.capacity == 100 and stat.available <= 100
+    assert run.state.rate_lanes["limiter:lanes-key@machine"].total == 6, "6 grants of 2, each settled at 1"

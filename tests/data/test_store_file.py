@@ -131,7 +131,7 @@ def test_a_new_store_is_created_with_the_current_schema(home):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"runs", "tasks", "actions", "attempts", "cache", "logs"}
+    assert tables == {"runs", "tasks", "actions", "attempts", "cache", "logs", "waits"}
     conn.close()
 
 
@@ -175,7 +175,7 @@ def test_a_version_1_store_is_migrated_with_its_runs_actions_and_cache(home):
         "store_tests.cached_square", "a0", 0, {"x": 0})
     assert [(a["number"], a["error_message"]) for a in square.attempt_history()] == [(1, "flaky")]
     with sqlite3.connect(home / DB_NAME) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert check.execute("SELECT r.name, c.key FROM cache c JOIN runs r ON r.id = c.run").fetchall() == \
             [("old-run", key)]
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)

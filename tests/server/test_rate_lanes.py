@@ -57,3 +57,42 @@ def test_lane_buckets_are_a_second_or_more_and_count_every_start():
     assert short["points"] == [[10.0, 5.0], [10.4, 5.0]]
     long = series("rate:x", 1, [float(i) for i in range(3_600)], 0.0, 3_600.0)
     assert len(long["points"]) <= 201 and long["started"] == 3_600
+
+
+BODY = """
+import flyte_nb as flyte
+
+env = flyte.TaskEnvironment("body-lanes")
+
+@env.task
+async def ask(i: int) -> int:
+    limiter = flyte.RateLimiter("llm-body", 10, per="1s")  # inside the body: no action-level rate
+    for _ in range(3):
+        grant = await limiter.acquire(2)
+        grant.settle(1)
+    return i
+
+@env.task
+async def fan(n: int) -> int:
+    return len(list(flyte.map(ask, range(n))))
+
+run = flyte.with_runcontext(name="body-rated").run(fan, 5)
+assert run.outputs(timeout=60) == 5
+"""
+
+
+def test_a_body_level_limiter_is_a_lane_kept_in_the_run_row_not_scanned(server, client):
+    run_script(server["home"], BODY)
+    import sqlite3
+
+    with sqlite3.connect(server["home"] / "runs.sqlite") as db:  # lanes must come from the run's row alone
+        removed = db.execute("DELETE FROM actions WHERE run = (SELECT id FROM runs WHERE name = 'body-rated')").rowcount
+    assert removed == 6
+    status, run, _ = client.get("runs/body-rated")
+    assert status == 200
+    lanes = {s["name"]: s for s in run["timeline"]["series"] if s["kind"] == "rate"}
+    assert set(lanes) == {"limiter:llm-body"}
+    lane = lanes["limiter:llm-body"]
+    assert lane["capacity"] == 10 and lane["started"] == 15, "15 grants of 2 units, each settled at 1"
+    assert 0 < lane["peak"] <= 12 and all(value <= 12 for _, value in lane["points"])
+    assert {"name": "limiter:llm-body", "capacity": 10} in run["pools"]

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import cloudpickle
 
+from ...engine.grant_lanes import Lanes
 from ...engine.rates import Rate, RateStatistics
 from ..base import get_backend
 from . import scheduler_rates
@@ -37,6 +38,7 @@ class ClusterRatePool:
         self.waiting = 0
         self._available: float | None = None
         self._recent: deque[tuple[float, float]] = deque()
+        self.lanes = Lanes()  # the timelines of this process's runs that use it
 
     def set_rate(self, rate: Rate) -> None:
         self.rate = rate  # sent with the next try
@@ -60,6 +62,8 @@ class ClusterRatePool:
                 if wait == 0.0:
                     self.granted += cost
                     self._recent.append((time.time(), cost))
+                    if self.lanes.lanes:
+                        self.lanes.add(cost)
                     return True
                 await asyncio.sleep(wait)
         finally:
@@ -74,6 +78,8 @@ class ClusterRatePool:
             _settler.submit(self._adjust, client, delta)
         self.granted += delta
         self._recent.append((time.time(), delta))
+        if self.lanes.lanes:
+            self.lanes.add(delta)
 
     def _adjust(self, client, delta: float) -> None:  # noqa: ANN001 - a distributed.Client
         self._available = client.run_on_scheduler(scheduler_rates.adjust, self.key, delta)
