@@ -56,10 +56,10 @@ def get_run(name: str) -> Run | StoredRun:
     """The run called ``name``: live if this kernel holds it, else read from the run store."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"get_run needs a run name (a string), got {name!r}")
-    for run in kernel_runs():
-        if run.name == name:
-            return run
     store = open_store()
+    for run in kernel_runs():
+        if run.name == name and (store is None or run.store_path in (None, store.path)):  # not another home's run
+            return run
     if store is None:
         raise RunNotFoundError(f"no run named {name!r} in this kernel, and the run store is off (FLYTE_NB_STORE)")
     rows = rows_of(store, "SELECT * FROM runs WHERE name = ?", (name,))

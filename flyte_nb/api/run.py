@@ -15,7 +15,7 @@ from ..context import custom_context
 from ..triggers import bind_trigger_inputs
 from ..data.recorder import attach
 from ..data.origin import run_url
-from ..data.store import get_store
+from ..data.store import get_store, recording_enabled
 from ..engine import controller
 from ..engine.action import Action, Phase
 from ..engine.loop import engine
@@ -41,6 +41,7 @@ class Run:
     def __init__(self, state: RunState, driver: TaskTemplate) -> None:
         self.state = state  # the engine's record of the run: what views (widget, history) read
         self.driver = driver  # the task that drives it
+        self.store_path = get_store().path if recording_enabled() else None  # where it is recorded, if it is
 
     # ----------------------------------------------------------- identity
     @property
@@ -50,7 +51,7 @@ class Run:
     @property
     def url(self) -> str:
         """Where the run can be looked at: the Runs panel of the Jupyter server, or the run store's file."""
-        return run_url(self.name, get_store().path)
+        return run_url(self.name, self.store_path or get_store().path)
 
     @property
     def phase(self) -> str:
