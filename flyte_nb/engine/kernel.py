@@ -16,8 +16,9 @@ import asyncio
 import atexit
 import logging
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .names import RunNames
 
@@ -27,9 +28,14 @@ if TYPE_CHECKING:
     from .loop import EngineLoop
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 log = logging.getLogger("flyte_nb")
 
 SHUTDOWN_TIMEOUT = 10.0  # seconds for all backends to let go of workers, containers, connections
+
+
+_PROJECT_NAMES = ("project", "domain", "org")
 
 
 class Kernel:
@@ -44,6 +50,7 @@ class Kernel:
         self.names = RunNames()  # the one place run names are made unique
         self.runs: dict[str, Any] = {}  # the api's Run handles this kernel keeps, oldest first
         self.echo = True  # captured output is also printed where it was written
+        self.project_names: dict[str, str | None] = dict.fromkeys(_PROJECT_NAMES)  # ``init(project=, domain=, org=)``
         self._parts: dict[type, Any] = {}
         self.closed = False
 
@@ -113,7 +120,26 @@ class Kernel:
             self.names = RunNames()
             self.runs.clear()
             self.echo = True
+            self.project_names = dict.fromkeys(_PROJECT_NAMES)
             self.closed = False
+
+
+class Recent(OrderedDict[K, V]):
+    """A kernel part that keeps what the newest ``LIMIT`` keys (runs, actions, attempts) made.
+
+    Subclass it once per kind of thing kept (the subclass is the part's key):
+    ``kernel().part(KeptTraces).get_or_make(key, make)``.
+    """
+
+    LIMIT: ClassVar[int] = 1024
+
+    def get_or_make(self, key: K, make: Callable[[], V]) -> V:
+        found = self.get(key)
+        if found is None:
+            found = self[key] = make()
+            while len(self) > self.LIMIT:
+                self.popitem(last=False)
+        return found
 
 
 _KERNEL = Kernel()
