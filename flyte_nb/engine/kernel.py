@@ -1,9 +1,12 @@
 """The Kernel: everything one kernel process holds across runs, in one object with one ``close()``.
 
 The engine loop, the event listeners that hear every run, the loaded backends, the runs this
-kernel keeps, the run names it issued, the sync-body threads, and per-kernel objects of the layers
-above (the run store's writer, the stores, cache indexes, rate budgets) that the engine must not
-import: those register as *parts*, keyed by their class, and are closed with the kernel.
+kernel keeps, the run names it issued, the sync-body threads, the ``init(project=, domain=, org=)``
+names, and per-kernel objects of the layers above (the run store's writer, the stores, cache
+indexes, rate budgets, the chosen home, what actions keep: traced results, reports, checkpoints,
+env vars held) that the engine must not import: those register as *parts*, keyed by their class,
+and are closed with the kernel (a :class:`Recent` part keeps only the newest keys).
+No other module keeps kernel state in a global: ``tests/test_module_state.py`` says which may.
 
 ``close()`` runs once at interpreter exit: every backend's ``shutdown()`` (workers, containers,
 connections), then every part's ``close()`` (the writer commits the last rows). ``reset()`` closes

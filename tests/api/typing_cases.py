@@ -1,16 +1,16 @@
 """What a type checker must infer for task calls (``TaskTemplate`` is generic over P and R).
 
-Checked by ``tests/test_task_types.py`` with mypy or pyright when one is installed; at run time
+Checked by ``tests/api/test_typing.py`` with mypy or pyright when one is installed; at run time
 ``assert_type`` does nothing, and outside a run a task call is a plain call.
 """
 
 from __future__ import annotations
 
-from typing import Coroutine, assert_type
+from typing import assert_type
 
 import flyte_nb as flyte
 
-env = flyte.TaskEnvironment("typing")
+env = flyte.TaskEnvironment("typing-cases")
 
 
 @env.task
