@@ -10,6 +10,7 @@ Kernel holds: new state goes into a kernel part (``kernel().part(Kind)``), so th
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import flyte_nb
@@ -84,6 +85,7 @@ def _mutated(tree: ast.Module, name: str) -> bool:
     return False
 
 
+@functools.cache
 def module_state() -> dict[str, int]:
     """``path:name`` -> line of every module-level mutable container or ``global`` rebinding."""
     found: dict[str, int] = {}
