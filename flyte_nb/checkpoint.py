@@ -16,16 +16,14 @@ import shutil
 import tarfile
 import tempfile
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from typing import Any, Callable
 
 from .data.home import home_dir
 from .engine.action import Action
 from .engine.attempt_state import AttemptInfo, kept, register, send_note
+from .engine.kernel import Recent, kernel
 
 _PAYLOAD = "payload"
-_KEPT = 256
-_open: OrderedDict[tuple[str, str, int], Checkpoint] = OrderedDict()
 
 
 class BaseCheckpoint(ABC):
@@ -152,17 +150,19 @@ def _folder(run: str, action: str) -> pathlib.Path:
     return home_dir() / "checkpoints" / run / action
 
 
+class _OpenCheckpoints(Recent[tuple[str, str, int], Checkpoint]):
+    """The checkpoints of the newest attempts, by (run, action, attempt)."""
+
+    LIMIT = 256
+
+
 def checkpoint_for(info: AttemptInfo) -> Checkpoint:
     """The checkpoint of this attempt (one object per attempt, so load and save share a workspace)."""
-    key = (info.run, info.action, info.attempt)
-    checkpoint = _open.get(key)
-    if checkpoint is None:
+    def make() -> Checkpoint:
         shipped = kept(info, "checkpoint") if info.remote else None
-        checkpoint = _open[key] = Checkpoint(_folder(info.run, info.action), info.attempt, remote=info.remote,
-                                             shipped=shipped)
-        while len(_open) > _KEPT:
-            _open.popitem(last=False)
-    return checkpoint
+        return Checkpoint(_folder(info.run, info.action), info.attempt, remote=info.remote, shipped=shipped)
+
+    return kernel().part(_OpenCheckpoints).get_or_make((info.run, info.action, info.attempt), make)
 
 
 def _previous(action: Action) -> bytes | None:

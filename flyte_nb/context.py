@@ -16,7 +16,7 @@ from typing import Any
 
 from .checkpoint import Checkpoint, checkpoint_for
 from .engine.attempt_state import current_custom_context, whoami
-from .engine.attempt_state import placement_names as _placement
+from .engine.kernel import kernel
 from .errors import ConfigurationError
 
 
@@ -24,17 +24,17 @@ def set_placement(project: str | None = None, domain: str | None = None, org: st
     """Remember ``init(project=, domain=, org=)`` for ``current_project()``/``current_domain()``."""
     for key, value in (("project", project), ("domain", domain), ("org", org)):
         if value is not None:
-            _placement[key] = value
+            kernel().project_names[key] = value
 
 
 def current_project() -> str:
     """The project given to ``flyte.init(project=...)``, else ``"default"`` (there is no cluster here)."""
-    return _placement["project"] or "default"
+    return kernel().project_names["project"] or "default"
 
 
 def current_domain() -> str:
     """The domain given to ``flyte.init(domain=...)``, else ``"development"``."""
-    return _placement["domain"] or "development"
+    return kernel().project_names["domain"] or "development"
 
 
 @dataclass(frozen=True)

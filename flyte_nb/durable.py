@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time as _time
-from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Callable
 
 from .engine.attempt_state import whoami
+from .engine.kernel import Recent, kernel
 from .traced import trace
 
-_calls: OrderedDict[tuple[str, str, int], int] = OrderedDict()
-_KEPT = 1024
+
+class _CallCounts(Recent[tuple[str, str, int], int]):
+    """How many durable calls each of the newest attempts made, by (run, action, attempt)."""
 
 
 def _position(kind: str) -> str:
@@ -26,10 +27,11 @@ def _position(kind: str) -> str:
     info = whoami()
     if info is None:
         return kind
+    calls = kernel().part(_CallCounts)
     key = (info.run, info.action, info.attempt)
-    _calls[key] = number = _calls.get(key, 0) + 1
-    while len(_calls) > _KEPT:
-        _calls.popitem(last=False)
+    number = calls.get(key, 0) + 1
+    calls.pop(key, None)
+    calls.get_or_make(key, lambda: number)
     return f"{kind}#{number}"
 
 

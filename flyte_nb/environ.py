@@ -17,40 +17,48 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Callable
 
+from .engine.kernel import kernel
 from .errors import ConfigurationError
 
 _ABSENT = object()
-_lock = threading.Lock()
-_held: dict[str, list[Any]] = {}  # name -> [value, bodies using it, value before the first]
+
+
+class _HeldVariables:
+    """The variables running bodies of this process set: name -> [value, bodies using it, value before]."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: dict[str, list[Any]] = {}
 
 
 @contextmanager
 def environment_variables(variables: Mapping[str, str], who: str = "this task") -> Iterator[None]:
     """``variables`` set in ``os.environ`` for the block (reference-counted across overlapping blocks)."""
-    with _lock:
+    state = kernel().part(_HeldVariables)  # the one the block began with, even if the kernel resets meanwhile
+    with state.lock:
         for name, value in variables.items():
-            held = _held.get(name)
+            held = state.held.get(name)
             if held is not None and held[0] != value:
                 raise ConfigurationError(
                     f"{who} needs env var {name}={value!r} while a running task in this process has "
                     f"{name}={held[0]!r}; tasks of one process share os.environ, so run one of the "
                     "environments on backend='process' (or use the same value)")
         for name, value in variables.items():
-            held = _held.get(name)
+            held = state.held.get(name)
             if held is None:
-                _held[name] = [value, 1, os.environ.get(name, _ABSENT)]
+                state.held[name] = [value, 1, os.environ.get(name, _ABSENT)]
                 os.environ[name] = value
             else:
                 held[1] += 1
     try:
         yield
     finally:
-        with _lock:
+        with state.lock:
             for name in variables:
-                held = _held[name]
+                held = state.held[name]
                 held[1] -= 1
                 if held[1] == 0:
-                    del _held[name]
+                    del state.held[name]
                     if held[2] is _ABSENT:
                         os.environ.pop(name, None)
                     else:

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 from .data.pickling import by_value, loads
 from .engine.action import Action
 from .engine.attempt_state import kept as kept_state, register, send_note, whoami
+from .engine.kernel import Recent, kernel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_KEPT_ACTIONS = 1024
-_kept: OrderedDict[tuple[str, str], dict[tuple, Any]] = OrderedDict()
 _UNKEYED = object()
 
 
@@ -54,14 +52,12 @@ class _Kept(dict):
                 pass
 
 
+class _KeptTraces(Recent[tuple[str, str], _Kept]):
+    """This kernel's (or worker's) traced results of the newest actions, by (run, action)."""
+
+
 def _kept_for(run: str, action: str) -> _Kept:
-    name = (run, action)
-    kept = _kept.get(name)
-    if kept is None:
-        kept = _kept[name] = _Kept()
-        while len(_kept) > _KEPT_ACTIONS:
-            _kept.popitem(last=False)
-    return kept
+    return kernel().part(_KeptTraces).get_or_make((run, action), _Kept)
 
 
 def _store() -> _Kept | None:
@@ -79,7 +75,7 @@ def _store() -> _Kept | None:
 
 def _provide(action: Action) -> bytes | None:
     """Kernel: what earlier attempts of ``action`` kept, for an attempt starting in a worker."""
-    kept = _kept.get((action.run.name, action.name))
+    kept = kernel().part(_KeptTraces).get((action.run.name, action.name))
     return by_value(dict(kept)) if kept else None
 
 

@@ -18,10 +18,10 @@ from typing import Any
 from ..data.store import RUN_PHASES, Store
 from ..data.origin import run_url
 from ..engine.action import Phase
-from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError, StoreError
+from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError
 from .action_pages import ActionList, peak_concurrency
 from .run import Run, kernel_runs, retry_run, wait_seconds
-from .stored import ACTIONS_SQL, StoredAction, open_store, recorded_error, rows_of, stored_run_id
+from .stored import ACTIONS_SQL, StoredAction, open_store, recorded_error, rows_of
 from .task import TaskTemplate
 
 _FINAL = ("succeeded", "failed", "aborted")

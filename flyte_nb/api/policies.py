@@ -14,7 +14,7 @@ from typing import Any, Union
 
 from ..engine.spec import NO_RETRY, RetryPolicy
 from ..errors import ConfigurationError
-from ..units import _MAX_MEMORY, memory_bytes  # noqa: F401 - re-exported
+from ..units import memory_bytes
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

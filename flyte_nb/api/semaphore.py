@@ -21,7 +21,9 @@ import weakref
 from collections import deque
 from typing import Any
 
+from ..engine.backend import CLUSTER, get_backend
 from ..engine.context import current_action, current_channel
+from ..engine.kernel import kernel
 from ..engine.loop import engine
 from ..engine.slots import PoolStatistics, SlotPool
 from ..errors import ConfigurationError
@@ -32,7 +34,10 @@ _MACHINE_ORDER = 1 << 59  # after this process's own pools, before rates (1 << 6
 _SESSION = uuid.uuid4().hex[:12]
 _tokens = itertools.count(1)
 _live: weakref.WeakValueDictionary[str, Semaphore] = weakref.WeakValueDictionary()  # made here, by token
-_served: dict[Any, Semaphore] = {}  # kernel side: semaphores workers shipped that were not made here
+
+
+class _Served(dict):
+    """Kernel side: the budgets served for semaphores that workers shipped and this kernel did not make."""
 
 
 class Semaphore(SlotPool):
@@ -115,9 +120,10 @@ class Semaphore(SlotPool):
         if not self.proxy:
             return self
         key = self.token if self.scope == "kernel" else (self.scope, self.label, self.capacity)
-        served = _served.get(key)
+        budgets = kernel().part(_Served)
+        served = budgets.get(key)
         if served is None:
-            served = _served[key] = Semaphore(self.capacity, name=self.label, scope=self.scope)
+            served = budgets[key] = Semaphore(self.capacity, name=self.label, scope=self.scope)
         return served
 
     def locked(self) -> bool:
@@ -187,9 +193,7 @@ class ClusterSemaphore(Semaphore):
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError("a cluster-scope Semaphore needs a name (clients share it by name)")
         super().__init__(value, name=name, scope="cluster")
-        from ..backends.base import get_backend
-
-        self.cluster = get_backend("dask").cluster_pool(f"semaphore:{name}", value)  # type: ignore[attr-defined]
+        self.cluster = get_backend(CLUSTER).cluster_pool(f"semaphore:{name}", value)
         self.name = self.cluster.name
         self.order = self.cluster.order
 

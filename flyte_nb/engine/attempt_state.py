@@ -16,19 +16,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .context import current_action, current_channel
+from .kernel import kernel
 
 if TYPE_CHECKING:
     from .action import Action
 
 current_custom_context: ContextVar[Mapping[str, str]] = ContextVar("flyte_nb.custom_context", default={})
 """Context metadata (``flyte.custom_context``) in force; actions started here inherit it."""
-
-placement_names: dict[str, str | None] = {"project": None, "domain": None, "org": None}
-"""``init(project=, domain=, org=)``: what ``current_project()``/``current_domain()`` answer."""
-
 
 class AttemptInfo(NamedTuple):
     """One attempt of one action, as its body sees it (picklable: it travels in ``Run``)."""
@@ -51,6 +48,7 @@ class AttemptInfo(NamedTuple):
 current_remote: ContextVar[AttemptInfo | None] = ContextVar("flyte_nb.remote_attempt", default=None)
 """Inside a worker: the attempt whose body is running (set by the runner from ``Run.context``)."""
 
+_kernel = kernel()
 _providers: dict[str, Callable[[Action], bytes | None]] = {}
 _handlers: dict[str, Callable[[Action, bytes], None]] = {}
 
@@ -69,10 +67,11 @@ def info_for(action: Action, remote: bool = False) -> AttemptInfo:
     if remote and _providers:
         kept = tuple((kind, data) for kind, provide in _providers.items() if (data := provide(action)) is not None)
     run = action.run
+    names = _kernel.project_names
     return AttemptInfo(
         run.name, action.name, action.spec.name, max(action.attempts, 1), action.group_name, action.tags,
         tuple(current_custom_context.get().items()), run.started_at or action.queued_at or time.time(),
-        placement_names["project"], placement_names["domain"], placement_names["org"], kept, remote)
+        names["project"], names["domain"], names["org"], kept, remote)
 
 
 def whoami() -> AttemptInfo | None:

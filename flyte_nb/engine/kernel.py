@@ -1,9 +1,12 @@
 """The Kernel: everything one kernel process holds across runs, in one object with one ``close()``.
 
 The engine loop, the event listeners that hear every run, the loaded backends, the runs this
-kernel keeps, the run names it issued, the sync-body threads, and per-kernel objects of the layers
-above (the run store's writer, the stores, cache indexes, rate budgets) that the engine must not
-import: those register as *parts*, keyed by their class, and are closed with the kernel.
+kernel keeps, the run names it issued, the sync-body threads, the ``init(project=, domain=, org=)``
+names, and per-kernel objects of the layers above (the run store's writer, the stores, cache
+indexes, rate budgets, the chosen home, what actions keep: traced results, reports, checkpoints,
+env vars held) that the engine must not import: those register as *parts*, keyed by their class,
+and are closed with the kernel (a :class:`Recent` part keeps only the newest keys).
+No other module keeps kernel state in a global: ``tests/test_module_state.py`` says which may.
 
 ``close()`` runs once at interpreter exit: every backend's ``shutdown()`` (workers, containers,
 connections), then every part's ``close()`` (the writer commits the last rows). ``reset()`` closes
@@ -16,8 +19,9 @@ import asyncio
 import atexit
 import logging
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .names import RunNames
 
@@ -27,9 +31,14 @@ if TYPE_CHECKING:
     from .loop import EngineLoop
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 log = logging.getLogger("flyte_nb")
 
 SHUTDOWN_TIMEOUT = 10.0  # seconds for all backends to let go of workers, containers, connections
+
+
+_PROJECT_NAMES = ("project", "domain", "org")
 
 
 class Kernel:
@@ -44,6 +53,7 @@ class Kernel:
         self.names = RunNames()  # the one place run names are made unique
         self.runs: dict[str, Any] = {}  # the api's Run handles this kernel keeps, oldest first
         self.echo = True  # captured output is also printed where it was written
+        self.project_names: dict[str, str | None] = dict.fromkeys(_PROJECT_NAMES)  # ``init(project=, domain=, org=)``
         self._parts: dict[type, Any] = {}
         self.closed = False
 
@@ -113,7 +123,26 @@ class Kernel:
             self.names = RunNames()
             self.runs.clear()
             self.echo = True
+            self.project_names = dict.fromkeys(_PROJECT_NAMES)
             self.closed = False
+
+
+class Recent(OrderedDict[K, V]):
+    """A kernel part that keeps what the newest ``LIMIT`` keys (runs, actions, attempts) made.
+
+    Subclass it once per kind of thing kept (the subclass is the part's key):
+    ``kernel().part(KeptTraces).get_or_make(key, make)``.
+    """
+
+    LIMIT: ClassVar[int] = 1024
+
+    def get_or_make(self, key: K, make: Callable[[], V]) -> V:
+        found = self.get(key)
+        if found is None:
+            found = self[key] = make()
+            while len(self) > self.LIMIT:
+                self.popitem(last=False)
+        return found
 
 
 _KERNEL = Kernel()

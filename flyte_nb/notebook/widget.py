@@ -54,7 +54,7 @@ class RunWidget(anywidget.AnyWidget):
             self._flush()
             return
         state.listeners.append(self._on_event)
-        reports.listeners.append(self._on_report)
+        reports.report_listeners().append(self._on_report)
 
     def _on_report(self, report: reports.Report) -> None:
         """Any thread (a sync body's): a report changed; the widget hears of it on the engine thread."""
@@ -75,8 +75,8 @@ class RunWidget(anywidget.AnyWidget):
                 self._recent.errors.append(event.action)
         elif event.kind is EventKind.RUN_FINISHED:
             event.run.listeners.remove(self._on_event)
-            if self._on_report in reports.listeners:
-                reports.listeners.remove(self._on_report)
+            if self._on_report in reports.report_listeners():
+                reports.report_listeners().remove(self._on_report)
             self._flush()  # the final counts, at once
             return
         self._schedule()

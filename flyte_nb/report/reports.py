@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import pathlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +22,9 @@ from ..data.home import home_dir
 from ..data.pickling import by_value, loads
 from ..engine.action import Action
 from ..engine.attempt_state import register, send_note, whoami
+from ..engine.kernel import Recent, kernel
 
 MAIN = "main"
-_KEPT = 1024
-_open: OrderedDict[tuple[str, str], Report] = OrderedDict()
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;margin:12px}} .flyte-report-tabs>input{{position:absolute;opacity:0}}
@@ -105,7 +103,7 @@ class Report:
         else:
             self.version += 1
             self.save()
-            for listener in tuple(listeners):
+            for listener in tuple(report_listeners()):
                 listener(self)
 
     def save(self) -> None:
@@ -120,24 +118,27 @@ def report_path(run: str, action: str) -> pathlib.Path:
     return home_dir() / "reports" / run / f"{action}.html"
 
 
-listeners: list[Any] = []
-"""Called with a kernel-side ``Report`` after each change (the notebook widget shows reports live)."""
+class _ReportListeners(list):
+    """Called with a kernel-side ``Report`` after each change (the notebook widget shows reports live)."""
+
+
+def report_listeners() -> list[Any]:
+    """This kernel's report listeners (append to hear every report change)."""
+    return kernel().part(_ReportListeners)
+
+
+class _OpenReports(Recent[tuple[str, str], Report]):
+    """The reports of the newest actions, by (run, action)."""
 
 
 def _report(run: str, action: str, task: str, remote: bool = False) -> Report:
-    key = (run, action)
-    report = _open.get(key)
-    if report is None:
-        report = _open[key] = Report(f"{task} ({action})", path=None if remote else report_path(run, action),
-                                     remote=remote, run=run, action=action)
-        while len(_open) > _KEPT:
-            _open.popitem(last=False)
-    return report
+    return kernel().part(_OpenReports).get_or_make((run, action), lambda: Report(
+        f"{task} ({action})", path=None if remote else report_path(run, action), remote=remote, run=run, action=action))
 
 
 def open_reports(run: str) -> list[Report]:
     """The reports of ``run`` this kernel holds (those with content), in action order."""
-    found = [r for (name, _), r in tuple(_open.items()) if name == run and not r.remote and r.has_content()]
+    found = [r for (name, _), r in tuple(kernel().part(_OpenReports).items()) if name == run and not r.remote and r.has_content()]
     return sorted(found, key=lambda r: int(r.action[1:]) if r.action and r.action[1:].isdigit() else 0)
 
 

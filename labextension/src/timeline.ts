@@ -2,17 +2,14 @@
  * The slot-occupancy timeline: for the run and each group, a step chart of running actions over
  * time with the capacity drawn as a dashed line, and the utilisation (mean running / capacity).
  *
- * Each chart is an inline SVG stretched to the row's width (viewBox with
- * preserveAspectRatio="none", strokes that do not scale); labels and the time axis are HTML,
- * so text never stretches.
+ * Each chart is a `stepChart` (an inline SVG stretched to the row's width); labels and the time
+ * axis are HTML, so text never stretches.
  */
 import { Series, Time, Timeline } from './api';
-import { h, svgElement } from './dom';
+import { h } from './dom';
 import { formatDuration } from './format';
 import { isRateLane, rateRow } from './rateLane';
-
-const WIDTH = 1000;
-const HEIGHT = 40;
+import { stepChart } from './stepChart';
 
 export interface SeriesStats {
   /** Highest number running at once. */
@@ -74,40 +71,14 @@ function seriesRow(series: Series, start: Time, end: Time): HTMLElement {
   const stats = seriesStats(series, end);
   const peak = stats?.peak ?? 0;
   const top = Math.max(series.capacity ?? 0, peak, 1);
-  const x = (t: Time) => ((Math.min(Math.max(t, start), end) - start) / (end - start)) * WIDTH;
-  const y = (v: number) => HEIGHT - 1 - ((HEIGHT - 4) * v) / top;
-
-  // The step outline: each value holds until the next point, the last one until `end`.
-  let d = `M${x(series.points[0][0]).toFixed(1)},${y(0).toFixed(1)}`;
-  for (const [t, value] of series.points) {
-    d += ` H${x(t).toFixed(1)} V${y(value).toFixed(1)}`;
-  }
-  d += ` H${x(end).toFixed(1)}`;
-  const area = `${d} V${y(0).toFixed(1)} Z`;
-
-  const svg = svgElement('svg', {});
-  svg.setAttribute('class', 'flyte-nb-timeline-chart');
-  svg.setAttribute('viewBox', `0 0 ${WIDTH} ${HEIGHT}`);
-  svg.setAttribute('preserveAspectRatio', 'none');
-  svg.setAttribute('role', 'img');
-  svg.append(
-    svgElement('title', {}, `${series.name}: up to ${peak} running` + (series.capacity ? ` of ${series.capacity}` : '')),
-    svgElement('path', { class: 'flyte-nb-timeline-area', d: area }),
-    svgElement('path', { class: 'flyte-nb-timeline-line', d, 'vector-effect': 'non-scaling-stroke' })
-  );
-  if (series.capacity) {
-    const cy = y(series.capacity).toFixed(1);
-    svg.append(
-      svgElement('line', {
-        class: 'flyte-nb-timeline-capacity',
-        x1: '0',
-        x2: String(WIDTH),
-        y1: cy,
-        y2: cy,
-        'vector-effect': 'non-scaling-stroke'
-      })
-    );
-  }
+  const svg = stepChart({
+    points: series.points,
+    start,
+    end,
+    top,
+    limit: series.capacity,
+    title: `${series.name}: up to ${peak} running` + (series.capacity ? ` of ${series.capacity}` : '')
+  });
 
   const used = stats?.utilisation;
   const figures = series.capacity

@@ -7,8 +7,16 @@ checker would use: ``@env.task`` turns a ``Callable[P, R]`` into a ``TaskTemplat
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import shutil
+import subprocess
+import sys
 import typing
 from collections.abc import Callable, Coroutine
+from pathlib import Path
+
+import pytest
 
 import flyte_nb as flyte
 from flyte_nb.api import task as task_module
@@ -59,3 +67,22 @@ def shout(word: str, times: int = 1) -> str:
 def test_a_typed_task_still_runs():
     assert isinstance(shout, TaskTemplate)
     assert shout("a", 2) == "AA" and flyte.run(shout, "b").outputs(timeout=30) == "B"
+
+
+def test_the_typing_cases_run_as_plain_calls():
+    from tests.api import typing_cases
+
+    asyncio.run(typing_cases.caller())
+
+
+def test_a_type_checker_infers_each_task_call():
+    """``typing_cases.py``'s ``assert_type`` lines, through mypy or pyright when either is installed."""
+    cases = Path(__file__).parent / "typing_cases.py"
+    if importlib.util.find_spec("mypy") is not None:
+        command = [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--follow-imports=silent", str(cases)]
+    elif shutil.which("pyright"):
+        command = ["pyright", str(cases)]
+    else:
+        pytest.skip("neither mypy nor pyright is installed here")
+    done = subprocess.run(command, cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -6,25 +6,9 @@ from __future__ import annotations
 
 from tests.browser.conftest import open_notebook, run_all, write_notebook
 from tests.browser.test_runs_panel import row, show_runs_panel
+from tests.programs import tree
 
-NESTED = '''import asyncio, time
-import flyte_nb as flyte
-
-env = flyte.TaskEnvironment("browser-tree", backend="process", concurrency=2)
-
-@env.task
-def leaf(i: int) -> int:
-    time.sleep(0.05)
-    return i
-
-@env.task
-async def stage(k: int) -> int:
-    return sum(flyte.map(leaf, range(3), group_name="leaves"))
-
-@env.task
-async def main() -> list:
-    return await asyncio.gather(stage(0), stage(1))
-
+NESTED = tree("browser-tree", leaf="time.sleep(0.05)\n    return i").lstrip() + '''
 run = flyte.with_runcontext(name="browser-tree").run(main)
 run'''
 
@@ -39,6 +23,9 @@ def test_the_widget_and_the_run_view_show_the_action_tree(browser, lab, artifact
 
     # the widget: each stage's map under its stage, with its total
     page.wait_for_selector(f"{WIDGET} .flyte-nb-phase.flyte-nb-succeeded", timeout=90_000)
+    # the run's phase and its groups' last counts may arrive in two coalesced updates
+    page.wait_for_function(f"""() => [...document.querySelectorAll('{WIDGET} .flyte-nb-group')]
+        .filter(g => g.innerText.includes('3/3 done')).length === 2""", timeout=30_000)
     parents = page.locator(f"{WIDGET} .flyte-nb-tree-parent")
     assert [parents.nth(i).get_attribute("data-action") for i in range(parents.count())] == ["a1", "a2"]
     assert "a1 stage" in parents.first.inner_text()

@@ -155,12 +155,13 @@ def test_a_folder_checkpoint_is_restored_as_a_folder(tmp_path):
 
 
 def test_project_and_domain_come_from_init():
-    from flyte_nb.context import _placement
+    from flyte_nb.engine.kernel import kernel
 
-    _placement.update(project=None, domain=None)  # other tests call init(project=...)
+    names = kernel().project_names
+    names.update(project=None, domain=None)  # other tests call init(project=...)
     assert (flyte.current_project(), flyte.current_domain()) == ("default", "development")
     flyte.init(project="flytesnacks", domain="staging")
     try:
         assert (flyte.current_project(), flyte.current_domain()) == ("flytesnacks", "staging")
     finally:
-        _placement.update(project=None, domain=None)
+        names.update(project=None, domain=None)

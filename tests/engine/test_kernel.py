@@ -93,3 +93,35 @@ def test_reset_forgets_runs_names_and_listeners():
     run = flyte.with_runcontext(name="again").run(lambda: 2)
     assert run.outputs(timeout=30) == 2 and heard == []  # the old listener no longer hears runs
     assert list(kernel().runs) == ["again"]
+
+
+def test_reset_leaves_nothing_of_what_runs_kept(tmp_path, flyte_home):
+    """Traced results, reports, durable call counts, checkpoints, env vars held, the chosen home and
+    project: all are kernel parts or attributes, and reset() forgets every one of them."""
+    from flyte_nb.context import current_project
+    from flyte_nb.data.home import home_dir
+    from flyte_nb.report.reports import open_reports
+
+    env = flyte.TaskEnvironment("kreset", env_vars={"FLYTE_NB_KRESET": "1"})
+
+    @flyte.trace
+    def helper(x: int) -> int:
+        return x + 1
+
+    @env.task
+    def body() -> str:
+        flyte.report.log("<p>kept</p>")
+        flyte.durable.time()
+        assert os.environ["FLYTE_NB_KRESET"] == "1"
+        return f"{helper(1)} {flyte.ctx().checkpoint is not None}"
+
+    flyte.init(home=tmp_path / "chosen", project="kproject")
+    run = flyte.run(body)
+    assert run.outputs(timeout=60) == "2 True"
+    assert open_reports(run.name) and current_project() == "kproject" and home_dir() == tmp_path / "chosen"
+    kinds = {type(part).__name__ for part in kernel()._parts.values()}
+    assert {"_KeptTraces", "_OpenReports", "_CallCounts", "_OpenCheckpoints", "_HeldVariables"} <= kinds
+    kernel().reset()
+    assert kernel()._parts == {} and open_reports(run.name) == []
+    assert current_project() == "default" and home_dir() == flyte_home
+    assert "FLYTE_NB_KRESET" not in os.environ

@@ -5,23 +5,9 @@ from __future__ import annotations
 import statistics
 
 from tests.notebook.kernel import Kernel
+from tests.programs import fan_out
 
-START = '''
-import asyncio, flyte_nb as flyte
-env = flyte.TaskEnvironment("live-million")
-
-@env.task
-async def leaf(x: int) -> int:
-    await asyncio.sleep(0)
-    return x
-
-@env.task
-async def main(n: int) -> int:
-    total = 0
-    async for value in flyte.map.aio(leaf, range(n), concurrency=100):
-        total += value
-    return total
-
+START = fan_out("live-million", concurrency=100, aio=True) + '''
 run = flyte.with_runcontext(name="live-million").run(main, 1_000_000)
 run
 '''

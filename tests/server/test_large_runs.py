@@ -9,21 +9,11 @@ import pytest
 
 from flyte_nb.data.store import get_store
 
+from tests.programs import fan_out
+
 from .conftest import run_script
 
-BIG = """
-import asyncio, flyte_nb as flyte
-env = flyte.TaskEnvironment("big")
-
-@env.task
-async def leaf(x: int) -> int:
-    await asyncio.sleep(0)
-    return x
-
-@env.task
-async def main(n: int) -> int:
-    return sum(flyte.map(leaf, range(n), concurrency=4, group_name="leaves"))
-
+BIG = fan_out("big", concurrency=4, aio=False, group="leaves") + """
 flyte.with_runcontext(name="big").run(main, 1_200).wait()
 """
 

@@ -6,24 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.programs import tree
+
 from .conftest import run_script
 
-NESTED = """
-import asyncio, flyte_nb as flyte
-env = flyte.TaskEnvironment("tree-api", backend="process", concurrency=2)
-
-@env.task
-def leaf(i: int) -> int:
-    return i * i
-
-@env.task
-async def stage(k: int) -> int:
-    return sum(flyte.map(leaf, range(3), group_name="leaves"))
-
-@env.task
-async def main() -> list:
-    return await asyncio.gather(stage(0), stage(1))
-
+NESTED = tree("tree-api") + """
 run = flyte.with_runcontext(name="tree").run(main)
 assert run.outputs(timeout=120) == [5, 5], run.outputs()
 """
