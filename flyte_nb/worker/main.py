@@ -129,6 +129,9 @@ def serve(conn: Connection, once: str | None = None) -> None:
         run = runs.get()
         if run is None:
             return
+        if once is not None and run.context is not None:  # a spare container learns its action now
+            os.environ.update(FLYTE_NB_RUN=run.context.run, FLYTE_NB_ACTION=run.context.action,
+                              FLYTE_NB_ATTEMPT=str(run.context.attempt))
         outcome = runner.execute(run)
         sys.stdout.flush()
         sys.stderr.flush()

@@ -366,7 +366,8 @@ def test_reusable_containers_take_many_actions_scale_and_stop_when_idle():
     assert 1 <= len(hosts) <= 2, "at most two replicas"
     assert len({(r[1], r[2]) for r in results}) == len(hosts), "one worker per replica took every action"
     assert sorted(a.logs for a in run.actions if a.task == "dk-reused.where") == sorted(f"reused {i}\n" for i in range(20))
-    assert len(_docker_ps("flyte_nb.env=dk-reused")) == len(hosts)
+    # a second replica may still be starting when a busy machine's first one has served all 20
+    assert len(hosts) <= len(_docker_ps("flyte_nb.env=dk-reused")) <= 2
     timed_out = flyte.run(stuck)
     with pytest.raises(flyte.ActionTimeoutError):
         timed_out.outputs(timeout=60)

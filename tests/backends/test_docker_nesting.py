@@ -57,7 +57,11 @@ def test_depth_three_is_nine_actions_in_nine_containers(boxes):
     assert sorted(depth.values()) == [0, 1, 1, 2, 2, 2, 2, 2, 2]
     hosts = {root_host} | {host for host, _ in stages} | {host for host, _, _ in leaves}
     assert len(hosts) == 9, "each of the 9 actions ran in a container of its own"
-    assert peak((s, e) for _, s, e in leaves) >= 3, "leaves ran in parallel"
+    # each stage's 3 leaves ran at once as the engine recorded them; their 1 s bodies overlap at least
+    # two-fold (container start-up jitter on a loaded machine can exceed a body)
+    recorded = [peak((a.started_at, a.ended_at) for a in run.actions if a.parent is stage and a.task.endswith(".leaf"))
+                for stage in run.actions if stage.task.endswith(".stage")]
+    assert recorded == [3, 3] and peak((s, e) for _, s, e in leaves) >= 2, ("leaves ran in parallel", recorded)
     stored = _stored(run.name)
     assert [(a.name, a.parent_name, str(a.phase)) for a in stored.actions] == [
         (a.name, a.parent_name, "succeeded") for a in run.actions], "all 9 in the run store, as the tree ran"
@@ -90,7 +94,7 @@ def test_abort_of_a_run_whose_driver_runs_in_a_container_leaves_nothing(boxes):
     deadline = time.monotonic() + 120
     while (run.counts["running"] < 4 or len(_docker_ps(label)) < 4) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert run.counts["running"] == 4 and len(_docker_ps(label)) == 4, run.counts
+    assert run.counts["running"] == 4 and len(_docker_ps(label)) >= 4, run.counts  # (and the run's spares)
     time.sleep(1.0)  # the leaves' bodies are running
     start = time.monotonic()
     run.abort()
@@ -98,7 +102,7 @@ def test_abort_of_a_run_whose_driver_runs_in_a_container_leaves_nothing(boxes):
         run.outputs(timeout=30)
     while _docker_ps(label) and time.monotonic() - start < 10:
         time.sleep(0.1)
-    assert not _docker_ps(label), "no container of the run is left"
+    assert not _docker_ps(label), "no container of the run is left, spare or used"
     took = time.monotonic() - start
     print(f"abort left nothing after {took:.2f} s")
     assert took < 5  # the issue's 2 s, with room for a loaded machine's docker daemon
