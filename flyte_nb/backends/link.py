@@ -182,6 +182,7 @@ class Link:
         self.conn.close()
         if not self.ready.done():
             self.ready.set_exception(WorkerDiedError(f"the worker {why} before it was ready"))
+            self.ready.exception()  # whoever waits for it still gets it; nobody waiting is no error to log
         self.on_close(self)
 
     def fail_all(self, describe: Callable[[Action], str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -19,8 +20,9 @@ from tests.timeline import peak
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # containers cannot import the tests
 
 
-def _docker_ps(label: str) -> list[str]:
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True, check=True)
+def _docker_ps(*labels: str) -> list[str]:
+    filters = [arg for label in labels for arg in ("--filter", f"label={label}")]
+    out = subprocess.run(["docker", "ps", "-aq", *filters], capture_output=True, text=True, check=True)
     return out.stdout.split()
 
 
@@ -145,3 +147,33 @@ def test_a_one_worker_reusable_environment_holds_its_driver_and_its_children():
     run = flyte.run(driver, 4)
     assert run.outputs(timeout=120) == [0, 1, 4, 9]
     assert len(run.actions) == 5 and all(s.holders == 0 for s in run.statistics())
+
+
+def test_children_of_a_container_driver_take_spare_containers_that_go_with_it(boxes):
+    @boxes.task
+    def child(i: int) -> tuple[int, str, str]:
+        time.sleep(0.3)
+        return i, socket.gethostname(), os.environ["FLYTE_NB_ACTION"]
+
+    @boxes.task
+    async def waves() -> list:
+        import asyncio
+
+        done: list = []
+        for wave in range(4):  # later waves find spares that earlier ones had started
+            done += await asyncio.gather(*(child.aio(wave * 2 + k) for k in range(2)))
+            await asyncio.sleep(1.0)
+        return done
+
+    run = flyte.run(waves)
+    spares_seen: set[str] = set()
+    while not run.done():
+        spares_seen |= set(_docker_ps(f"flyte_nb.run={run.name}", "flyte_nb.spare=1"))
+        time.sleep(0.2)
+    results = run.outputs(timeout=10)
+    assert _docker_ps(f"flyte_nb.run={run.name}") == [], "spares go with the action they were kept for"
+    children = [a for a in run.actions if a.parent is not None]
+    assert len(children) == 8 and len({host for _, host, _ in results}) == 8, "each child in a fresh container"
+    assert {env for _, _, env in results} == {a.name for a in children}, "a spare learns its action's name"
+    used = {host for _, host, _ in results} & {cid[:12] for cid in spares_seen}
+    assert used, "later children ran in spare containers started ahead of them"
