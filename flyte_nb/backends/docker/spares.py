@@ -3,7 +3,7 @@
 A one-shot container is still a fresh container that runs one action and exits; a spare is one
 whose worker has started and said hello but has not been given its action yet. Spares are kept
 for the children of an action that itself runs in a one-shot container (a driver and its children
-in one environment), per placement: up to twice the most children that ran there at once, never
+in one environment), per placement: up to the most children that ran there at once, never
 more than the environment's room (its concurrency less the tree's containers in use), so they are
 bounded by the concurrency the user set. They carry the kernel's labels (orphans are found like
 any other container), the run's and ``flyte_nb.spare=1`` (the action one runs is in the run store,
@@ -68,11 +68,15 @@ class Spares:
         self.in_use -= 1
 
     def top_up(self) -> None:
-        """Start spares up to twice the most descendants seen at once, within the environment's room."""
+        """Start spares up to the most descendants seen at once, within the environment's room.
+
+        (Twice as many, to keep further ahead, was slower on a loaded machine: container starts
+        compete for the daemon and the cores.)
+        """
         if self.closed:
             return
         room = self.capacity - self.in_use
-        for _ in range(min(room, 2 * self.peak) - len(self.ready) - len(self.starting)):
+        for _ in range(min(room, self.peak) - len(self.ready) - len(self.starting)):
             container, hello = self.start()
             task = asyncio.get_running_loop().create_task(self._greeted(container, hello))
             self.starting[task] = container
