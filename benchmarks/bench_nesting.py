@@ -263,6 +263,9 @@ def seed_section(options, checks: list[Check]) -> None:
             flyte_nb.init(backend="dask", endpoint=address)
             rows += seed("seed-dask", backend="dask", concurrency=8)
         finally:
+            from flyte_nb.backends.dask import configure
+
+            configure()  # drop the connection first: no reconnect attempts to a cluster we stop
             for proc in procs:
                 proc.kill()
     for row in rows:
