@@ -125,11 +125,12 @@ async def with_map_aio(n: int) -> list[int]:
 
 @pytest.mark.parametrize("driver", [with_semaphore, with_flyte_semaphore, with_map, with_map_aio])
 def test_seed_scenarios_on_the_cluster(cluster, driver):
+    flyte.run(driver, 1).outputs(timeout=60)  # connected and warm: the bound below is the scenario's own time
     start = time.perf_counter()
     run = flyte.run(driver, 8)
     assert run.outputs(timeout=30) == list(range(8))
     assert run.peak_concurrency(sleepy) == 3
-    assert time.perf_counter() - start < 3.5  # three rounds of 0.5 s plus connection and overhead
+    assert time.perf_counter() - start < 3.5  # three rounds of 0.5 s plus overhead, generous for a loaded machine
 
 
 @on_dask.task
