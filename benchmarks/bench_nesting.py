@@ -8,7 +8,15 @@
    in the kernel. Targets: <= 0.3 ms more per child on the process backend, <= 5 ms on reusable
    Docker containers (measured when a Docker daemon and the base image are there).
 
-Usage: ``python benchmarks/bench_nesting.py [--quick] [--strict] [--no-docker]``.
+3. The seed scenario as the seeds write it (driver and children in one environment): 8 children of
+   0.5 s under ``asyncio.Semaphore(3)`` and under ``map(concurrency=3)``, from the first child's
+   start to the last one's end (target: within 1.7 s, measured peak exactly 3) on the process
+   backend, one-shot Docker containers (spare containers started ahead of need; beside it the same
+   without spares, for reference) and reusable ones,
+   and with ``--dask`` on a local cluster this script starts; beside it, how long a bare
+   ``docker run IMAGE python3 -c pass`` takes now (what one container start costs at this load).
+
+Usage: ``python benchmarks/bench_nesting.py [--quick] [--strict] [--no-docker] [--dask] [--only-seed]``.
 """
 
 from __future__ import annotations
@@ -110,6 +118,45 @@ def _docker_ready() -> bool:
         return False
 
 
+SEED_TARGET = 1.7
+
+
+def peak(intervals) -> int:
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    level = top = 0
+    for _, step in edges:
+        level += step
+        top = max(top, level)
+    return top
+
+
+def seed(name: str, **options) -> list[list[str]]:
+    """The seed scenario on one backend: one row per driver (median span of ``rounds`` runs, peaks seen)."""
+    from tests.backends.nesting_tasks import build
+
+    tasks = build(name, **options)
+    flyte_nb.run(tasks.under_map, 3).outputs()  # workers, images, sockets ready
+    rows = []
+    for driver in ("under_semaphore", "under_map"):
+        spans, peaks = [], set()
+        for _ in range(2):
+            stamps = flyte_nb.run(getattr(tasks, driver), 8).outputs()
+            spans.append(max(e for _, e in stamps) - min(s for s, _ in stamps))
+            peaks.add(peak(stamps))
+        span = statistics.median(spans)
+        rows.append([f"{name}: {driver}", f"{span:.2f} s", ",".join(map(str, sorted(peaks))), f"<= {SEED_TARGET} s, 3",
+                     verdict(span <= SEED_TARGET and peaks == {3})])
+    return rows
+
+
+def bare_container(image: str) -> float:
+    import subprocess
+
+    start = time.perf_counter()
+    subprocess.run(["docker", "run", "--rm", image, "python3", "-c", "pass"], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
 def overhead(in_worker, in_kernel, n: int, rounds: int) -> tuple[float, float]:
     timed(in_worker, "trivial", 8)  # warm the workers
     timed(in_kernel, "trivial", 8)
@@ -124,8 +171,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes for a CI smoke run")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--no-docker", action="store_true", help="skip the reusable Docker figures")
+    parser.add_argument("--no-docker", action="store_true", help="skip the Docker figures")
+    parser.add_argument("--dask", action="store_true", help="also run the seed scenario on a local Dask cluster")
+    parser.add_argument("--only-seed", action="store_true", help="only the seed scenario (section 3)")
     options = parser.parse_args()
+    if options.only_seed:
+        checks: list[Check] = []
+        seed_section(options, checks)
+        return tally(checks, options.strict)
     calls, trivial_n = 40, 300 if options.quick else 2000
     rounds = 2 if options.quick else 3
     print(f"flyte_nb {flyte_nb.__version__} nested-call benchmarks — {os.cpu_count()} CPUs")
@@ -176,9 +229,51 @@ def main() -> int:
                      f"<= {DOCKER_EXTRA_MS} ms", verdict(checks[-1].ok)])
     else:
         rows.append(["docker (reusable)", "-", "-", "-", f"<= {DOCKER_EXTRA_MS} ms", "SKIP (no daemon/image)"])
-    print(f"\n2. per-child cost of {trivial_n} trivial children, map concurrency 2 ({rounds} rounds, medians)")
+    print(f"\n2. per-child cost of {trivial_n} trivial children, map concurrency 2 ({rounds} rounds, medians; "
+          f"1-min load average {os.getloadavg()[0]:.1f})")
     print_table(["backend", "kernel-run driver", "worker-run driver", "extra per child", "target", "verdict"], rows)
+    seed_section(options, checks)
     return tally(checks, options.strict)
+
+
+def seed_section(options, checks: list[Check]) -> None:
+    load = os.getloadavg()[0]
+    rows = seed("seed-process", backend="process", concurrency=8)
+    notes = []
+    if not options.no_docker and _docker_ready():
+        from flyte_nb.backends.docker import BASE_IMAGE
+
+        notes.append(f"a bare `docker run --rm {BASE_IMAGE} python3 -c pass` took {bare_container(BASE_IMAGE):.2f} s")
+        rows += seed("seed-docker", backend="docker", image=BASE_IMAGE, concurrency=8)
+        from flyte_nb.backends.docker.spares import Spares
+
+        top_up, Spares.top_up = Spares.top_up, lambda self: None  # the same, without spare containers
+        try:
+            reference = seed("seed-docker-no-spares", backend="docker", image=BASE_IMAGE, concurrency=8)
+        finally:
+            Spares.top_up = top_up
+        rows += [[*row[:-1], "(reference)"] for row in reference]
+        rows += seed("seed-docker-reuse", backend="docker", image=BASE_IMAGE,
+                     reusable=flyte_nb.ReusePolicy(replicas=1, concurrency=6))
+    if options.dask:
+        from benchmarks.bench_dask import start_cluster
+
+        address, procs = start_cluster()
+        try:
+            flyte_nb.init(backend="dask", endpoint=address)
+            rows += seed("seed-dask", backend="dask", concurrency=8)
+        finally:
+            from flyte_nb.backends.dask import configure
+
+            configure()  # drop the connection first: no reconnect attempts to a cluster we stop
+            for proc in procs:
+                proc.kill()
+    for row in rows:
+        if row[-1] != "(reference)":
+            checks.append(Check(f"seed scenario {row[0]}", row[-1] == "PASS"))
+    print(f"\n3. the seed scenario, driver and children in one environment: first child start to last end "
+          f"(median of 2 runs; 1-min load average {load:.1f}{'; ' + '; '.join(notes) if notes else ''})")
+    print_table(["backend: driver", "span", "peaks", "target", "verdict"], rows)
 
 
 if __name__ == "__main__":

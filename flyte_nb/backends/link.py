@@ -12,6 +12,7 @@ slots it still holds are given back.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable
@@ -20,6 +21,7 @@ from ..engine.attempt_state import info_for, receive_note
 from ..engine.output import record
 from ..engine.run_state import GroupStats
 from ..errors import WorkerDiedError
+from ..worker.frames import Frames
 from ..worker.protocol import (VERSION, Acquire, CallChild, CancelChild, ChildResult, Done, Message, Note, Outcome,
                                Output, Ready, Release, Run, Settle, decode, encode)
 from . import limits
@@ -54,7 +56,9 @@ class Link:
         self.functions: set[str] = set()  # function keys this worker has
         self.tasks: dict[str, Any] = {}  # task tokens this worker sent by value → the task
         self.closed = False
-        loop.add_reader(conn.fileno(), self._readable)
+        self._socket = socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)  # a dup: reads never wait
+        self._frames = Frames()
+        loop.add_reader(self._socket.fileno(), self._readable)
 
     def send(self, message: Message) -> None:
         if not self.closed:
@@ -70,10 +74,22 @@ class Link:
         return not self.closed
 
     def _readable(self) -> None:
+        """Take what the socket has now (never waiting) and handle each whole message in it.
+
+        One ``recv`` per wake-up instead of ``Connection.poll`` + ``recv_bytes`` per message (a poll
+        builds a selector each time: a fifth of the kernel's CPU per child call).
+        """
+        if self.closed:
+            return
         try:
-            while self.conn.poll():
-                self._on_message(decode(self.conn.recv_bytes()))
-        except (EOFError, OSError):
+            ended = self._frames.take(self._socket)
+        except OSError:
+            ended = True
+        for data in self._frames.messages():
+            self._on_message(decode(data))
+            if self.closed:
+                return
+        if ended:
             self.close()
 
     def _on_message(self, message: Message) -> None:
@@ -159,12 +175,14 @@ class Link:
             return
         self.closed = True
         try:
-            self.loop.remove_reader(self.conn.fileno())
+            self.loop.remove_reader(self._socket.fileno())
         except (ValueError, OSError):
             pass
+        self._socket.close()
         self.conn.close()
         if not self.ready.done():
             self.ready.set_exception(WorkerDiedError(f"the worker {why} before it was ready"))
+            self.ready.exception()  # whoever waits for it still gets it; nobody waiting is no error to log
         self.on_close(self)
 
     def fail_all(self, describe: Callable[[Action], str]) -> None:

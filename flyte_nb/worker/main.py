@@ -13,9 +13,11 @@ import io
 import os
 import queue
 import signal
+import socket
 import sys
 import threading
 from multiprocessing.connection import Connection
+from .frames import Frames
 from .protocol import VERSION, ChildResult, Done, Exit, Message, Output, Ready, Run, decode, encode
 from .runner import Runner, current_attempt
 
@@ -97,30 +99,39 @@ def serve(conn: Connection, once: str | None = None) -> None:
     sys.stdout = _Capture("stdout", send, runner)
     sys.stderr = _Capture("stderr", send, runner)
     runs: queue.Queue[Run | None] = queue.Queue()
+    sock = socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)  # a dup: reads never wait
+    frames = Frames()
 
-    def read() -> None:
-        while True:
-            try:
-                message = decode(conn.recv_bytes())
-            except (EOFError, OSError):
-                if runner.running:
-                    os._exit(1)  # the kernel is gone: nobody waits for this attempt
-                runs.put(None)
-                return
+    def readable() -> None:  # on the runner's loop: a child's result is handled where it is awaited
+        try:
+            ended = frames.take(sock)
+        except OSError:
+            ended = True
+        told_to_exit = False
+        for data in frames.messages():
+            message = decode(data)
             if isinstance(message, ChildResult):
-                runner.resolve(message)
+                runner.resolve_here(message)
             elif isinstance(message, Run):
                 runs.put(message)
             elif isinstance(message, Exit):
-                runs.put(None)
-                return
+                told_to_exit = ended = True
+                break
+        if ended:
+            if runner.running and not told_to_exit:
+                os._exit(1)  # the kernel is gone: nobody waits for this attempt
+            runner.loop.remove_reader(sock.fileno())
+            runs.put(None)
 
-    threading.Thread(target=read, name="flyte_nb-worker-reader", daemon=True).start()
+    runner.loop.call_soon_threadsafe(runner.loop.add_reader, sock.fileno(), readable)
     send(Ready(os.getpid(), tuple(sys.version_info[:2]), VERSION, once))
     while True:
         run = runs.get()
         if run is None:
             return
+        if once is not None and run.context is not None:  # a spare container learns its action now
+            os.environ.update(FLYTE_NB_RUN=run.context.run, FLYTE_NB_ACTION=run.context.action,
+                              FLYTE_NB_ATTEMPT=str(run.context.attempt))
         outcome = runner.execute(run)
         sys.stdout.flush()
         sys.stderr.flush()

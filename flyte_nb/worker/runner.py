@@ -250,9 +250,10 @@ class Runner:
 
     def resolve(self, message: ChildResult) -> None:
         """A child's outcome arrived (any thread)."""
-        self.loop.call_soon_threadsafe(self._resolve, message)
+        self.loop.call_soon_threadsafe(self.resolve_here, message)
 
-    def _resolve(self, message: ChildResult) -> None:
+    def resolve_here(self, message: ChildResult) -> None:
+        """A child's outcome arrived (on the loop)."""
         reply = self.calls.get(message.call)
         if reply is not None and not reply.done():
             reply.set_result(message.outcome)
@@ -260,6 +261,8 @@ class Runner:
 
 def _mark_calling(attempt: _Attempt) -> bool:
     """Note that ``attempt`` made a child call; True the first time."""
+    if attempt.calling.done():  # the usual case: cheaper than the error (whose message formats the future)
+        return False
     try:
         attempt.calling.set_result(None)
     except concurrent.futures.InvalidStateError:

@@ -42,6 +42,7 @@ from .images import _exists as _exists  # the test suite checks for the base ima
 from .oneshot import DEFAULT_MAX_RESULT, MAX_RESULT_ENV, _OneShot, check_result_size, client_state, format_bytes
 from .orphans import _our_containers, folder_root, remove_orphans
 from .reuse import _ReusePool
+from .spares import Spares
 from .runtime import _BOOT, _IO, _LIB, _runtime_volumes
 
 if TYPE_CHECKING:
@@ -77,6 +78,9 @@ class DockerBackend(Backend):
         self._volumes: dict[str, dict[str, str]] | None = None
         self._hello: dict[str, asyncio.Future[Link]] = {}  # one-shot token -> its container's link
         self._listener: socket.socket | None = None
+        self._once: dict[Action, Action] = {}  # actions running in one-shot containers now -> the top of their tree
+        self._deferred: dict[Action, list[asyncio.Future[None]]] = {}  # removals of descendants each still waits for
+        self._spares: dict[tuple[Placement, Action], Spares] = {}  # (placement, top) -> spares for the top's descendants
         self.folder = folder_root() / f"flyte_nb-docker-{_PID}-{_STARTED}"
 
     # -------------------------------------------------------------- setup (threads)
@@ -164,7 +168,7 @@ class DockerBackend(Backend):
                             f"{LABEL}.env": spec.env_name, f"{LABEL}.attempt": str(action.attempts)})
         if placement.reuse is not None:
             return await self._execute_reused(action, placement, shipped, inputs, image_id, shared, labels)
-        return await self._execute_once(action, shipped, inputs, image_id, shared, labels)
+        return await self._execute_once(action, placement, shipped, inputs, image_id, shared, labels)
 
     def _listen(self) -> None:
         """The socket one-shot containers connect to (one per kernel, in the mounted folder)."""
@@ -200,42 +204,105 @@ class DockerBackend(Backend):
         else:
             waiter.set_result(link)
 
-    async def _execute_once(self, action: Action, shipped: tuple[str, bytes], inputs: bytes, image_id: str,
-                            shared: dict[str, Any], labels: dict[str, str]) -> Any:
+    def _start_once(self, config: dict[str, Any], action: Action | None) -> tuple[_OneShot, asyncio.Future[Link]]:
+        """Create and start one one-shot container; the future gets its worker's link when it says hello."""
         if self._listener is None:
             self._listen()
-        loop = asyncio.get_running_loop()
         token = uuid.uuid4().hex
-        hello = self._hello[token] = loop.create_future()
+        hello = self._hello[token] = asyncio.get_running_loop().create_future()
+        hello.add_done_callback(lambda _: self._hello.pop(token, None))
+        config = dict(config, command=["python3", "-c", _BOOT, "--connect", f"{_IO}/worker.sock", "--once", token])
+        container = _OneShot(self, action, asyncio.get_running_loop(), config)
+        if action is None:  # a spare removed unused ends with the daemon's "no such container": nobody asks
+            container.exited.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return container, hello
+
+    def _spares_for(self, top: Action, placement: Placement, config: dict[str, Any]) -> Spares:
+        """The spare containers for the one-shot descendants of ``top`` in ``placement`` (made on first use)."""
+        key = (placement, top)
+        spares = self._spares.get(key)
+        if spares is None:
+            labels = dict(config["labels"], **{f"{LABEL}.spare": "1"})
+            for name in (f"{LABEL}.action", f"{LABEL}.task", f"{LABEL}.attempt"):
+                labels.pop(name, None)
+            environment = {k: v for k, v in config["environment"].items() if k not in ("FLYTE_NB_ACTION", "FLYTE_NB_ATTEMPT")}
+            spare_config = dict(config, labels=labels, environment=environment)
+            spares = self._spares[key] = Spares(lambda: self._start_once(spare_config, None),
+                                                self._slot_pool(top.spec).capacity or 1)
+        return spares
+
+    def _close_spares(self, top: Action) -> list[asyncio.Future[None]]:
+        """``top`` ended: remove the spares kept for its descendants; the futures of their removal."""
+        removals: list[asyncio.Future[None]] = []
+        for key in [key for key in self._spares if key[1] is top]:
+            removals += self._spares.pop(key).close()
+        return removals
+
+    async def _removed(self, action: Action, container: _OneShot) -> None:
+        """Settles once ``container`` and those of ``action``'s descendants are gone: a finished run leaves none.
+
+        A child whose parent also runs in a one-shot container hands the wait to that parent, so a
+        child's result does not wait for its container's removal (which a busy daemon makes slow).
+        """
+        self._once.pop(action, None)
+        if not self._pass_up(action, [container.removed]):
+            await asyncio.gather(*self._deferred.pop(action, []), *self._close_spares(action), container.removed)
+
+    def _pass_up(self, action: Action, removals: list[asyncio.Future[None]]) -> bool:
+        """Hand ``removals`` (and what ``action`` waited on) to its parent if the parent runs here; True if so."""
+        parent = action.parent
+        if parent is None or parent not in self._once:
+            return False
+        self._deferred.setdefault(parent, []).extend(self._deferred.pop(action, []) + removals)
+        return True
+
+    async def _execute_once(self, action: Action, placement: Placement, shipped: tuple[str, bytes], inputs: bytes,
+                            image_id: str, shared: dict[str, Any], labels: dict[str, str]) -> Any:
         volumes = dict(self._volumes or {})
         volumes[str(self.folder / "oneshot")] = {"bind": _IO, "mode": "rw"}
         variables = dict(shared["environment"], FLYTE_NB_RUN=action.run.name, FLYTE_NB_ACTION=action.name,
                          FLYTE_NB_ATTEMPT=str(action.attempts))
-        config = dict(shared, image=image_id, labels=labels, volumes=volumes, detach=True, environment=variables,
-                      command=["python3", "-c", _BOOT, "--connect", f"{_IO}/worker.sock", "--once", token])
-        container = _OneShot(self, action, loop, config)
-        link: Link | None = None
+        config = dict(shared, image=image_id, labels=labels, volumes=volumes, detach=True, environment=variables)
+        top = self._once.get(action.parent) if action.parent is not None else None  # the one-shot tree it is in
+        spares = self._spares_for(top, placement, config) if top is not None else None
+        taken = await spares.take() if spares is not None else None  # a top keeps its per-action labels
+        if taken is not None:
+            container, link = taken
+            container.action = action
+            hello: asyncio.Future[Link] | None = None
+        else:
+            container, hello = self._start_once(config, action)
+            link = None
         attempt = attempt_id(action)
+        if spares is not None:
+            spares.enter()
         try:
-            done, _ = await asyncio.wait((hello, container.exited), return_when=asyncio.FIRST_COMPLETED)
-            if hello not in done:
-                raise container.diagnose(*container.exited.result())
-            link = hello.result()
+            if hello is not None:
+                done, _ = await asyncio.wait((hello, container.exited), return_when=asyncio.FIRST_COMPLETED)
+                if hello not in done:
+                    raise container.diagnose(*container.exited.result())
+                link = hello.result()
+            self._once[action] = top or action
             try:
                 outcome = await link.start(action, attempt, shipped[0], shipped[1], inputs)
             except WorkerDiedError:  # the connection ended without an outcome: say why
                 raise container.diagnose(*await asyncio.wait_for(asyncio.shield(container.exited), 30)) from None
-            await container.removed  # the action ends once its container is gone: a finished run leaves none
+            await self._removed(action, container)
         except asyncio.CancelledError:
             container.cancel()  # a timeout or an abort stops the container for real
             try:
-                await asyncio.wait_for(asyncio.shield(container.removed), _STOP_WAIT)
+                await asyncio.wait_for(self._removed(action, container), _STOP_WAIT)
             except (asyncio.CancelledError, asyncio.TimeoutError):
                 pass
             raise
         finally:
-            self._hello.pop(token, None)
-            if not hello.done():
+            self._once.pop(action, None)
+            if not self._pass_up(action, []):  # an error: what it still waits to see removed goes to its parent
+                self._deferred.pop(action, None)  # (or nowhere: those containers are being removed anyway)
+                self._close_spares(action)
+            if spares is not None:
+                spares.leave()
+            if hello is not None and not hello.done():
                 hello.cancel()
             if link is not None:
                 link.finish(attempt)
@@ -274,6 +341,9 @@ class DockerBackend(Backend):
         for pool in self._reuse.values():
             pool.shutdown()
         self._reuse.clear()
+        for spares in tuple(self._spares.values()):
+            spares.close()
+        self._spares.clear()
         if self._listener is not None:
             self._listener.close()
             self._listener = None

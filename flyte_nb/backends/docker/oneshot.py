@@ -64,8 +64,8 @@ class _OneShot:
     it is gone.
     """
 
-    def __init__(self, backend: DockerBackend, action: Action, loop: asyncio.AbstractEventLoop,
-                 config: dict[str, Any]) -> None:
+    def __init__(self, backend: DockerBackend, action: Action | None, loop: asyncio.AbstractEventLoop,
+                 config: dict[str, Any], name: str = "") -> None:
         self.backend = backend
         self.action = action
         self.loop = loop
@@ -76,7 +76,8 @@ class _OneShot:
         self.lock = threading.Lock()
         self.exited: asyncio.Future[tuple[int, bool]] = loop.create_future()  # exit code, out of memory
         self.removed: asyncio.Future[None] = loop.create_future()
-        threading.Thread(target=self._main, name=f"flyte_nb-docker-{action.name}", daemon=True).start()
+        name = name or (action.name if action is not None else "spare")
+        threading.Thread(target=self._main, name=f"flyte_nb-docker-{name}", daemon=True).start()
 
     def _settle(self, future: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
         def settle() -> None:
@@ -92,7 +93,7 @@ class _OneShot:
             stream = container.logs(stream=True, follow=True)
             for chunk in stream:
                 text = decoder.decode(chunk)
-                if text:
+                if text and self.action is not None:  # a spare records from the action it is given
                     self.loop.call_soon_threadsafe(record, self.action, "stdout", text)
         except Exception:  # noqa: BLE001 - the container was removed under us (abort)
             pass
@@ -124,7 +125,7 @@ class _OneShot:
 
     def diagnose(self, code: int, oom: bool) -> WorkerDiedError:
         """Why the container ended without an outcome: out of memory, a signal, an exit code."""
-        name = self.action.spec.name
+        name = self.action.spec.name if self.action is not None else "?"
         if oom:
             limit = self.config.get("mem_limit")
             return OutOfMemoryError(f"the container running task `{name}` ({self.short_id}) was killed: out of memory "
