@@ -16,7 +16,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .bridge import await_only, drive
-from ..errors import TaskExitError
 from .kernel import kernel
 from .threads import current_call
 
@@ -28,21 +27,17 @@ BREATH_EVERY = 0.005  # seconds of busy engine between breaths
 BREATH = 0.0002  # a real sleep: long enough for a waiting thread to take the GIL
 
 
-def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], **options: Any) -> asyncio.Task[T]:
-    """Task factory of the engine loop: every task is driven, so sync waits work in any of them."""
-    engine().keep_fair()
-    return asyncio.Task(drive(_contained(coro), contextvars.copy_context()), loop=loop, **options)
+def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], *,
+                 context: contextvars.Context | None = None, **options: Any) -> asyncio.Task[T]:
+    """Task factory of the engine loop: every task is driven, so sync waits work in any of them.
 
-
-async def _contained(coro: Coroutine[Any, Any, T]) -> T:
-    """``coro``, except that SystemExit/KeyboardInterrupt become an error of this task.
-
-    asyncio re-raises those two out of the loop itself, which would stop the engine for good.
+    The task and its driver share one context (the one asked for, else a copy of the caller's),
+    and SystemExit/KeyboardInterrupt become an error of the task (``drive(contain=True)``).
     """
-    try:
-        return await coro
-    except (SystemExit, KeyboardInterrupt) as error:
-        raise TaskExitError(getattr(coro, "__qualname__", "a coroutine"), error) from error
+    engine().keep_fair()
+    if context is None:
+        context = contextvars.copy_context()
+    return asyncio.Task(drive(coro, context, True), loop=loop, context=context, **options)
 
 
 def plain_task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
