@@ -54,6 +54,7 @@ from report import Check, fmt_time, print_table, tally, verdict  # noqa: E402
 from flyte_nb.api.run import Run, _driver  # noqa: E402
 from flyte_nb.engine.kernel import kernel  # noqa: E402
 from flyte_nb.data import recorder  # noqa: E402
+from flyte_nb.data.batch import RunBatch  # noqa: E402
 from flyte_nb.data.store import DB_NAME  # noqa: E402
 from flyte_nb.engine import controller  # noqa: E402
 from flyte_nb.engine.run_state import RunState  # noqa: E402
@@ -104,15 +105,15 @@ async def fan_out(task: str, n: int, concurrency: int) -> int:
 
 # -------------------------------------------------------------------------------------- helpers
 commits: dict[str, int] = {}
-_write = recorder.RunLog.write
+_write = RunBatch.write
 
 
-def _counting_write(self: recorder.RunLog, conn: Any, batch: Any) -> None:
+def _counting_write(self: RunBatch, conn: Any, batch: Any) -> None:
     _write(self, conn, batch)
     commits[self.state.name] = commits.get(self.state.name, 0) + 1
 
 
-recorder.RunLog.write = _counting_write  # type: ignore[method-assign]  # batches per run, for the table
+RunBatch.write = _counting_write  # type: ignore[method-assign]  # batches per run, for the table
 
 
 @dataclass
