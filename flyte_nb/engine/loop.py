@@ -59,6 +59,7 @@ class EngineLoop:
         # Not waited for: work submitted before the loop turns is queued and runs once it does.
         self.thread = threading.Thread(target=self._main, name="flyte_nb-engine", daemon=True)
         self.thread.start()
+        self._ident = self.thread.ident  # set by start(): on_thread() is asked on every async task call
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -93,7 +94,7 @@ class EngineLoop:
 
     def on_thread(self) -> bool:
         """True when called from the engine thread itself."""
-        return threading.current_thread() is self.thread
+        return threading.get_ident() == self._ident
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Schedule ``fn(*args)`` on the engine loop from any thread."""
