@@ -60,7 +60,7 @@ from . import origin
 from .batch import RunBatch
 from .cache import RunCache, previous_outputs
 from .records import Changed, KeptInputs, KeptOutput, RunPhase
-from .snapshot import KEEP, inputs_snapshot, output_snapshot
+from .snapshot import ATOMIC, KEEP, inputs_snapshot, output_snapshot
 from .store import Store, get_store, no_space, recording_enabled
 from .writer import Writer
 
@@ -108,9 +108,14 @@ class RunListener:
                 return
             action = event.action
             changes = self.changes
+            cache = self.cache
             if phase is _RUNNING:
                 data = event.data
-                payload: Any = None if data is None else inputs_snapshot(self.cache, action, data)
+                if data is not None and not data[1] and len(data[0]) == 1 and type(data[0][0]) in ATOMIC \
+                        and (cache is None or not cache.prepared):
+                    self.started[action] = data[0][0]  # the fast path, decided inline (inputs_snapshot would KEEP)
+                    return
+                payload: Any = None if data is None else inputs_snapshot(cache, action, data)
                 if payload is KEEP:
                     args = data[0]
                     if len(args) == 1:  # the fast path: recorded once it ends (or by drain meanwhile)
@@ -121,7 +126,11 @@ class RunListener:
                     changes.append(Changed(action, phase, payload))
             elif phase is _SUCCEEDED:
                 started = self.started.pop(action, _NONE) if self.started else _NONE
-                payload = output_snapshot(self.cache, action, event.data)
+                result = event.data
+                if type(result) in ATOMIC and (cache is None or not (cache.prepared or cache.outputs)):
+                    payload = KEEP  # what output_snapshot would say, decided inline
+                else:
+                    payload = output_snapshot(cache, action, result)
                 if payload is KEEP and started is not _NONE:  # the fast path
                     self.done.extend((action, started, event.data))
                 else:
