@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
 import sys
 import time
@@ -44,7 +45,7 @@ from .store import HOST, PID, TOKEN, Store, insert_many, is_corruption
 if TYPE_CHECKING:
     from .recorder import RunListener
 
-log = __import__("logging").getLogger("flyte_nb.store")
+log = logging.getLogger("flyte_nb.store")
 
 YIELD_EVERY = 200  # rows of Python work between pauses that hand the GIL back to a busy engine
 YIELD_PAUSE = 0.0001
