@@ -4,7 +4,7 @@ All numbers come from one process, side by side, with rounds interleaved (order 
 round) so that machine noise hits every variant alike; the store lives in a temporary
 FLYTE_NB_HOME.
 
-Workloads (10,000 actions each, one ``flyte_nb.map`` at concurrency 100, inside a run):
+Workloads (one ``flyte_nb.map`` at concurrency 100 inside a run; A: 20,000 actions, B: 10,000):
 
 A. ``await asyncio.sleep(0.001)``: a 1 ms I/O call. With 100 in flight the engine's own
    bookkeeping (~25-30 us per action here) is the bottleneck, so the engine thread is busy all the
@@ -19,7 +19,14 @@ B. ``await asyncio.sleep(0.05)``: a 50 ms call (an HTTP request, a small model c
    recording on with a cached task whose entries are written (``overwrite_cache=True``, so every
    round executes). "run" is run() -> outputs(), what the user waits for; the writer commits in
    the background, so "committed" (until every record is in SQLite) is shown too. Target: run
-   <= 20 % slower than with recording off.
+   <= 20 % slower than with recording off, judged on the plain task. The cached task is shown for
+   information: besides recording it pays for caching itself (binding, pickling and hashing every
+   call's inputs and pickling every output on the engine thread, then writing the entries), which
+   no run with recording off does, so "vs off" is not recording's cost; "vs on" shows what the
+   cache adds to a recorded run.
+   The runs are long enough (20,000 actions) that the writer's 0.25 s cycles do not fall inside or
+   outside a run by chance, and "cpu" (all threads' CPU time over the same span) shows the work
+   added, which a loaded machine stretches far less than wall time.
 2. Fully cached re-run of each map against its first run (the run that filled the cache).
    Target on B: < 10 % of the first run.
 
@@ -54,6 +61,10 @@ from report import Check, fmt_time, print_table, tally, verdict  # noqa: E402
 from flyte_nb.api.run import Run, _driver  # noqa: E402
 from flyte_nb.engine.kernel import kernel  # noqa: E402
 from flyte_nb.data import recorder  # noqa: E402
+try:  # the writer-side half of a run's recording (before the recorder was split by thread: RunLog)
+    from flyte_nb.data.batch import RunBatch  # noqa: E402
+except ImportError:  # pragma: no cover - measuring an older commit side by side
+    RunBatch = recorder.RunLog  # type: ignore[attr-defined,misc]
 from flyte_nb.data.store import DB_NAME  # noqa: E402
 from flyte_nb.engine import controller  # noqa: E402
 from flyte_nb.engine.run_state import RunState  # noqa: E402
@@ -104,15 +115,15 @@ async def fan_out(task: str, n: int, concurrency: int) -> int:
 
 # -------------------------------------------------------------------------------------- helpers
 commits: dict[str, int] = {}
-_write = recorder.RunLog.write
+_write = RunBatch.write
 
 
-def _counting_write(self: recorder.RunLog, conn: Any, batch: Any) -> None:
+def _counting_write(self: RunBatch, conn: Any, batch: Any) -> None:
     _write(self, conn, batch)
     commits[self.state.name] = commits.get(self.state.name, 0) + 1
 
 
-recorder.RunLog.write = _counting_write  # type: ignore[method-assign]  # batches per run, for the table
+RunBatch.write = _counting_write  # type: ignore[method-assign]  # batches per run, for the table
 
 
 @dataclass
@@ -120,20 +131,23 @@ class Sample:
     run: float  # run() -> outputs()
     committed: float  # run() -> every record committed
     commits: int
+    cpu: float = 0.0  # CPU seconds of every thread of this process, run() -> every record committed
 
 
 def measure(task: str, n: int, record: bool, **context: Any) -> Sample:
     os.environ["FLYTE_NB_STORE"] = "on" if record else "off"
     recorder.flush()
     gc.collect()
+    cpu = time.process_time()
     start = time.perf_counter()
     run = flyte_nb.with_runcontext(**context).run(fan_out, task, n, CONCURRENCY)
     total = run.outputs()
     ran = time.perf_counter() - start
     recorder.flush()
     committed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     assert total == sum(range(n)), total
-    return Sample(ran, committed if record else ran, commits.get(run.name, 0))
+    return Sample(ran, committed if record else ran, commits.get(run.name, 0), cpu)
 
 
 class FreeCache:
@@ -184,27 +198,34 @@ def bench_overhead(n: int, rounds: int) -> tuple[list[Check], list[Sample]]:
         "recording on, cached task (entries written)": lambda: measure("io_1ms_cached", n, True, overwrite_cache=True),
     }
     samples = interleaved(variants, rounds)
-    base = samples["recording off"]
+    base, on = samples["recording off"], samples["recording on"]
     rows, checks = [], []
     for name, got in samples.items():
         run = statistics.median(s.run for s in got)
         committed = statistics.median(s.committed for s in got)
-        row = [name, fmt_time(run), fmt_time(min(s.run for s in got)), fmt_time(committed)]
+        row = [name, fmt_time(run), fmt_time(min(s.run for s in got)), fmt_time(committed),
+               f"{statistics.median(s.cpu for s in got) / n * 1e6:6.1f} µs"]
         if got is base:
-            rows.append(row + ["-", "-", "-", "-", "(baseline)"])
+            rows.append(row + ["-", "-", "-", "-", "-", "-", "(baseline)"])
             continue
         ratio = statistics.median(s.run / b.run for s, b in zip(got, base))  # paired, round by round
         ratio_committed = statistics.median(s.committed / b.run for s, b in zip(got, base))
+        ratio_cpu = statistics.median(s.cpu / b.cpu for s, b in zip(got, base))
         extra = statistics.median((s.run - b.run) / n * 1e6 for s, b in zip(got, base))
-        ok = ratio - 1 <= OVERHEAD_TARGET
-        checks.append(Check(f"overhead {name}", ok))
-        rows.append(row + [pct(ratio), pct(ratio_committed), f"{extra:6.2f} µs",
-                           str(int(statistics.median(s.commits for s in got))), verdict(ok)])
-    print_table(["variant", "run median", "run best", "committed", "run vs off", "committed vs off",
-                 "extra/action", "commits", f"≤+{OVERHEAD_TARGET:.0%}"], rows)
+        row += [pct(ratio), pct(ratio_committed), pct(ratio_cpu), f"{extra:6.2f} µs"]
+        if got is on:
+            ok = ratio - 1 <= OVERHEAD_TARGET
+            checks.append(Check(f"overhead {name}", ok))
+            rows.append(row + ["-", str(int(statistics.median(s.commits for s in got))), verdict(ok)])
+        else:  # what caching adds: see the docstring
+            vs_on = statistics.median(s.run / o.run for s, o in zip(got, on))
+            rows.append(row + [pct(vs_on), str(int(statistics.median(s.commits for s in got))), "(info)"])
+    print_table(["variant", "run median", "run best", "committed", "cpu/action", "run vs off", "committed vs off",
+                 "cpu vs off", "extra/action", "run vs on", "commits", f"≤+{OVERHEAD_TARGET:.0%}"], rows)
     print("   run = run() -> outputs(); committed = until every record is in SQLite (the writer works in the "
-          "background);\n   vs off = median over rounds of the paired ratio; commits = write transactions that "
-          "carried this run's records")
+          "background);\n   vs off / vs on = median over rounds of the paired ratio; cpu = CPU time of all threads, "
+          "run() -> committed;\n   commits = write transactions that carried this run's records. The cached task is "
+          "not judged: it also pays for caching (see the docstring)")
     return checks, samples["recording on, cached task (entries written)"]
 
 
@@ -259,7 +280,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    n_a, n_b, rounds, rounds_b = (2_000, 2_000, 3, 1) if args.quick else (10_000, 10_000, 7, 2)
+    n_a, n_b, rounds, rounds_b = (2_000, 2_000, 3, 1) if args.quick else (20_000, 10_000, 9, 2)
     print(f"flyte_nb {flyte_nb.__version__} run store benchmarks ({'quick' if args.quick else 'full'}) — "
           f"Python {platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}, {os.cpu_count()} CPUs, "
           f"{platform.system()} {platform.machine()}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..engine.bridge import drive
@@ -29,9 +30,10 @@ def _enter(action: Action) -> None:
 class InlineBackend(Backend):
     name = "inline"
 
-    async def execute(self, action: Action, args: tuple, kwargs: dict) -> Any:
+    def execute(self, action: Action, args: tuple, kwargs: dict) -> Awaitable[Any]:  # type: ignore[override]
+        """The body's own awaitable (not a coroutine around it: one frame fewer on every action)."""
         spec = action.spec
         context = body_context(action)
         if spec.is_async:
-            return await drive(spec.func(*args, **kwargs), context)
-        return await call_in_thread(context, spec.func, args, kwargs)
+            return drive(spec.func(*args, **kwargs), context)
+        return call_in_thread(context, spec.func, args, kwargs)

@@ -34,6 +34,7 @@ from ..engine.spec import MISS, TaskSpec
 from ..engine.kernel import kernel
 from ..errors import StoreError
 from .pickling import for_store, loads
+from .records import CacheEntry
 from .store import Store
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ class RunCache:
     What it computes is kept per action number for the recorder, which takes it at the action's end.
     """
 
-    def __init__(self, store: Store, sink: Callable[[tuple], Any], *, read: bool = True, write: bool = True,
+    def __init__(self, store: Store, sink: Callable[[CacheEntry], Any], *, read: bool = True, write: bool = True,
                  previous: dict[str, Entry] | None = None) -> None:
         self.db = store  # not `store`: that is the ActionCache method
         self.index = cache_index(store)
@@ -351,7 +352,7 @@ class RunCache:
             return
         self.outputs[action.number] = data
         self.index.stored(prepared.code, prepared.key, data)
-        self.sink(("c", prepared.key, prepared.code, spec.name, action.number, data))
+        self.sink(CacheEntry(prepared.key, prepared.code, spec.name, action.number, data))
 
     def release(self, number: int) -> tuple[Prepared | None, bytes | str | None, bytes | Note | None]:
         """Hand what was computed for an action to the recorder and forget it."""

@@ -38,10 +38,6 @@ _pickle = pickle.dumps  # what dumps() tries first
 _JOIN_MAX = 1 << 20  # pickles searched for "__main__" in one joined copy up to this many bytes
 
 KEEP: Any = object()  # from inputs_snapshot / output_snapshot: the value is its own snapshot
-# In the recorder's queue, in place of the phase: what the payload is (a value to pickle later)
-KEPT_ARG = "running, its only argument kept"
-KEPT_ARGS = "running, its args tuple kept"
-KEPT_OUTPUT = "succeeded, its output kept"
 
 
 def keepable(value: Any, depth: int = 0) -> bool:

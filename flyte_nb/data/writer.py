@@ -1,7 +1,7 @@
 """The writer thread: one per kernel, it commits every run's records in batches.
 
 It wakes every ``interval`` seconds (at once when a run finishes or a reader asks for a flush),
-drains each :class:`~.recorder.RunLog`, builds rows outside any transaction, then writes all runs
+has each run's :class:`~.batch.RunBatch` drain its listener, builds rows outside any transaction, then writes all runs
 of a store in one ``BEGIN IMMEDIATE`` transaction. A failure is logged and retried at the next
 wake-up (the pending changes stay); a damaged database stops recording into it for this kernel.
 At interpreter exit :meth:`Writer.shutdown` commits what is queued and marks runs still going
@@ -25,7 +25,7 @@ from ..errors import StoreError
 from .store import Store, is_corruption, no_space
 
 if TYPE_CHECKING:
-    from .recorder import RunLog
+    from .batch import RunBatch
 
 log = logging.getLogger("flyte_nb.store")
 
@@ -40,7 +40,7 @@ class Writer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cycling = threading.RLock()  # held while the thread uses its connections (see forget)
-        self._logs: list[RunLog] = []
+        self._logs: list[RunBatch] = []
         self._wake = threading.Event()
         self._waiters: list[threading.Event] = []
         self._thread: threading.Thread | None = None
@@ -50,11 +50,11 @@ class Writer:
         self.interval = INTERVAL
         self.locked_since: float | None = None  # since when it waits for ``locking``'s write lock: a run of
         self.locking: Store | None = None  # that store waiting on this writer that long is stuck behind
-        # another process, not just slow (RunLog._catch_up)
+        # another process, not just slow (RunListener._catch_up)
         self._failures: dict[Store, int] = {}
         self._full: dict[Store, float] = {}  # stores whose disk is full: when the last attempt failed
 
-    def add(self, run_log: RunLog) -> None:
+    def add(self, run_log: RunBatch) -> None:
         with self._lock:
             self._logs.append(run_log)
             if self._thread is None or not self._thread.is_alive():
@@ -98,15 +98,15 @@ class Writer:
                         waiter.set()
                 self._close_idle()
 
-    def _cycle(self, logs: list[RunLog]) -> None:
+    def _cycle(self, logs: list[RunBatch]) -> None:
         exiting = self.exiting  # read once, before draining: a cycle already under way when the interpreter
         # began to exit may have drained before a run's last events; only the next one is the final word
-        by_store: dict[Store, list[RunLog]] = {}
+        by_store: dict[Store, list[RunBatch]] = {}
         for run_log in logs:
             by_store.setdefault(run_log.store, []).append(run_log)
         for store, group in by_store.items():
             for run_log in group:
-                run_log.drain()  # even while the disk is full: the engine must not wait for it (see RunLog)
+                run_log.drain()  # even while the disk is full: the engine must not wait for it (see RunListener)
             failed_at = self._full.get(store)
             if failed_at is not None and not exiting and time.monotonic() - failed_at < RETRY_FULL:
                 continue
@@ -141,7 +141,7 @@ class Writer:
             self._logs = [run_log for run_log in self._logs if not run_log.closed]
 
     @staticmethod
-    def abort_requests(conn: sqlite3.Connection, group: list[RunLog]) -> None:
+    def abort_requests(conn: sqlite3.Connection, group: list[RunBatch]) -> None:
         """Hand abort requests recorded by other processes to the live runs they name."""
         live = {run_log.run_id: run_log for run_log in group
                 if not run_log.finished and not run_log.abort_seen and run_log.on_abort is not None}
@@ -162,7 +162,7 @@ class Writer:
             except Exception:  # noqa: BLE001 - one run's failure must not stop the writer
                 log.warning("flyte_nb: aborting run %s on request failed", run_log.state.name, exc_info=True)
 
-    def _failed(self, store: Store, group: list[RunLog], error: BaseException, exiting: bool) -> None:
+    def _failed(self, store: Store, group: list[RunBatch], error: BaseException, exiting: bool) -> None:
         """A batch could not be committed: retry later, or give these runs up (and the files made for them).
 
         A full disk is waited out for as long as the kernel lives (the pending changes stay in memory,
@@ -193,7 +193,7 @@ class Writer:
         elif store not in self._full:
             self._drop_conn(store)
 
-    def _give_up(self, store: Store, group: list[RunLog]) -> None:
+    def _give_up(self, store: Store, group: list[RunBatch]) -> None:
         self._drop_conn(store)
         try:
             with store.reading() as conn:  # works on a full disk

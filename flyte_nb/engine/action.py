@@ -64,7 +64,7 @@ class Action:
     __slots__ = (
         "number", "run", "spec", "parent", "group", "tags", "phase", "attempts", "history",
         "queued_at", "started_at", "ended_at", "error", "pools", "held", "lent", "index", "printed",
-        "waiting_for",
+        "waiting_for", "depth",
     )
 
     def __init__(
@@ -96,6 +96,7 @@ class Action:
         self.index: Any = None  # position in its map, if any
         self.printed: Iterable[str] | None = None  # what its body printed: an engine.output.OutputTail
         self.waiting_for: str | None = None  # the pool it last had to wait for (see ``reason``)
+        self.depth: int = 0 if parent is None else parent.depth + 1  # callers above it (the driver: 0)
 
     @property
     def name(self) -> str:

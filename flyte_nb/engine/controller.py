@@ -45,20 +45,12 @@ async def call(
     run = parent.run
     action = run.new_action(spec, parent, group, tags)
     action.index = index
-    if _depth(parent) % _HOP_EVERY == _HOP_EVERY - 1:
+    if parent.depth % _HOP_EVERY == _HOP_EVERY - 1:
         return await _on_fresh_stack(run, execute(action, args, kwargs))
     return await execute(action, args, kwargs)
 
 
 _HOP_EVERY = 16  # nested async calls between fresh tasks (each level costs ~10 frames of the stack)
-
-
-def _depth(action: Action) -> int:
-    depth = 0
-    while action.parent is not None:
-        action = action.parent
-        depth += 1
-    return depth
 
 
 async def _on_fresh_stack(run: RunState, coro: Any) -> Any:
@@ -184,7 +176,8 @@ async def _attempts(action: Action, args: tuple, kwargs: dict) -> Any:
             if action.started_at is None:
                 action.started_at = started
             run.transition(action, Phase.RUNNING, (args, kwargs) if attempt == 1 else None)
-            deadline = _Deadline(budget) if (budget := attempt_budget(action)) else None
+            if spec.timeout or spec.deadline:
+                deadline = _Deadline(budget) if (budget := attempt_budget(action)) else None
         try:
             if error is not None:  # it waited longer than its max_queued_time: it never started
                 raise error

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .kernel import kernel
+from .listeners import Listener, Listeners
 
 if TYPE_CHECKING:
     from .action import Action, Phase
@@ -48,7 +49,6 @@ class Event:
         return f"<Event {self.kind.value} {who} {self.phase or ''}>"
 
 
-Listener = Callable[[Event], Any]
 _kernel = kernel()
 
 def subscribe(listener: Listener) -> Callable[[], None]:
@@ -58,10 +58,10 @@ def subscribe(listener: Listener) -> Callable[[], None]:
     return lambda: listener in listeners and listeners.remove(listener)
 
 
-def deliver(event: Event, run_listeners: list[Listener]) -> None:
+def deliver(event: Event, run_listeners: Listeners) -> None:
     """Call each listener; a failing listener is dropped with a warning, never breaks the run."""
     for group in (_kernel.listeners, run_listeners):
-        for listener in tuple(group):
+        for listener in group.snapshot:
             try:
                 listener(event)
             except Exception as error:  # noqa: BLE001

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from .listeners import Listeners
 from .names import RunNames
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class Kernel:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.engine: EngineLoop | None = None  # started on first use (``loop.engine()``)
-        self.listeners: list[Listener] = []  # hear every run's events
+        self.listeners = Listeners()  # hear every run's events
         self.backends: dict[str, Backend] = {}  # loaded by name (``backend.get_backend``)
         self.default_backend = "inline"
         self.names = RunNames()  # the one place run names are made unique

@@ -16,7 +16,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .bridge import await_only, drive
-from ..errors import TaskExitError
 from .kernel import kernel
 from .threads import current_call
 
@@ -28,21 +27,17 @@ BREATH_EVERY = 0.005  # seconds of busy engine between breaths
 BREATH = 0.0002  # a real sleep: long enough for a waiting thread to take the GIL
 
 
-def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], **options: Any) -> asyncio.Task[T]:
-    """Task factory of the engine loop: every task is driven, so sync waits work in any of them."""
-    engine().keep_fair()
-    return asyncio.Task(drive(_contained(coro), contextvars.copy_context()), loop=loop, **options)
+def _driven_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], *,
+                 context: contextvars.Context | None = None, **options: Any) -> asyncio.Task[T]:
+    """Task factory of the engine loop: every task is driven, so sync waits work in any of them.
 
-
-async def _contained(coro: Coroutine[Any, Any, T]) -> T:
-    """``coro``, except that SystemExit/KeyboardInterrupt become an error of this task.
-
-    asyncio re-raises those two out of the loop itself, which would stop the engine for good.
+    The task and its driver share one context (the one asked for, else a copy of the caller's),
+    and SystemExit/KeyboardInterrupt become an error of the task (``drive(contain=True)``).
     """
-    try:
-        return await coro
-    except (SystemExit, KeyboardInterrupt) as error:
-        raise TaskExitError(getattr(coro, "__qualname__", "a coroutine"), error) from error
+    engine().keep_fair()
+    if context is None:
+        context = contextvars.copy_context()
+    return asyncio.Task(drive(coro, context, True), loop=loop, context=context, **options)
 
 
 def plain_task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -64,6 +59,7 @@ class EngineLoop:
         # Not waited for: work submitted before the loop turns is queued and runs once it does.
         self.thread = threading.Thread(target=self._main, name="flyte_nb-engine", daemon=True)
         self.thread.start()
+        self._ident = self.thread.ident  # set by start(): on_thread() is asked on every async task call
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -98,7 +94,7 @@ class EngineLoop:
 
     def on_thread(self) -> bool:
         """True when called from the engine thread itself."""
-        return threading.current_thread() is self.thread
+        return threading.get_ident() == self._ident
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Schedule ``fn(*args)`` on the engine loop from any thread."""

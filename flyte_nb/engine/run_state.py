@@ -12,7 +12,8 @@ from typing import Any
 
 from .backend import get_backend
 from .action import PHASES, Action, Phase
-from .events import Event, EventKind, Listener, deliver
+from .events import Event, EventKind, deliver
+from .listeners import Listeners
 from .kernel import kernel
 from .limits import limits
 from .names import run_key
@@ -102,7 +103,7 @@ class RunState:
         self.throttles, self.rates = tag_pools(throttle)
         for pool in [*self.throttles.values(), *(p for rates in self.rates.values() for p in rates)]:
             self.use_pool(pool)
-        self.listeners: list[Listener] = []
+        self.listeners = Listeners()  # those of this run only (see .listeners for ``phases``)
         self.done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.error: BaseException | None = None
         self.tasks: set[asyncio.Task[Any]] = set()  # cancelled together on abort
@@ -138,7 +139,7 @@ class RunState:
         self.counts[Phase.QUEUED] += 1
         if group is not None:
             group.counts[Phase.QUEUED] += 1
-        if _kernel.listeners or self.listeners:
+        if self.listeners.wants[0] or _kernel.listeners.wants[0]:  # Phase.QUEUED: the run store does not want it
             deliver(Event(EventKind.ACTION, self, action, Phase.QUEUED), self.listeners)
         return action
 
@@ -175,7 +176,7 @@ class RunState:
         if group is not None:
             group.counts[old] -= 1
             group.counts[phase] += 1
-        if _kernel.listeners or self.listeners:
+        if self.listeners.wants[phase] or _kernel.listeners.wants[phase]:
             deliver(Event(EventKind.ACTION, self, action, phase, data), self.listeners)
         if phase >= 3 and self.window is not None:  # Phase.terminal, without the property call
             self._let_go(action.number)

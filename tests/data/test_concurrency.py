@@ -21,14 +21,15 @@ import flyte_nb as flyte
 from flyte_nb.data import recorder
 from tests.data.store_tasks import many, many_together
 
+from flyte_nb.data.batch import RunBatch
 from flyte_nb.data.writer import INTERVAL
 assert recorder.writer().interval == INTERVAL  # the real pace: the kernels' transactions interleave as in use
 commits = []
-write = recorder.RunLog.write
+write = RunBatch.write
 def timed_write(self, conn, batch):
     write(self, conn, batch)
     commits.append(time.time())
-recorder.RunLog.write = timed_write
+RunBatch.write = timed_write
 
 go = Path(os.environ["FLYTE_NB_HOME"]) / "go"
 while not go.exists():           # both kernels start writing at the same moment

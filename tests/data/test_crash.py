@@ -116,7 +116,7 @@ def test_only_runs_of_dead_processes_on_this_host_are_reaped(home):
 
 def test_an_exit_that_begins_mid_batch_still_writes_a_runs_last_events(home, monkeypatch):
     """Interpreter exit while the writer is between draining and committing: the next batch has the last word."""
-    from flyte_nb.data import recorder
+    from flyte_nb.data import batch, recorder
     from flyte_nb.engine.events import Event, EventKind
     from flyte_nb.engine.run_state import RunState
 
@@ -125,29 +125,30 @@ def test_an_exit_that_begins_mid_batch_still_writes_a_runs_last_events(home, mon
 
     store = get_store()
     state = RunState("exit-race", pipeline.spec, (1,), {}, {})
-    _, run_id = recorder._claim(store, state, None, lambda name: False)
+    _, run_id = batch.insert_run(store, state, None, lambda name: False)
     writer = recorder.Writer()  # driven by hand, no thread
-    log = recorder.RunLog(writer, store, state)
+    listener = recorder.RunListener(writer, store, state)
+    log = batch.RunBatch(listener)
     log.run_id = run_id
-    log(Event(EventKind.RUN_STARTED, state))
+    listener(Event(EventKind.RUN_STARTED, state))
     root = state.new_action(pipeline.spec, None, None, ())
     root.started_at = time.time()
     state.transition(root, Phase.RUNNING)
-    log(Event(EventKind.ACTION, state, root, Phase.RUNNING, ((1,), {})))
-    build = recorder.RunLog.build
+    listener(Event(EventKind.ACTION, state, root, Phase.RUNNING, ((1,), {})))
+    build = batch.RunBatch.build
 
-    def exit_arrives(self: recorder.RunLog, conn) -> tuple:
-        batch = build(self, conn)
+    def exit_arrives(self: batch.RunBatch, conn) -> tuple:
+        built = build(self, conn)
         if not writer.exiting:
             writer.exiting = True  # atexit begins while this batch is being written ...
             root.ended_at = state.ended_at = time.time()
             state.transition(root, Phase.SUCCEEDED)
             state.phase = "succeeded"
-            log(Event(EventKind.ACTION, state, root, Phase.SUCCEEDED, [100]))  # ... and the run's end arrives
-            log(Event(EventKind.RUN_FINISHED, state))
-        return batch
+            listener(Event(EventKind.ACTION, state, root, Phase.SUCCEEDED, [100]))  # ... and the run's end arrives
+            listener(Event(EventKind.RUN_FINISHED, state))
+        return built
 
-    monkeypatch.setattr(recorder.RunLog, "build", exit_arrives)
+    monkeypatch.setattr(batch.RunBatch, "build", exit_arrives)
     writer._cycle([log])
     assert not log.closed  # that batch predates the exit: it is not the last word
     writer._cycle([log])

@@ -1,0 +1,56 @@
+"""What the engine-side listener hands the writer: one typed record per change (see :mod:`.recorder`).
+
+The listener (engine thread) appends these to its run's ``changes`` deque; the run's batch
+(writer thread, :mod:`.batch`) drains them. The one exception is the fast path of the usual
+action (one argument and an output that are their own snapshots): it never makes a record, see
+``RunListener.done``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from ..engine.action import Action, Phase
+
+
+class Changed(NamedTuple):
+    """``action`` reached ``phase``. ``payload``: running, its pickled inputs (bytes), what the cache
+    prepared or a Note; succeeded, its pickled output or a Note; cached, the cache's (prepared,
+    output); else None."""
+
+    action: Action
+    phase: Phase
+    payload: Any
+
+
+class KeptInputs(NamedTuple):
+    """``action`` started with inputs that are their own snapshot, kept by reference for the writer to
+    pickle: its only argument (``lone``) or its args tuple."""
+
+    action: Action
+    args: Any
+    lone: bool
+
+
+class KeptOutput(NamedTuple):
+    """``action`` succeeded with an output that is its own snapshot, kept by reference."""
+
+    action: Action
+    value: Any
+
+
+class RunPhase(NamedTuple):
+    """The run itself started (``running``) or ended (``finished``)."""
+
+    phase: str
+
+
+class CacheEntry(NamedTuple):
+    """A cache entry the run computed (from :class:`~.cache.RunCache`), for the ``cache`` table."""
+
+    key: str
+    code: str
+    task: str
+    number: int
+    data: bytes

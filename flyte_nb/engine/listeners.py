@@ -1,0 +1,78 @@
+"""The listeners of a run (or of every run): a list that knows which action phases they want.
+
+An event costs the engine an object and a call per listener, three or more times per action.
+A listener may declare the action phases it needs (``listener.phases``, a collection of
+:class:`~.action.Phase`); one that declares none hears everything. When no listener wants a
+phase, its events are not built at all: the run store, which writes an action from its later
+phases, does not make every action pay for a ``queued`` event. Events of the run itself
+(started, finished, output) go to every listener. A listener may still hear phases it did not
+ask for (another listener wanted them): it ignores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+_PHASES = 8  # len(Phase); engine.action imports nothing from here, so the count is spelled out
+Listener = Callable[[Any], Any]
+
+
+class Listeners(list):  # type: ignore[type-arg]
+    """A list of listeners; ``wants[phase]`` says whether one of them hears ``phase``, ``snapshot``
+    is the listeners as a tuple (both kept up to date on every change)."""
+
+    __slots__ = ("wants", "snapshot")
+
+    def __init__(self, listeners: Iterable[Listener] = ()) -> None:
+        super().__init__(listeners)
+        self._changed()
+
+    def _changed(self) -> None:
+        wants = [False] * _PHASES
+        for listener in self:
+            phases = getattr(listener, "phases", None)
+            if phases is None:
+                wants = [True] * _PHASES
+                break
+            for phase in phases:
+                wants[phase] = True
+        self.wants: tuple[bool, ...] = tuple(wants)
+        self.snapshot: tuple[Listener, ...] = tuple(self)
+
+    def append(self, listener: Listener) -> None:
+        super().append(listener)
+        self._changed()
+
+    def extend(self, listeners: Iterable[Listener]) -> None:
+        super().extend(listeners)
+        self._changed()
+
+    def insert(self, index: Any, listener: Listener) -> None:
+        super().insert(index, listener)
+        self._changed()
+
+    def remove(self, listener: Listener) -> None:
+        super().remove(listener)
+        self._changed()
+
+    def pop(self, index: Any = -1) -> Listener:
+        listener = super().pop(index)
+        self._changed()
+        return listener
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        self._changed()
+
+    def __delitem__(self, index: Any) -> None:
+        super().__delitem__(index)
+        self._changed()
+
+    def __iadd__(self, listeners: Iterable[Listener]) -> Listeners:  # type: ignore[override]
+        self.extend(listeners)
+        return self

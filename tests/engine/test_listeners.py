@@ -1,0 +1,66 @@
+"""Listeners declare the action phases they want; a phase nobody wants costs no event."""
+
+from __future__ import annotations
+
+import asyncio
+
+import flyte_nb as flyte
+from flyte_nb import Phase
+from flyte_nb.engine.listeners import Listeners
+
+env = flyte.TaskEnvironment("listeners")
+
+
+@env.task
+async def leaf(x: int) -> int:
+    await asyncio.sleep(0)
+    return x
+
+
+@env.task
+async def fan() -> int:
+    return sum(await asyncio.gather(*(leaf(i) for i in range(5))))
+
+
+class Picky:
+    """Hears only what it asks for, unless another listener wants more."""
+
+    phases = (Phase.RUNNING, Phase.SUCCEEDED)
+
+    def __init__(self) -> None:
+        self.heard: list[Phase | None] = []
+
+    def __call__(self, event: flyte.Event) -> None:
+        self.heard.append(event.phase)
+
+
+def test_a_phase_no_listener_wants_is_not_delivered():
+    picky = Picky()
+    run = flyte.with_runcontext(listeners=[picky]).run(fan)
+    assert run.outputs(timeout=10) == 10
+    action_phases = [p for p in picky.heard if p is not None]
+    assert Phase.QUEUED not in action_phases
+    assert action_phases.count(Phase.RUNNING) == 6 and action_phases.count(Phase.SUCCEEDED) == 6
+    assert picky.heard.count(None) >= 2  # the run's own events go to every listener
+
+
+def test_a_listener_that_declares_nothing_hears_every_phase():
+    picky, everything = Picky(), []
+    run = flyte.with_runcontext(listeners=[picky, everything.append]).run(fan)
+    assert run.outputs(timeout=10) == 10
+    assert [e.phase for e in everything].count(Phase.QUEUED) == 6
+    assert picky.heard.count(Phase.QUEUED) == 6  # built for the other one: the picky one ignores it
+
+
+def test_wants_follows_every_change_of_the_list():
+    picky = Picky()
+    listeners = Listeners([picky])
+    assert not listeners.wants[Phase.QUEUED] and listeners.wants[Phase.RUNNING] and not listeners.wants[Phase.FAILED]
+    listeners.append(print)
+    assert all(listeners.wants) and listeners.snapshot == (picky, print)
+    listeners.remove(print)
+    assert not listeners.wants[Phase.QUEUED] and listeners.snapshot == (picky,)
+    listeners.clear()
+    assert not any(listeners.wants) and listeners.snapshot == ()
+    listeners += [print]
+    assert all(listeners.wants)
