@@ -89,7 +89,8 @@ class EngineLoop:
         load of 8-17 on 2 cores, against 15-30 ms idle). While work is queued the interval is
         1 ms; back to the kernel's own once the engine is idle. (The polls of a busy loop give
         the GIL back too, but a waiting thread rarely wins it there: the switch interval is what
-        hands it over.) Nobody pays when nobody waits: the interval only matters to a waiter.
+        hands it over.) Nobody pays when nobody waits: the interval only matters to a waiter. It
+        replaces a 0.2 ms sleep every 5 ms, which on a loaded machine lasted over a millisecond.
         """
         if not self._busy:
             self._busy = True
