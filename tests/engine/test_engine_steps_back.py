@@ -1,0 +1,60 @@
+"""A busy engine steps back for the kernel's own threads: a lower CPU priority and, while work is
+queued, a 1 ms switch interval (``tests/notebook/test_large_run_kernel.py`` times the cells)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+PROBE = """
+    import asyncio, os, sys, threading, time
+    from flyte_nb.engine.loop import engine
+    loop = engine()
+    def nice(native_id):
+        return os.getpriority(os.PRIO_PROCESS, native_id)
+    async def spin(seconds):  # a busy engine: tasks keep the ready queue full
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            await asyncio.gather(*(asyncio.sleep(0) for _ in range(50)))
+    before = sys.getswitchinterval()
+    future = asyncio.run_coroutine_threadsafe(spin(0.5), loop.loop)
+    time.sleep(0.2)
+    busy = sys.getswitchinterval()
+    future.result()
+    time.sleep(0.1)
+    print(nice(loop.thread.native_id) - nice(threading.get_native_id()), before, busy, sys.getswitchinterval())
+"""
+
+
+def _probe(**env: str) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(PROBE)], env=dict(os.environ, PYTHONPATH=ROOT, **env),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+
+
+def test_the_engine_runs_below_the_kernel_and_switches_fast_only_while_busy():
+    assert _probe() == ["10", "0.005", "0.001", "0.005"]
+
+
+def test_the_nice_value_is_a_setting():
+    assert _probe(FLYTE_NB_ENGINE_NICE="0")[0] == "0"
+    assert _probe(FLYTE_NB_ENGINE_NICE="3")[0] == "3"
+
+
+def test_a_bad_nice_value_says_what_to_do():
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(PROBE)],
+                          env=dict(os.environ, PYTHONPATH=ROOT, FLYTE_NB_ENGINE_NICE="low"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "10"
+    assert "FLYTE_NB_ENGINE_NICE must be a whole number (0 to 19)" in done.stderr
