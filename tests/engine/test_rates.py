@@ -172,17 +172,21 @@ def test_waiters_follow_a_settlement_and_a_new_rate():
 def test_statistics_show_rate_use():
     async def main():
         pool = Rate(50, per="1s", burst=5).pool("rate:llm")
+        began = time.monotonic()
         for _ in range(5):
             assert pool.try_acquire()
         waiter = asyncio.ensure_future(pool.acquire())
         await asyncio.sleep(0)
         stats = pool.statistics()
+        elapsed = time.monotonic() - began
         await waiter
-        return stats
+        return stats, elapsed
 
-    stats = asyncio.run(main())
+    stats, elapsed = asyncio.run(main())
     assert stats.name == "rate:llm" and stats.capacity == 50 and stats.holders == 5 and stats.waiting == 1
-    assert stats.rate == 50 and stats.available < 0.2 and stats.granted_per_s == 5
+    assert stats.rate == 50 and stats.granted_per_s == 5
+    # the burst is spent: only what 50/s gave back since (a loaded machine may take 10 ms to get here)
+    assert stats.available <= 50 * elapsed + 1e-6, (stats.available, elapsed)
 
 
 def test_waiting_counts_only_live_waiters():
