@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..data.store import RUN_PHASES, Store
+from ..data.store import RUN_PHASES, Store, get_store, recording_enabled
 from ..data.origin import run_url
 from ..engine.action import Phase
 from ..errors import ConfigurationError, RecordedError, RunAbortedError, RunNotFoundError
@@ -56,10 +56,11 @@ def get_run(name: str) -> Run | StoredRun:
     """The run called ``name``: live if this kernel holds it, else read from the run store."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"get_run needs a run name (a string), got {name!r}")
-    store = open_store()
+    here = get_store().path if recording_enabled() else None  # a held run of another home is not this one
     for run in kernel_runs():
-        if run.name == name and (store is None or run.store_path in (None, store.path)):  # not another home's run
+        if run.name == name and (here is None or run.store_path in (None, here)):
             return run
+    store = open_store()  # only now: it waits for the writer, which a live run held here need not
     if store is None:
         raise RunNotFoundError(f"no run named {name!r} in this kernel, and the run store is off (FLYTE_NB_STORE)")
     rows = rows_of(store, "SELECT * FROM runs WHERE name = ?", (name,))
