@@ -109,3 +109,53 @@ def test_carriers_are_reused():
 
     before, after = asyncio.run(scenario())
     assert after == before
+
+
+def test_a_drive_inside_a_driven_step_runs_on_the_same_carrier_in_its_own_context():
+    """An action's body awaited inside a driven task (gather of task calls) takes no second carrier."""
+    from greenlet import getcurrent
+
+    seen = {}
+
+    async def inner():
+        var.set("inner")
+        seen["inner"] = getcurrent()
+        await asyncio.sleep(0)  # suspends: the next step may run on another carrier, still in place
+        return blocking_call("x"), getcurrent()
+
+    async def outer():
+        var.set("outer")
+        seen["outer"] = getcurrent()
+        inner_context = contextvars.copy_context()
+        result, later = await drive(inner(), inner_context)
+        return result, later, var.get()
+
+    result, later, after = asyncio.run(driven(outer()))
+    assert seen["inner"] is seen["outer"]
+    assert type(later) is type(seen["outer"])  # still on a carrier after the suspension
+    assert result == ("x", "inner")  # the sync wait's coroutine ran in the inner drive's context
+    assert after == "outer"  # and the outer one's context was left as it was
+
+
+def test_cancellation_reaches_a_sync_frame_inside_a_nested_drive():
+    seen = []
+
+    async def waits_forever():
+        try:
+            await_only(asyncio.sleep(30))
+        except asyncio.CancelledError:
+            seen.append("cancelled in sync frame")
+            raise
+
+    async def outer():
+        return await drive(waits_forever(), contextvars.copy_context())
+
+    async def scenario():
+        task = asyncio.ensure_future(drive(outer(), contextvars.copy_context()))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert seen == ["cancelled in sync frame"]
