@@ -99,19 +99,23 @@ class RunListener:
         self._catch_up_at = HIGH_WATER
 
     def __call__(self, event: Event) -> None:
-        """The listener: snapshot values, queue the change, never raise. Called 2-3 times per action."""
-        phase = event.phase
+        """The run's own events (its actions' come through ``on_action``; one built for another
+        listener is ignored here)."""
+        if event.phase is None and not self.closed:
+            try:
+                self._run_event(event)
+            except Exception:  # noqa: BLE001 - recording must never break a run
+                log.warning("flyte_nb: recording an event of run %s failed", self.state.name, exc_info=True)
+
+    def on_action(self, action: Action, phase: Phase, data: Any) -> None:
+        """An action reached ``phase`` (see :mod:`..engine.listeners`): snapshot values, queue the change,
+        never raise. Called 2-3 times per action."""
         if phase is _QUEUED or self.closed:
             return
         try:
-            if phase is None:
-                self._run_event(event)
-                return
-            action = event.action
             changes = self.changes
             cache = self.cache
             if phase is _RUNNING:
-                data = event.data
                 if data is not None and not data[1] and len(data[0]) == 1 and type(data[0][0]) in ATOMIC \
                         and (cache is None or not cache.prepared):
                     self.started[action] = data[0][0]  # the fast path, decided inline (inputs_snapshot would KEEP)
@@ -127,17 +131,17 @@ class RunListener:
                     changes.append(Changed(action, phase, payload))
             elif phase is _SUCCEEDED:
                 started = self.started.pop(action, _NONE) if self.started else _NONE
-                result = event.data
+                result = data
                 if type(result) in ATOMIC and (cache is None or not (cache.prepared or cache.outputs)):
                     payload = KEEP  # what output_snapshot would say, decided inline
                 else:
                     payload = output_snapshot(cache, action, result)
                 if payload is KEEP and started is not _NONE:  # the fast path
-                    self.done.extend((action, started, event.data))
+                    self.done.extend((action, started, result))
                 else:
                     if started is not _NONE:
                         changes.append(KeptInputs(action, started, True))
-                    changes.append(KeptOutput(action, event.data) if payload is KEEP else Changed(action, phase, payload))
+                    changes.append(KeptOutput(action, result) if payload is KEEP else Changed(action, phase, payload))
             elif phase is _CACHED:
                 payload = self.cache.release(action.number)[:2] if self.cache is not None else (None, None)
                 changes.append(Changed(action, phase, payload))
