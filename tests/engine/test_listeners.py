@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import flyte_nb as flyte
 from flyte_nb import Phase
 from flyte_nb.engine.listeners import Listeners
@@ -92,3 +94,28 @@ def test_a_hooked_listener_hears_its_phases_with_no_event_built(monkeypatch):
     assert [phase for phase in built if phase is not None] == [] and hooked.heard.count(None) >= 2  # the run's own still come
     listeners = Listeners([hooked])
     assert listeners.hooks == (hooked.on_action,) and not any(listeners.wants) and listeners.hooked[Phase.RUNNING]
+
+
+def test_a_kernel_wide_hooked_listener_hears_every_run(monkeypatch):
+    from flyte_nb.engine.events import subscribe
+
+    monkeypatch.setenv("FLYTE_NB_STORE", "off")  # no listener of the run's own (the store's) hears anything
+    hooked = Hooked()
+    stop = subscribe(hooked)
+    try:
+        assert flyte.run(fan).outputs(timeout=10) == 10
+    finally:
+        stop()
+    assert [phase for _, phase, _ in hooked.calls].count(Phase.SUCCEEDED) == 6
+
+
+class Failing(Hooked):
+    def on_action(self, action, phase, data) -> None:
+        raise RuntimeError("broken listener")
+
+
+def test_a_failing_hook_is_dropped_with_a_warning_and_the_run_goes_on():
+    failing = Failing()
+    with pytest.warns(UserWarning, match="failed and was removed"):
+        run = flyte.with_runcontext(listeners=[failing]).run(fan)
+        assert run.outputs(timeout=10) == 10
