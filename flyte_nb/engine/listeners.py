@@ -11,7 +11,8 @@ ask for (another listener wanted them): it ignores them.
 A listener with an ``on_action(action, phase, data)`` method (and ``phases``) hears its action
 phases through that call instead, with no event built for it: an event is an object, a clock read
 and a loop over the listeners, twice per action, which the run store measured at ~1 us an action.
-It must never raise. Events are still built for the others; it ignores action events it is given.
+One that raises is dropped with a warning (``events.hear``), as a failing listener is. Events are
+still built for the others; it ignores action events it is given.
 """
 
 from __future__ import annotations
