@@ -28,7 +28,7 @@ from ..errors import StoreError
 from . import origin
 from .cache import Note, Prepared, RunCache, task_info
 from .occupancy import Occupancy
-from .records import CacheEntry, Changed, KeptInputs, KeptOutput, RunPhase
+from .records import CacheEntry, Changed, KeptInputs, KeptOutput, Ran, RunPhase
 from .rows import (
     ACTION_WIDTH,
     INSERT_ACTIONS,
@@ -129,6 +129,11 @@ class RunBatch:
                 pending[action] = _RUNNING
                 (kept.arg if record.lone else kept.args)[action] = record.args
                 running.append(action)
+            elif kind is Ran:
+                action, phase, prepared, output = record
+                pending[action] = phase
+                ended.append(action)
+                self._take(action.number, prepared, output)
             elif kind is KeptOutput:
                 action = record.action
                 pending[action] = _SUCCEEDED
@@ -162,13 +167,10 @@ class RunBatch:
                 self.inputs[number] = payload
             else:
                 self._take(number, payload, None)
-        elif phase is _SUCCEEDED:
-            if type(payload) is bytes:
-                self.outputs[number] = payload
-            else:
-                self.notes[number] = payload
-        else:  # cached: the call as prepared by the lookup, and the output it served
-            self._take(number, *payload)
+        elif type(payload) is bytes:  # succeeded
+            self.outputs[number] = payload
+        else:
+            self.notes[number] = payload
 
     def _show_running(self) -> list[Action]:
         """Running actions of the listener's ``started`` not written yet go in this batch, as running;
@@ -179,18 +181,25 @@ class RunBatch:
         for action in running.keys() - shown:
             if action.phase is _RUNNING:  # else between two tries: its events tell
                 self.pending[action] = _RUNNING
-                self.kept.arg[action] = running[action]
+                started = running[action]
+                if type(started) is Prepared:
+                    self._take(action.number, started, None)
+                else:
+                    self.kept.arg[action] = started
                 shown.add(action)
         return list(running)
 
-    def _take(self, number: int, prepared: Prepared | Note | None, output: bytes | str | None) -> None:
+    def _take(self, number: int, prepared: Prepared | Note | None, output: bytes | str | Note | None) -> None:
+        """A call as the cache prepared it, and the output it gave or was served (bytes or a value file's digest)."""
         if isinstance(prepared, Note):
             self.notes[number] = prepared
         elif prepared is not None:
             self.inputs[number] = prepared.inputs
             if prepared.key is not None:
                 self.keys[number] = prepared.key
-        if output is not None:
+        if type(output) is Note:
+            self.notes[number] = output
+        elif output is not None:
             self.outputs[number] = output
 
     # -------------------------------------------------------------- rows

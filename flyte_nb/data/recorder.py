@@ -58,8 +58,8 @@ from ..engine.run_state import RunState
 from ..errors import StoreError
 from . import origin
 from .batch import RunBatch
-from .cache import RunCache, previous_outputs
-from .records import Changed, KeptInputs, KeptOutput, RunPhase
+from .cache import Prepared, RunCache, previous_outputs
+from .records import Changed, KeptInputs, KeptOutput, Ran, RunPhase
 from .snapshot import ATOMIC, KEEP, inputs_snapshot, output_snapshot
 from .store import Store, get_store, no_space, recording_enabled
 from .writer import Writer
@@ -90,7 +90,7 @@ class RunListener:
         self.state = state
         self.cache: RunCache | None = None
         self.changes: collections.deque[Any] = collections.deque()  # typed records (.records), in order
-        self.started: dict[Action, Any] = {}  # fast path: running actions whose lone argument is kept
+        self.started: dict[Action, Any] = {}  # running actions: their lone argument (fast path), or the cache's Prepared
         self.done: collections.deque[Any] = collections.deque()  # fast path, flat: action, argument, output
         self.printed: collections.deque[Action] = collections.deque()  # actions that wrote output
         self.finished = False  # RUN_FINISHED seen
@@ -99,19 +99,23 @@ class RunListener:
         self._catch_up_at = HIGH_WATER
 
     def __call__(self, event: Event) -> None:
-        """The listener: snapshot values, queue the change, never raise. Called 2-3 times per action."""
-        phase = event.phase
+        """The run's own events (its actions' come through ``on_action``; one built for another
+        listener is ignored here)."""
+        if event.phase is None and not self.closed:
+            try:
+                self._run_event(event)
+            except Exception:  # noqa: BLE001 - recording must never break a run
+                log.warning("flyte_nb: recording an event of run %s failed", self.state.name, exc_info=True)
+
+    def on_action(self, action: Action, phase: Phase, data: Any) -> None:
+        """An action reached ``phase`` (see :mod:`..engine.listeners`): snapshot values, queue the change,
+        never raise. Called 2-3 times per action."""
         if phase is _QUEUED or self.closed:
             return
         try:
-            if phase is None:
-                self._run_event(event)
-                return
-            action = event.action
             changes = self.changes
             cache = self.cache
             if phase is _RUNNING:
-                data = event.data
                 if data is not None and not data[1] and len(data[0]) == 1 and type(data[0][0]) in ATOMIC \
                         and (cache is None or not cache.prepared):
                     self.started[action] = data[0][0]  # the fast path, decided inline (inputs_snapshot would KEEP)
@@ -123,24 +127,28 @@ class RunListener:
                         self.started[action] = args[0]
                         return
                     changes.append(KeptInputs(action, args, False))
+                elif type(payload) is Prepared:  # a cached task's call: recorded with its outcome (one record)
+                    self.started[action] = payload
                 else:
                     changes.append(Changed(action, phase, payload))
             elif phase is _SUCCEEDED:
                 started = self.started.pop(action, _NONE) if self.started else _NONE
-                result = event.data
+                result = data
                 if type(result) in ATOMIC and (cache is None or not (cache.prepared or cache.outputs)):
                     payload = KEEP  # what output_snapshot would say, decided inline
                 else:
                     payload = output_snapshot(cache, action, result)
-                if payload is KEEP and started is not _NONE:  # the fast path
-                    self.done.extend((action, started, event.data))
+                if type(started) is Prepared and payload is not KEEP:
+                    changes.append(Ran(action, phase, started, payload))
+                elif payload is KEEP and started is not _NONE and type(started) is not Prepared:  # the fast path
+                    self.done.extend((action, started, result))
                 else:
                     if started is not _NONE:
-                        changes.append(KeptInputs(action, started, True))
-                    changes.append(KeptOutput(action, event.data) if payload is KEEP else Changed(action, phase, payload))
+                        changes.append(_running(action, started))
+                    changes.append(KeptOutput(action, result) if payload is KEEP else Changed(action, phase, payload))
             elif phase is _CACHED:
-                payload = self.cache.release(action.number)[:2] if self.cache is not None else (None, None)
-                changes.append(Changed(action, phase, payload))
+                prepared, hit = self.cache.release(action.number)[:2] if self.cache is not None else (None, None)
+                changes.append(Ran(action, phase, prepared, hit))
             elif phase is _WAITING:  # only when a pool makes it wait: why, and since when (the waits table)
                 changes.append(Changed(action, phase, (time.time(), action.waiting_for)))
             else:
@@ -149,7 +157,7 @@ class RunListener:
                         self.cache.release(action.number)
                     started = self.started.pop(action, _NONE) if self.started else _NONE
                     if started is not _NONE:
-                        changes.append(KeptInputs(action, started, True))
+                        changes.append(_running(action, started))
                 changes.append(Changed(action, phase, None))
             if len(changes) + len(self.done) // 3 >= self._catch_up_at:
                 self._catch_up()
@@ -198,6 +206,11 @@ class RunListener:
             if self.cache is not None:
                 self.cache.close()
             _soon(self.writer.wake)
+
+
+def _running(action: Action, started: Any) -> KeptInputs | Changed:
+    """The record of how ``action`` started, from what ``RunListener.started`` kept for it."""
+    return Changed(action, _RUNNING, started) if type(started) is Prepared else KeptInputs(action, started, True)
 
 
 def writer() -> Writer:

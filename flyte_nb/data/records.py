@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 
 class Changed(NamedTuple):
     """``action`` reached ``phase``. ``payload``: running, its pickled inputs (bytes), what the cache
-    prepared or a Note; succeeded, its pickled output or a Note; cached, the cache's (prepared,
-    output); else None."""
+    prepared or a Note; succeeded, its pickled output or a Note; waiting, (since, pool); else None."""
 
     action: Action
     phase: Phase
@@ -38,6 +37,18 @@ class KeptOutput(NamedTuple):
 
     action: Action
     value: Any
+
+
+class Ran(NamedTuple):
+    """``action`` ended in ``phase`` (succeeded, or cached: served from the cache) after a call the
+    cache prepared: ``inputs`` (a Prepared, a Note or None), ``output`` (pickled bytes, a value file's
+    digest, a Note or None). One record for the whole call: a record is an object the writer frees
+    late (see :mod:`.snapshot`), and a cached task's call used to make two or three."""
+
+    action: Action
+    phase: Phase
+    inputs: Any
+    output: Any
 
 
 class RunPhase(NamedTuple):

@@ -70,3 +70,21 @@ def deliver(event: Event, run_listeners: Listeners) -> None:
                 warnings.warn(f"flyte_nb event listener {listener!r} failed and was removed: {error!r}", stacklevel=1)
                 if listener in group:
                     group.remove(listener)
+
+
+def hear(action: Action, phase: Phase, data: Any, run_listeners: Listeners) -> None:
+    """Call each ``on_action`` hook that hears ``phase`` (see :mod:`.listeners`); a failing one is dropped
+    with a warning, as in :func:`deliver`."""
+    for group in (_kernel.listeners, run_listeners):
+        if not group.hooked[phase]:
+            continue
+        for hook in group.hooks:
+            try:
+                hook(action, phase, data)
+            except Exception as error:  # noqa: BLE001
+                import warnings
+
+                owner = getattr(hook, "__self__", hook)
+                warnings.warn(f"flyte_nb event listener {owner!r} failed and was removed: {error!r}", stacklevel=1)
+                if owner in group:
+                    group.remove(owner)

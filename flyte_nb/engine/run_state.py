@@ -12,7 +12,7 @@ from typing import Any
 
 from .backend import get_backend
 from .action import PHASES, Action, Phase
-from .events import Event, EventKind, deliver
+from .events import Event, EventKind, deliver, hear
 from .listeners import Listeners
 from .kernel import kernel
 from .limits import limits
@@ -139,8 +139,11 @@ class RunState:
         self.counts[Phase.QUEUED] += 1
         if group is not None:
             group.counts[Phase.QUEUED] += 1
-        if self.listeners.wants[0] or _kernel.listeners.wants[0]:  # Phase.QUEUED: the run store does not want it
-            deliver(Event(EventKind.ACTION, self, action, Phase.QUEUED), self.listeners)
+        listeners = self.listeners
+        if listeners.hooked[0] or _kernel.listeners.hooked[0]:
+            hear(action, Phase.QUEUED, None, listeners)
+        if listeners.wants[0] or _kernel.listeners.wants[0]:  # Phase.QUEUED: the run store does not want it
+            deliver(Event(EventKind.ACTION, self, action, Phase.QUEUED), listeners)
         return action
 
     def _pools(self, spec: TaskSpec, tags: tuple[str, ...], group: GroupStats | None) -> tuple[SlotPool, ...]:
@@ -176,8 +179,11 @@ class RunState:
         if group is not None:
             group.counts[old] -= 1
             group.counts[phase] += 1
-        if self.listeners.wants[phase] or _kernel.listeners.wants[phase]:
-            deliver(Event(EventKind.ACTION, self, action, phase, data), self.listeners)
+        listeners = self.listeners
+        if listeners.hooked[phase] or _kernel.listeners.hooked[phase]:  # see .listeners: no event for these
+            hear(action, phase, data, listeners)
+        if listeners.wants[phase] or _kernel.listeners.wants[phase]:
+            deliver(Event(EventKind.ACTION, self, action, phase, data), listeners)
         if phase >= 3 and self.window is not None:  # Phase.terminal, without the property call
             self._let_go(action.number)
 

@@ -134,7 +134,7 @@ def test_an_exit_that_begins_mid_batch_still_writes_a_runs_last_events(home, mon
     root = state.new_action(pipeline.spec, None, None, ())
     root.started_at = time.time()
     state.transition(root, Phase.RUNNING)
-    listener(Event(EventKind.ACTION, state, root, Phase.RUNNING, ((1,), {})))
+    listener.on_action(root, Phase.RUNNING, ((1,), {}))
     build = batch.RunBatch.build
 
     def exit_arrives(self: batch.RunBatch, conn) -> tuple:
@@ -144,7 +144,7 @@ def test_an_exit_that_begins_mid_batch_still_writes_a_runs_last_events(home, mon
             root.ended_at = state.ended_at = time.time()
             state.transition(root, Phase.SUCCEEDED)
             state.phase = "succeeded"
-            listener(Event(EventKind.ACTION, state, root, Phase.SUCCEEDED, [100]))  # ... and the run's end arrives
+            listener.on_action(root, Phase.SUCCEEDED, [100])  # ... and the run's end arrives
             listener(Event(EventKind.RUN_FINISHED, state))
         return built
 

@@ -26,7 +26,7 @@ def test_batches_with_watermarks_give_the_exact_peak_and_mean(spans, batches, se
     cuts = sorted(rng.sample(range(len(order) + 1), min(batches, len(order) + 1)))
     fed = 0
     for cut in [*cuts, len(order)]:
-        lane.add(order[fed:cut])
+        lane.add([s for s, _ in order[fed:cut]], [e for _, e in order[fed:cut]])
         fed = cut
         still_open = [s for s, _ in order[cut:]]  # started, not written yet: holds the watermark back
         lane.sweep(min([order[cut - 1][1] if cut else 0.0, *still_open]))
@@ -44,9 +44,41 @@ def test_a_long_run_keeps_at_most_max_bins_and_its_brief_peaks():
     spans = sorted([(t * 0.01, t * 0.01 + 0.005) for t in range(100_000)] + [(500.002, 500.003)] * 7,
                    key=lambda s: s[1])
     for at in range(0, len(spans), 5_000):
-        lane.add(spans[at:at + 5_000])
+        lane.add([s for s, _ in spans[at:at + 5_000]], [e for _, e in spans[at:at + 5_000]])
         lane.sweep(spans[min(at + 5_000, len(spans) - 1)][0])
     lane.sweep(float("inf"))
     kept = lane.series(None, 1_001.0)
     assert kept["peak"] == 8 and len(kept["points"]) <= MAX_BINS + 2
     assert abs(kept["mean"] - (100_000 * 0.005 + 7 * 0.001) / 1_001.0) < 1e-6
+
+
+def _bin_peaks(spans: list[tuple[float, float]], origin: float, width: float, bins: int) -> list[int]:
+    """The most actions running at once in each bin, by a plain sweep (an end before a start at equal times)."""
+    events = sorted([(s, 1) for s, _ in spans] + [(max(s, e), -1) for s, e in spans])
+    peaks, level, at = [], 0, 0
+    for index in range(bins):
+        high = origin + (index + 1) * width
+        peak = level
+        while at < len(events) and events[at][0] < high:
+            level += events[at][1]
+            peak = max(peak, level)
+            at += 1
+        peaks.append(peak)
+    return peaks
+
+
+@settings(max_examples=150, deadline=None)
+@given(spans=spans_strategy, batches=st.integers(1, 12), seed=st.integers(0, 1000))
+def test_every_bin_keeps_its_own_peak(spans, batches, seed):
+    """Not only the run's peak: each bin's, whichever events of a batch fall in it (ends only included)."""
+    lane = Lane("run", "run", 0.0)
+    order = sorted(spans, key=lambda s: s[1])
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(len(order) + 1), min(batches, len(order) + 1)))
+    fed = 0
+    for cut in [*cuts, len(order)]:
+        lane.add([s for s, _ in order[fed:cut]], [e for _, e in order[fed:cut]])
+        fed = cut
+        lane.sweep(min([order[cut - 1][1] if cut else 0.0, *(s for s, _ in order[cut:])]))
+    lane.sweep(float("inf"))
+    assert lane.peaks == _bin_peaks(spans, 0.0, lane.width, len(lane.peaks))

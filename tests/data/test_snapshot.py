@@ -95,15 +95,24 @@ async def nap(x: int) -> int:
     return x
 
 
+@env.task(cache="auto")
+async def nap_cached(x: int) -> int:
+    await asyncio.sleep(0.05 if x < 3 else 1.5)
+    return x
+
+
 @env.task
-async def napping() -> list:
-    return [r async for r in flyte.map.aio(nap, range(6), concurrency=6)]
+async def napping(cached: bool = False) -> list:
+    return [r async for r in flyte.map.aio(nap_cached if cached else nap, range(6), concurrency=6)]
 
 
-def test_running_actions_are_written_with_their_inputs_while_they_run(home):
+@pytest.mark.parametrize("cached", [False, True], ids=["plain", "cached task"])
+def test_running_actions_are_written_with_their_inputs_while_they_run(home, cached):
+    """A cached task's call is one record at its end; while it runs it is written from what the
+    listener holds (the cache's prepared call), key included."""
     from flyte_nb.data import recorder
 
-    run = flyte.run(napping)
+    run = flyte.with_runcontext(overwrite_cache=True).run(napping, cached)
     time.sleep(0.6)
     recorder.flush()
     conn = sqlite3.connect(home / DB_NAME)
@@ -112,9 +121,14 @@ def test_running_actions_are_written_with_their_inputs_while_they_run(home):
     rows = conn.execute(query, (run.name,)).fetchall()
     assert [(i, phase) for i, phase, _, _ in rows] == [(0, "succeeded"), (1, "succeeded"), (2, "succeeded"),
                                                        (3, "running"), (4, "running"), (5, "running")]
-    assert all(inputs == encode_inputs(nap.spec, (i,), {}) for i, _, inputs, _ in rows)
+    task = nap_cached if cached else nap
+    assert all(inputs == encode_inputs(task.spec, (i,), {}) for i, _, inputs, _ in rows)
     assert [output for _, _, _, output in rows][3:] == [None] * 3
+    keys = [key for (key,) in conn.execute(query.replace("a.map_index, a.phase, a.inputs, a.outputs", "a.cache_key"),
+                                           (run.name,))]
+    assert all(keys) if cached else not any(keys)  # the live rows of a cached task carry its key already
     assert run.outputs(timeout=30) == list(range(6))
     flyte.runs()
     rows = conn.execute(query, (run.name,)).fetchall()
     assert [(phase, output) for _, phase, _, output in rows] == [("succeeded", dumps(i)) for i in range(6)]
+    assert all(inputs == encode_inputs(task.spec, (i,), {}) for i, _, inputs, _ in rows)
