@@ -247,11 +247,11 @@ def seed_section(options, checks: list[Check]) -> None:
         rows += seed("seed-docker", backend="docker", image=BASE_IMAGE, concurrency=8)
         from flyte_nb.backends.docker.spares import Spares
 
-        top_up, Spares.top_up = Spares.top_up, lambda self: None  # the same, without spare containers
+        start, Spares._start = Spares._start, lambda self, wanted: None  # the same, without spare containers
         try:
             reference = seed("seed-docker-no-spares", backend="docker", image=BASE_IMAGE, concurrency=8)
         finally:
-            Spares.top_up = top_up
+            Spares._start = start
         rows += [[*row[:-1], "(reference)"] for row in reference]
         rows += seed("seed-docker-reuse", backend="docker", image=BASE_IMAGE,
                      reusable=flyte_nb.ReusePolicy(replicas=1, concurrency=6))
