@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -219,3 +220,44 @@ def test_a_driver_that_calls_tasks_starts_their_spares_with_it_in_its_network(bo
     assert len({cid[:12] for cid in results} & {cid[:12] for cid in before}) == 3, "each child took a spare"
     assert networks - {""} == {f"container:{cid}" for cid in driver}, "the tree shares its driver's network namespace"
     assert _docker_ps(label) == [], "the unused spares went with the run"
+
+
+def test_spares_do_not_outlive_their_kernel(tmp_path):
+    from flyte_nb.backends.docker import BASE_IMAGE
+
+    _options("docker")  # skips without a usable daemon
+    script = tmp_path / "kernel.py"
+    script.write_text(textwrap.dedent(f"""
+        import asyncio, sys, time, flyte_nb as flyte
+        env = flyte.TaskEnvironment("dk-spare-exit", backend="docker", image={BASE_IMAGE!r}, concurrency=4)
+
+        @env.task
+        def child(i: int) -> int:
+            return i
+
+        @env.task
+        async def driver() -> list:
+            await asyncio.sleep(600)  # its spares are up, waiting for calls that never come
+            return list(flyte.map(child, range(4)))
+
+        run = flyte.run(driver)
+        print(run.name, flush=True)
+        sys.stdin.readline()  # the test saw the spares: exit with the run still going
+    """))
+    kernel = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    try:
+        label = f"flyte_nb.run={kernel.stdout.readline().strip()}"
+        deadline = time.monotonic() + 60
+        while len(_docker_ps(label, "flyte_nb.spare=1")) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_docker_ps(label, "flyte_nb.spare=1")) == 4, "the driver's spares are up"
+        kernel.stdin.write("\n")
+        kernel.stdin.flush()
+        assert kernel.wait(60) == 0
+    finally:
+        kernel.kill()
+        kernel.wait()
+        kernel.stdout.close()
+        kernel.stdin.close()
+    assert _docker_ps(label) == [], "no container of the run outlives its kernel, spare or driver"
