@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from .backend import DaskBackend
 
 
+_KEEP = 0.05  # seconds a lease given back stays ours for our next action before it goes back to the scheduler
+
+
 def _lease_timeout() -> float | None:
     value = dask.config.get("distributed.scheduler.locks.lease-timeout")
     return None if value == "inf" else dask.utils.parse_timedelta(value, "s")
@@ -39,9 +42,15 @@ class ClusterSlotPool(SlotPool):
     cluster-wide holders: adjusted at once for our own changes, and refreshed every half second
     from the scheduler, but only from a poll during which we changed nothing (a count fetched while
     our own release was in flight would bring a holder back that is already gone).
+
+    A lease one of our actions gives back goes straight to our next waiting action, or is kept
+    ``_KEEP`` s for the next one to ask (a map's next child asks right after): no scheduler round
+    trip between a child and the next, and the cluster-wide count is unchanged (the lease is ours
+    until released). ``reused`` counts them.
     """
 
-    __slots__ = ("backend", "semaphore", "leases", "cluster_held", "waiting", "changes", "releasing", "_registered")
+    __slots__ = ("backend", "semaphore", "leases", "cluster_held", "waiting", "changes", "releasing", "_registered",
+                 "kept", "handoffs", "reused")
 
     def __init__(self, backend: DaskBackend, capacity: int, name: str) -> None:
         super().__init__(capacity, f"cluster:{name}")
@@ -53,28 +62,62 @@ class ClusterSlotPool(SlotPool):
         self.changes = 0  # our acquisitions and releases so far: a poll that saw it move is stale
         self.releasing: collections.deque[str] = collections.deque()  # leases whose release is on its way
         self._registered: Any = None
+        self.kept: dict[str, asyncio.TimerHandle] = {}  # leases released here, kept a moment for our next action
+        self.handoffs: collections.deque[asyncio.Future[str]] = collections.deque()  # our actions waiting for one
+        self.reused = 0  # leases that went from one of our actions to the next without the scheduler
 
     def try_acquire(self) -> bool:
-        return False  # every lease is the scheduler's decision
+        """Take a lease one of our actions just gave back (no round trip), if one is kept."""
+        if not self.kept:
+            return False  # any other lease is the scheduler's decision
+        lease, timer = self.kept.popitem()
+        timer.cancel()
+        self._took(lease, reused=True)
+        return True
 
     async def acquire(self) -> bool:
+        if self.try_acquire():
+            return True
         connection = await self.backend.connection()
+        loop = asyncio.get_running_loop()
         lease = uuid.uuid4().hex
         granted = connection.on_client_loop(self._acquire(connection, lease))
+        asked = asyncio.wrap_future(granted)
+        asked.add_done_callback(lambda f: f.cancelled() or f.exception())  # read below, or not needed
+        handed: asyncio.Future[str] = loop.create_future()
+        self.handoffs.append(handed)
         self.waiting += 1
         try:
-            await asyncio.shield(asyncio.wrap_future(granted))
+            await asyncio.wait((asked, handed), return_when=asyncio.FIRST_COMPLETED)  # (cancelling it cancels neither)
         except asyncio.CancelledError:
+            if handed.done():  # handed to us just as we were cancelled: it goes on to the next
+                self._give_back(handed.result())
             # the request goes on at the scheduler: give the lease back if it is granted after all
             granted.add_done_callback(lambda f: f.cancelled() or f.exception() or self._send_release(connection, lease))
             raise
         finally:
             self.waiting -= 1
+            if not handed.done():
+                self.handoffs.remove(handed)
+                handed.cancel()
+        if handed.done() and not handed.cancelled():
+            # one of ours gave its lease to us; the lease we asked for, once granted, is not needed
+            granted.add_done_callback(lambda f: f.cancelled() or f.exception()
+                                      or loop.call_soon_threadsafe(self._give_back, lease))
+            self._took(handed.result(), reused=True)
+            return True
+        asked.result()  # the scheduler's answer, or the error it raised
+        self._took(lease)
+        return True
+
+    def _took(self, lease: str, reused: bool = False) -> None:
         self.leases.append(lease)
         self.held += 1
         self.changes += 1
+        if reused:  # its release took it off the count
+            self.reused += 1
+            self.cluster_held += 1
         self.cluster_held = max(self.cluster_held, self.held)
-        return True
 
     async def _acquire(self, connection: _Connection, lease: str) -> None:
         scheduler = connection.client.scheduler
@@ -110,8 +153,29 @@ class ClusterSlotPool(SlotPool):
         self.held -= 1
         self.changes += 1
         self.cluster_held = max(0, self.cluster_held - 1)
+        self._give_back(lease)
+
+    def _give_back(self, lease: str) -> None:
+        """A lease we no longer use: to our first waiting action, else kept ``_KEEP`` s for our next one, then released.
+
+        A map's next child asks for its slot right after the last one gave it back: keeping the
+        lease a moment saves that child a scheduler round trip (the cluster-wide count is the same:
+        the lease is ours until it is released).
+        """
+        while self.handoffs:
+            waiter = self.handoffs.popleft()
+            if not waiter.done():
+                waiter.set_result(lease)
+                return
         connection = self.backend.connected
-        if connection is not None:
+        if connection is None:
+            return
+        loop = asyncio.get_running_loop()
+        self.changes += 1  # a poll in flight counts it held: stale
+        self.kept[lease] = loop.call_later(_KEEP, self._drop_kept, connection, lease)
+
+    def _drop_kept(self, connection: _Connection, lease: str) -> None:
+        if self.kept.pop(lease, None) is not None:
             self._send_release(connection, lease)
 
     async def poll(self, connection: _Connection, refresh: bool) -> None:
@@ -125,10 +189,13 @@ class ClusterSlotPool(SlotPool):
         changes, releasing = self.changes, bool(self.releasing)
         value = await scheduler.semaphore_value(name=self.semaphore)
         if not releasing and not self.releasing and changes == self.changes:
-            self.cluster_held = value
+            self.cluster_held = max(0, value - len(self.kept))  # kept leases are no action's
 
     def drop_all(self, connection: _Connection) -> None:
         """The connection goes away: release what we hold."""
+        for lease, timer in tuple(self.kept.items()):
+            timer.cancel()
+            self._drop_kept(connection, lease)
         while self.leases:
             lease = self.leases.popleft()
             try:
