@@ -43,14 +43,15 @@ class ClusterSlotPool(SlotPool):
     from the scheduler, but only from a poll during which we changed nothing (a count fetched while
     our own release was in flight would bring a holder back that is already gone).
 
-    A lease one of our actions gives back goes straight to our next waiting action, or is kept
-    ``_KEEP`` s for the next one to ask (a map's next child asks right after): no scheduler round
-    trip between a child and the next, and the cluster-wide count is unchanged (the lease is ours
-    until released). ``reused`` counts them.
+    A lease one of our actions gives back is kept ``_KEEP`` s for our next action to ask (a map's
+    next child asks right after) while the limit has room: no scheduler round trip between a
+    child and the next, and the cluster-wide count is unchanged (the lease is ours until
+    released). A full limit's leases go back at once (another kernel may wait). ``reused`` counts
+    the leases taken from those kept.
     """
 
     __slots__ = ("backend", "semaphore", "leases", "cluster_held", "waiting", "changes", "releasing", "_registered",
-                 "kept", "handoffs", "reused")
+                 "kept", "reused")
 
     def __init__(self, backend: DaskBackend, capacity: int, name: str) -> None:
         super().__init__(capacity, f"cluster:{name}")
@@ -63,7 +64,6 @@ class ClusterSlotPool(SlotPool):
         self.releasing: collections.deque[str] = collections.deque()  # leases whose release is on its way
         self._registered: Any = None
         self.kept: dict[str, asyncio.TimerHandle] = {}  # leases released here, kept a moment for our next action
-        self.handoffs: collections.deque[asyncio.Future[str]] = collections.deque()  # our actions waiting for one
         self.reused = 0  # leases that went from one of our actions to the next without the scheduler
 
     def try_acquire(self) -> bool:
@@ -79,34 +79,17 @@ class ClusterSlotPool(SlotPool):
         if self.try_acquire():
             return True
         connection = await self.backend.connection()
-        loop = asyncio.get_running_loop()
         lease = uuid.uuid4().hex
         granted = connection.on_client_loop(self._acquire(connection, lease))
-        asked = asyncio.wrap_future(granted)
-        asked.add_done_callback(lambda f: f.cancelled() or f.exception())  # read below, or not needed
-        handed: asyncio.Future[str] = loop.create_future()
-        self.handoffs.append(handed)
         self.waiting += 1
         try:
-            await asyncio.wait((asked, handed), return_when=asyncio.FIRST_COMPLETED)  # (cancelling it cancels neither)
+            await asyncio.shield(asyncio.wrap_future(granted))
         except asyncio.CancelledError:
-            if handed.done():  # handed to us just as we were cancelled: it goes on to the next
-                self._give_back(handed.result())
             # the request goes on at the scheduler: give the lease back if it is granted after all
             granted.add_done_callback(lambda f: f.cancelled() or f.exception() or self._send_release(connection, lease))
             raise
         finally:
             self.waiting -= 1
-            if not handed.done():
-                self.handoffs.remove(handed)
-                handed.cancel()
-        if handed.done() and not handed.cancelled():
-            # one of ours gave its lease to us; the lease we asked for, once granted, is not needed
-            granted.add_done_callback(lambda f: f.cancelled() or f.exception()
-                                      or loop.call_soon_threadsafe(self._give_back, lease))
-            self._took(handed.result(), reused=True)
-            return True
-        asked.result()  # the scheduler's answer, or the error it raised
         self._took(lease)
         return True
 
@@ -150,29 +133,28 @@ class ClusterSlotPool(SlotPool):
         if not self.leases:
             raise RuntimeError(f"slot pool `{self.name}` released more often than acquired")
         lease = self.leases.popleft()
+        full = self.cluster_held + len(self.kept) >= self.capacity
         self.held -= 1
         self.changes += 1
         self.cluster_held = max(0, self.cluster_held - 1)
-        self._give_back(lease)
+        self._give_back(lease, full)
 
-    def _give_back(self, lease: str) -> None:
-        """A lease we no longer use: to our first waiting action, else kept ``_KEEP`` s for our next one, then released.
+    def _give_back(self, lease: str, full: bool) -> None:
+        """A lease we no longer use: kept ``_KEEP`` s for our next action, unless the limit was ``full``, then released.
 
         A map's next child asks for its slot right after the last one gave it back: keeping the
         lease a moment saves that child a scheduler round trip (the cluster-wide count is the same:
-        the lease is ours until it is released).
+        the lease is ours until it is released). When every lease was held, another kernel may be
+        waiting for one: it goes back to the scheduler at once, which decides between us and them.
         """
-        while self.handoffs:
-            waiter = self.handoffs.popleft()
-            if not waiter.done():
-                waiter.set_result(lease)
-                return
         connection = self.backend.connected
         if connection is None:
             return
-        loop = asyncio.get_running_loop()
+        if full or self.waiting:
+            self._send_release(connection, lease)
+            return
         self.changes += 1  # a poll in flight counts it held: stale
-        self.kept[lease] = loop.call_later(_KEEP, self._drop_kept, connection, lease)
+        self.kept[lease] = asyncio.get_running_loop().call_later(_KEEP, self._drop_kept, connection, lease)
 
     def _drop_kept(self, connection: _Connection, lease: str) -> None:
         if self.kept.pop(lease, None) is not None:
