@@ -3,7 +3,8 @@
 The action runs in a fresh container of its environment's image, with the environment's
 ``Resources`` (``nano_cpus``, ``mem_limit``) and ``env_vars``. The container's worker connects to
 the kernel's one-shot socket in the mounted folder and speaks the one worker protocol, so the
-task calls it makes become child actions (each in a container of its own). What the body prints
+task calls it makes become child actions (each in a container of its own, in the network
+namespace of its tree's top container: ``joins``, ``network``). What the body prints
 comes back over the socket; raw writes to the container's stdout stream from its logs. The
 container is removed after its action, and within 2 s on timeout or abort.
 """
