@@ -260,4 +260,7 @@ def test_spares_do_not_outlive_their_kernel(tmp_path):
         kernel.wait()
         kernel.stdout.close()
         kernel.stdin.close()
-    assert _docker_ps(label) == [], "no container of the run outlives its kernel, spare or driver"
+    left = subprocess.run(["docker", "ps", "-a", "--filter", f"label={label}", "--format",
+                           '{{.ID}} {{.Status}} action={{.Label "flyte_nb.action"}} spare={{.Label "flyte_nb.spare"}}'],
+                          capture_output=True, text=True).stdout
+    assert _docker_ps(label) == [], f"no container of the run outlives its kernel, spare or driver: {left}"

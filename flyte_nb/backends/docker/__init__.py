@@ -40,7 +40,7 @@ from .daemon import _PID, _STARTED, BASE_IMAGE, LABEL, _connect, _labels
 from .images import BUILT_REPOSITORY, ImageBuildError, check_python, image_ref, require
 from .images import _exists as _exists  # the test suite checks for the base image with it
 from .oneshot import DEFAULT_MAX_RESULT, MAX_RESULT_ENV, _OneShot, check_result_size, client_state, format_bytes
-from .orphans import _our_containers, folder_root, remove_orphans
+from .orphans import folder_root, remove_orphans, remove_ours
 from .reuse import _ReusePool
 from .callees import callees
 from .spares import WARM_CAP, Spares
@@ -381,11 +381,7 @@ class DockerBackend(Backend):
             for replica in pool.replicas:
                 replica.stopped = True
         if self._client is not None:
-            try:
-                for container in _our_containers(self._client):
-                    self._remove_quietly(container)
-            except Exception:  # noqa: BLE001 - the daemon went away first
-                pass
+            remove_ours(self._client)
             self._client.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
