@@ -294,7 +294,40 @@ def test_a_poll_racing_our_own_release_never_brings_a_holder_back(cluster):
         return stale
 
     assert engine().submit(rounds()).result(timeout=120) == 0, "statistics showed a lease we had released"
+    deadline = time.monotonic() + 5  # a lease given back is kept a moment for our next action, then released
+    while _semaphore_value(cluster["client"], pool.semaphore) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert _semaphore_value(cluster["client"], pool.semaphore) == 0
+
+
+@limited.task
+def stamped(i: int) -> tuple[float, float]:
+    start = time.monotonic()
+    time.sleep(0.1)
+    return start, time.monotonic()
+
+
+@drivers.task
+async def limited_map(n: int) -> list:
+    return list(flyte.map(stamped, range(n), concurrency=1))  # the limit of 2 has room: a lease given back is kept
+
+
+def test_a_lease_given_back_goes_to_our_next_action_without_a_scheduler_round_trip(cluster):
+    pool = base.get_backend("dask")._env_pools.get("dask-limited")
+    before = pool.reused if pool is not None else 0
+    stamps = flyte.run(limited_map, 8).outputs(timeout=60)
+    pool = base.get_backend("dask")._env_pools["dask-limited"]
+    assert pool.reused - before >= 4, "most children took the lease the one before them gave back"
+    edges = sorted([(s, 1) for s, _ in stamps] + [(e, -1) for _, e in stamps])
+    level = top = 0
+    for _, step in edges:
+        level += step
+        top = max(top, level)
+    assert top == 1, "one at a time, as the map says"
+    deadline = time.monotonic() + 5
+    while _semaphore_value(cluster["client"], pool.semaphore) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _semaphore_value(cluster["client"], pool.semaphore) == 0, "kept leases go back to the scheduler"
 
 
 # ------------------------------------------------------------------ dead workers

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -26,6 +26,17 @@ def _docker_ps(*labels: str) -> list[str]:
     return out.stdout.split()
 
 
+def container_id() -> str:
+    """The id of the container this runs in (not its hostname: a tree's containers share one network and hostname)."""
+    import re
+
+    with open("/proc/self/cgroup") as cgroups:
+        found = re.search(r"[0-9a-f]{64}", cgroups.read())
+    if found is None:  # (no assert: pytest rewrites those with its own module, which containers lack)
+        raise RuntimeError("no container id in /proc/self/cgroup (cgroup v1 or a host cgroup namespace needed)")
+    return found.group(0)
+
+
 @pytest.fixture(scope="module")
 def boxes():
     return flyte.TaskEnvironment("dk-depth", **_options("docker"))
@@ -36,17 +47,17 @@ def test_depth_three_is_nine_actions_in_nine_containers(boxes):
     def leaf(i: int) -> tuple[str, float, float]:
         start = time.monotonic()
         time.sleep(1.0)
-        return socket.gethostname(), start, time.monotonic()
+        return container_id(), start, time.monotonic()
 
     @boxes.task
     async def stage(s: int) -> tuple[str, list]:
-        return socket.gethostname(), list(flyte.map(leaf, [s * 10 + i for i in range(3)]))
+        return container_id(), list(flyte.map(leaf, [s * 10 + i for i in range(3)]))
 
     @boxes.task
     async def driver() -> tuple[str, list]:
         import asyncio
 
-        return socket.gethostname(), await asyncio.gather(stage.aio(0), stage.aio(1))
+        return container_id(), await asyncio.gather(stage.aio(0), stage.aio(1))
 
     run = flyte.run(driver)
     root_host, stages = run.outputs(timeout=180)
@@ -153,7 +164,7 @@ def test_children_of_a_container_driver_take_spare_containers_that_go_with_it(bo
     @boxes.task
     def child(i: int) -> tuple[int, str, str]:
         time.sleep(0.3)
-        return i, socket.gethostname(), os.environ["FLYTE_NB_ACTION"]
+        return i, container_id(), os.environ["FLYTE_NB_ACTION"]
 
     @boxes.task
     async def waves() -> list:
@@ -176,5 +187,80 @@ def test_children_of_a_container_driver_take_spare_containers_that_go_with_it(bo
     children = [a for a in run.actions if a.parent is not None]
     assert len(children) == 8 and len({host for _, host, _ in results}) == 8, "each child in a fresh container"
     assert {env for _, _, env in results} == {a.name for a in children}, "a spare learns its action's name"
-    used = {host for _, host, _ in results} & {cid[:12] for cid in spares_seen}
+    used = {host[:12] for _, host, _ in results} & {cid[:12] for cid in spares_seen}
     assert used, "later children ran in spare containers started ahead of them"
+
+
+def test_a_driver_that_calls_tasks_starts_their_spares_with_it_in_its_network(boxes):
+    @boxes.task
+    def child(i: int) -> str:
+        return container_id()
+
+    @boxes.task
+    async def late() -> list:
+        import asyncio
+
+        await asyncio.sleep(3.0)  # no child is called yet: spares start beside the driver's container
+        return await asyncio.gather(*(child.aio(i) for i in range(3)))
+
+    run = flyte.run(late)
+    label = f"flyte_nb.run={run.name}"
+    before: set[str] = set()
+    driver: set[str] = set()
+    while not run.done() and len(run.actions) <= 1:
+        before |= set(_docker_ps(label, "flyte_nb.spare=1"))
+        driver |= set(subprocess.run(["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={label}", "--filter",
+                                      "label=flyte_nb.action=a0"], capture_output=True, text=True).stdout.split())
+        time.sleep(0.2)
+    networks = {subprocess.run(["docker", "inspect", "--format", "{{.HostConfig.NetworkMode}}", cid], capture_output=True,
+                               text=True).stdout.strip() for cid in before}
+    results = run.outputs(timeout=120)
+    assert before, "spares were started before the driver called its first child"
+    assert len(before) <= 8, "no more spares than the environment's concurrency"
+    assert len({cid[:12] for cid in results} & {cid[:12] for cid in before}) == 3, "each child took a spare"
+    assert networks - {""} == {f"container:{cid}" for cid in driver}, "the tree shares its driver's network namespace"
+    assert _docker_ps(label) == [], "the unused spares went with the run"
+
+
+def test_spares_do_not_outlive_their_kernel(tmp_path):
+    from flyte_nb.backends.docker import BASE_IMAGE
+
+    _options("docker")  # skips without a usable daemon
+    script = tmp_path / "kernel.py"
+    script.write_text(textwrap.dedent(f"""
+        import asyncio, sys, time, flyte_nb as flyte
+        env = flyte.TaskEnvironment("dk-spare-exit", backend="docker", image={BASE_IMAGE!r}, concurrency=4)
+
+        @env.task
+        def child(i: int) -> int:
+            return i
+
+        @env.task
+        async def driver() -> list:
+            await asyncio.sleep(600)  # its spares are up, waiting for calls that never come
+            return list(flyte.map(child, range(4)))
+
+        run = flyte.run(driver)
+        print(run.name, flush=True)
+        sys.stdin.readline()  # the test saw the spares: exit with the run still going
+    """))
+    kernel = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    try:
+        label = f"flyte_nb.run={kernel.stdout.readline().strip()}"
+        deadline = time.monotonic() + 60
+        while len(_docker_ps(label, "flyte_nb.spare=1")) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_docker_ps(label, "flyte_nb.spare=1")) == 4, "the driver's spares are up"
+        kernel.stdin.write("\n")
+        kernel.stdin.flush()
+        assert kernel.wait(60) == 0
+    finally:
+        kernel.kill()
+        kernel.wait()
+        kernel.stdout.close()
+        kernel.stdin.close()
+    left = subprocess.run(["docker", "ps", "-a", "--filter", f"label={label}", "--format",
+                           '{{.ID}} {{.Status}} action={{.Label "flyte_nb.action"}} spare={{.Label "flyte_nb.spare"}}'],
+                          capture_output=True, text=True).stdout
+    assert _docker_ps(label) == [], f"no container of the run outlives its kernel, spare or driver: {left}"

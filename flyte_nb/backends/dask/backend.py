@@ -73,6 +73,7 @@ class DaskBackend(Backend):
         self._cluster_pools: dict[str, ClusterSlotPool] = {}
         self._refresher: Any = None
         self._last_collect = 0.0
+        self._last_batch = 0  # completions the last collection gathered
 
     # ------------------------------------------------------------- connection
     @property
@@ -278,13 +279,15 @@ class DaskBackend(Backend):
 
     async def _collect(self, connection: _Connection) -> None:
         # let callbacks of the same burst join this batch: one gather per batch, not per action;
-        # under a stream of completions wait a few ms more (one round trip saved per result)
+        # under a stream of completions (the last batch had several) wait a few ms more (one round
+        # trip saved per result); a few children ending together (a map's wave) are not delayed
         now = time.monotonic()
-        busy = now - self._last_collect < _BUSY
+        busy = now - self._last_collect < _BUSY and self._last_batch > 1
         self._last_collect = now
         await asyncio.sleep(_COALESCE if busy else 0)
         with self._done_lock:
             batch, self._done, self._collecting = self._done, [], False
+        self._last_batch = len(batch)
         outcomes: list[tuple[str, bool, Any]] = []
         finished = [f for f in batch if f.status == "finished"]
         if finished:

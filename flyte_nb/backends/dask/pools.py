@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from .backend import DaskBackend
 
 
+_KEEP = 0.05  # seconds a lease given back stays ours for our next action before it goes back to the scheduler
+
+
 def _lease_timeout() -> float | None:
     value = dask.config.get("distributed.scheduler.locks.lease-timeout")
     return None if value == "inf" else dask.utils.parse_timedelta(value, "s")
@@ -39,9 +42,16 @@ class ClusterSlotPool(SlotPool):
     cluster-wide holders: adjusted at once for our own changes, and refreshed every half second
     from the scheduler, but only from a poll during which we changed nothing (a count fetched while
     our own release was in flight would bring a holder back that is already gone).
+
+    A lease one of our actions gives back is kept ``_KEEP`` s for our next action to ask (a map's
+    next child asks right after) while the limit has room: no scheduler round trip between a
+    child and the next, and the cluster-wide count is unchanged (the lease is ours until
+    released). A full limit's leases go back at once (another kernel may wait). ``reused`` counts
+    the leases taken from those kept.
     """
 
-    __slots__ = ("backend", "semaphore", "leases", "cluster_held", "waiting", "changes", "releasing", "_registered")
+    __slots__ = ("backend", "semaphore", "leases", "cluster_held", "waiting", "changes", "releasing", "_registered",
+                 "kept", "reused")
 
     def __init__(self, backend: DaskBackend, capacity: int, name: str) -> None:
         super().__init__(capacity, f"cluster:{name}")
@@ -53,11 +63,21 @@ class ClusterSlotPool(SlotPool):
         self.changes = 0  # our acquisitions and releases so far: a poll that saw it move is stale
         self.releasing: collections.deque[str] = collections.deque()  # leases whose release is on its way
         self._registered: Any = None
+        self.kept: dict[str, asyncio.TimerHandle] = {}  # leases released here, kept a moment for our next action
+        self.reused = 0  # leases that went from one of our actions to the next without the scheduler
 
     def try_acquire(self) -> bool:
-        return False  # every lease is the scheduler's decision
+        """Take a lease one of our actions just gave back (no round trip), if one is kept."""
+        if not self.kept:
+            return False  # any other lease is the scheduler's decision
+        lease, timer = self.kept.popitem()
+        timer.cancel()
+        self._took(lease, reused=True)
+        return True
 
     async def acquire(self) -> bool:
+        if self.try_acquire():
+            return True
         connection = await self.backend.connection()
         lease = uuid.uuid4().hex
         granted = connection.on_client_loop(self._acquire(connection, lease))
@@ -70,11 +90,17 @@ class ClusterSlotPool(SlotPool):
             raise
         finally:
             self.waiting -= 1
+        self._took(lease)
+        return True
+
+    def _took(self, lease: str, reused: bool = False) -> None:
         self.leases.append(lease)
         self.held += 1
         self.changes += 1
+        if reused:  # its release took it off the count
+            self.reused += 1
+            self.cluster_held += 1
         self.cluster_held = max(self.cluster_held, self.held)
-        return True
 
     async def _acquire(self, connection: _Connection, lease: str) -> None:
         scheduler = connection.client.scheduler
@@ -107,11 +133,31 @@ class ClusterSlotPool(SlotPool):
         if not self.leases:
             raise RuntimeError(f"slot pool `{self.name}` released more often than acquired")
         lease = self.leases.popleft()
+        full = self.cluster_held + len(self.kept) >= self.capacity
         self.held -= 1
         self.changes += 1
         self.cluster_held = max(0, self.cluster_held - 1)
+        self._give_back(lease, full)
+
+    def _give_back(self, lease: str, full: bool) -> None:
+        """A lease we no longer use: kept ``_KEEP`` s for our next action, unless the limit was ``full``, then released.
+
+        A map's next child asks for its slot right after the last one gave it back: keeping the
+        lease a moment saves that child a scheduler round trip (the cluster-wide count is the same:
+        the lease is ours until it is released). When every lease was held, another kernel may be
+        waiting for one: it goes back to the scheduler at once, which decides between us and them.
+        """
         connection = self.backend.connected
-        if connection is not None:
+        if connection is None:
+            return
+        if full or self.waiting:
+            self._send_release(connection, lease)
+            return
+        self.changes += 1  # a poll in flight counts it held: stale
+        self.kept[lease] = asyncio.get_running_loop().call_later(_KEEP, self._drop_kept, connection, lease)
+
+    def _drop_kept(self, connection: _Connection, lease: str) -> None:
+        if self.kept.pop(lease, None) is not None:
             self._send_release(connection, lease)
 
     async def poll(self, connection: _Connection, refresh: bool) -> None:
@@ -125,10 +171,13 @@ class ClusterSlotPool(SlotPool):
         changes, releasing = self.changes, bool(self.releasing)
         value = await scheduler.semaphore_value(name=self.semaphore)
         if not releasing and not self.releasing and changes == self.changes:
-            self.cluster_held = value
+            self.cluster_held = max(0, value - len(self.kept))  # kept leases are no action's
 
     def drop_all(self, connection: _Connection) -> None:
         """The connection goes away: release what we hold."""
+        for lease, timer in tuple(self.kept.items()):
+            timer.cancel()
+            self._drop_kept(connection, lease)
         while self.leases:
             lease = self.leases.popleft()
             try:

@@ -40,9 +40,10 @@ from .daemon import _PID, _STARTED, BASE_IMAGE, LABEL, _connect, _labels
 from .images import BUILT_REPOSITORY, ImageBuildError, check_python, image_ref, require
 from .images import _exists as _exists  # the test suite checks for the base image with it
 from .oneshot import DEFAULT_MAX_RESULT, MAX_RESULT_ENV, _OneShot, check_result_size, client_state, format_bytes
-from .orphans import _our_containers, folder_root, remove_orphans
+from .orphans import folder_root, remove_orphans, remove_ours
 from .reuse import _ReusePool
-from .spares import Spares
+from .callees import callees
+from .spares import WARM_CAP, Spares
 from .runtime import _BOOT, _IO, _LIB, _runtime_volumes
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class DockerBackend(Backend):
         self._once: dict[Action, Action] = {}  # actions running in one-shot containers now -> the top of their tree
         self._deferred: dict[Action, list[asyncio.Future[None]]] = {}  # removals of descendants each still waits for
         self._spares: dict[tuple[Placement, Action], Spares] = {}  # (placement, top) -> spares for the top's descendants
+        self._pods: dict[Action, _OneShot] = {}  # the top of a one-shot tree -> its container, whose network the tree shares
+        self._callees: weakref.WeakKeyDictionary[TaskSpec, bool] = weakref.WeakKeyDictionary()  # calls its own placement
         self.folder = folder_root() / f"flyte_nb-docker-{_PID}-{_STARTED}"
 
     # -------------------------------------------------------------- setup (threads)
@@ -204,7 +207,8 @@ class DockerBackend(Backend):
         else:
             waiter.set_result(link)
 
-    def _start_once(self, config: dict[str, Any], action: Action | None) -> tuple[_OneShot, asyncio.Future[Link]]:
+    def _start_once(self, config: dict[str, Any], action: Action | None,
+                    joins: _OneShot | None = None) -> tuple[_OneShot, asyncio.Future[Link]]:
         """Create and start one one-shot container; the future gets its worker's link when it says hello."""
         if self._listener is None:
             self._listen()
@@ -212,7 +216,7 @@ class DockerBackend(Backend):
         hello = self._hello[token] = asyncio.get_running_loop().create_future()
         hello.add_done_callback(lambda _: self._hello.pop(token, None))
         config = dict(config, command=["python3", "-c", _BOOT, "--connect", f"{_IO}/worker.sock", "--once", token])
-        container = _OneShot(self, action, asyncio.get_running_loop(), config)
+        container = _OneShot(self, action, asyncio.get_running_loop(), config, joins=joins)
         if action is None:  # a spare removed unused ends with the daemon's "no such container": nobody asks
             container.exited.add_done_callback(lambda f: f.cancelled() or f.exception())
         return container, hello
@@ -227,9 +231,26 @@ class DockerBackend(Backend):
                 labels.pop(name, None)
             environment = {k: v for k, v in config["environment"].items() if k not in ("FLYTE_NB_ACTION", "FLYTE_NB_ATTEMPT")}
             spare_config = dict(config, labels=labels, environment=environment)
-            spares = self._spares[key] = Spares(lambda: self._start_once(spare_config, None),
+            pod = self._pods.get(top)
+            spares = self._spares[key] = Spares(lambda: self._start_once(spare_config, None, pod),
                                                 self._slot_pool(top.spec).capacity or 1)
         return spares
+
+    def _warm(self, top: Action, placement: Placement, config: dict[str, Any]) -> None:
+        """``top`` starts a one-shot tree: if its body calls tasks of its own placement, start their spares now.
+
+        As many as the environment's room allows, capped, less what the placement's other trees
+        hold (their containers in use and their spares), so all spares stay within its concurrency.
+        """
+        found = self._callees.get(top.spec)
+        if found is None:
+            found = self._callees[top.spec] = any(_placement(s) == placement for s in callees(top.spec.func))
+        if not found:
+            return
+        spares = self._spares_for(top, placement, config)
+        others = sum(s.in_use + len(s.ready) + len(s.starting) for (p, _), s in self._spares.items()
+                     if p == placement and s is not spares)
+        spares.warm(min(WARM_CAP, spares.capacity - others))
 
     def _close_spares(self, top: Action) -> list[asyncio.Future[None]]:
         """``top`` ended: remove the spares kept for its descendants; the futures of their removal."""
@@ -271,8 +292,11 @@ class DockerBackend(Backend):
             container.action = action
             hello: asyncio.Future[Link] | None = None
         else:
-            container, hello = self._start_once(config, action)
+            container, hello = self._start_once(config, action, self._pods.get(top) if top is not None else None)
             link = None
+        if top is None:
+            self._pods[action] = container
+            self._warm(action, placement, config)
         attempt = attempt_id(action)
         if spares is not None:
             spares.enter()
@@ -297,6 +321,8 @@ class DockerBackend(Backend):
             raise
         finally:
             self._once.pop(action, None)
+            if top is None:
+                self._pods.pop(action, None)
             if not self._pass_up(action, []):  # an error: what it still waits to see removed goes to its parent
                 self._deferred.pop(action, None)  # (or nowhere: those containers are being removed anyway)
                 self._close_spares(action)
@@ -355,11 +381,7 @@ class DockerBackend(Backend):
             for replica in pool.replicas:
                 replica.stopped = True
         if self._client is not None:
-            try:
-                for container in _our_containers(self._client):
-                    self._remove_quietly(container)
-            except Exception:  # noqa: BLE001 - the daemon went away first
-                pass
+            remove_ours(self._client)
             self._client.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 

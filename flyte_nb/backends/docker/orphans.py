@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from .daemon import _HOST, _KERNEL, LABEL, _kernel_alive
 def remove_orphans(client: Any) -> int:
     """Remove containers and temp folders that kernels which died on this host left behind."""
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": [f"{LABEL}.kernel.host={_HOST}"]}):
+    ours = {"label": [f"{LABEL}.kernel.host={_HOST}"]}
+    for container in client.containers.list(all=True, filters=ours, ignore_removed=True):
         labels = container.labels
         if _kernel_alive(labels.get(f"{LABEL}.kernel.pid", ""), labels.get(f"{LABEL}.kernel.started", "")):
             continue
@@ -30,7 +32,30 @@ def remove_orphans(client: Any) -> int:
 
 
 def _our_containers(client: Any) -> list[Any]:
-    return client.containers.list(all=True, filters={"label": [f"{LABEL}.kernel={_KERNEL}"]})
+    # ignore_removed: a container removed between the listing and its inspection is no error (it is gone)
+    return client.containers.list(all=True, filters={"label": [f"{LABEL}.kernel={_KERNEL}"]}, ignore_removed=True)
+
+
+def remove_ours(client: Any, rounds: int = 10) -> None:
+    """Remove every container of this kernel, looking again until none is left (at most ``rounds`` passes).
+
+    A removal can fail while the container is exiting on its own, or while containers that share
+    its network namespace are being removed; the next pass, 0.2 s later, finds it.
+    """
+    for attempt in range(rounds):
+        try:
+            left = _our_containers(client)
+        except Exception:  # noqa: BLE001 - the daemon went away first
+            return
+        if not left:
+            return
+        if attempt:
+            time.sleep(0.2)
+        for container in left:
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - gone already, or found again next pass
+                pass
 
 
 _SOCKET_ROOM = 60  # what the kernel's folder adds below the root: "/flyte_nb-docker-PID-START/reuse-N/rM.sock"
