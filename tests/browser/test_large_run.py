@@ -33,11 +33,11 @@ def build_million_run(home: Path, name: str = NAME, n: int = N) -> None:
     end = t0 + (n // CONCURRENCY + 1) * STEP + 0.01
     lanes = {key: Lane(key, kind, t0) for key, kind in (("run", "run"), ("leaf", "group"))}
     for start in range(0, n, 50_000):
-        spans = [(t0 + (i // CONCURRENCY) * STEP, t0 + (i // CONCURRENCY) * STEP + 0.003)
-                 for i in range(start, min(n, start + 50_000))]
+        starts = [t0 + (i // CONCURRENCY) * STEP for i in range(start, min(n, start + 50_000))]
+        ends = [s + 0.003 for s in starts]
         for lane in lanes.values():
-            lane.add(spans)
-            lane.sweep(spans[-1][0])
+            lane.add(starts, ends)
+            lane.sweep(starts[-1])
     for lane in lanes.values():
         lane.sweep(float("inf"))
     timeline = {"start": t0, "end": end, "series": [lanes["run"].series(None, end), lanes["leaf"].series(CONCURRENCY, end)]}
