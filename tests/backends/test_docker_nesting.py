@@ -207,18 +207,20 @@ def test_a_driver_that_calls_tasks_starts_their_spares_with_it_in_its_network(bo
     label = f"flyte_nb.run={run.name}"
     before: set[str] = set()
     driver: set[str] = set()
+    networks: dict[str, str] = {}  # read when a spare is first seen: a used one-shot child is removed soon after
     while not run.done() and len(run.actions) <= 1:
         before |= set(_docker_ps(label, "flyte_nb.spare=1"))
         driver |= set(subprocess.run(["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={label}", "--filter",
                                       "label=flyte_nb.action=a0"], capture_output=True, text=True).stdout.split())
+        for cid in before - networks.keys():
+            networks[cid] = subprocess.run(["docker", "inspect", "--format", "{{.HostConfig.NetworkMode}}", cid],
+                                           capture_output=True, text=True).stdout.strip()
         time.sleep(0.2)
-    networks = {subprocess.run(["docker", "inspect", "--format", "{{.HostConfig.NetworkMode}}", cid], capture_output=True,
-                               text=True).stdout.strip() for cid in before}
     results = run.outputs(timeout=120)
     assert before, "spares were started before the driver called its first child"
     assert len(before) <= 8, "no more spares than the environment's concurrency"
     assert len({cid[:12] for cid in results} & {cid[:12] for cid in before}) == 3, "each child took a spare"
-    assert networks - {""} == {f"container:{cid}" for cid in driver}, "the tree shares its driver's network namespace"
+    assert set(networks.values()) - {""} == {f"container:{cid}" for cid in driver}, "the tree shares its driver's network namespace"
     assert _docker_ps(label) == [], "the unused spares went with the run"
 
 
