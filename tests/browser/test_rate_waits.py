@@ -40,7 +40,8 @@ def test_the_rate_wait_and_the_body_limiter_are_shown(browser, lab, artifacts):
     view = browser.new_page(viewport={"width": 1300, "height": 1000})
     view.on("pageerror", lambda error: errors.append(str(error)))
     view.goto(f"{lab['url']}/flyte-nb/runs/rate-waits?token={TOKEN}")
-    reason = view.locator('.flyte-nb-action-row[data-phase="waiting"] .flyte-nb-wait-reason').first
+    own = '.flyte-nb-run-detail[data-run="rate-waits"]'  # Lab may restore an earlier test's run view beside it
+    reason = view.locator(f'{own} .flyte-nb-action-row[data-phase="waiting"] .flyte-nb-wait-reason').first
     reason.wait_for(timeout=30_000)  # the run is live: 25 starts at 1/s
     assert reason.inner_text().strip() == "waiting for rate llm"
     view.screenshot(path=str(artifacts / "run-view-rate-waits.png"))
@@ -52,9 +53,9 @@ def test_the_rate_wait_and_the_body_limiter_are_shown(browser, lab, artifacts):
     assert lane.get_attribute("data-capacity") == "20" and lane.get_attribute("data-started") == "25"
     tag = view.locator(f'{detail} .flyte-nb-timeline .flyte-nb-rate-lane[data-series="rate:llm"]')
     assert tag.get_attribute("data-started") == "25" and float(tag.get_attribute("data-peak")) <= 1.5
-    assert view.locator(".flyte-nb-wait-reason").count() == 0, "nothing waits once the run is done"
-    view.locator('.flyte-nb-action-row[data-action="5"]').click()
-    waits = view.locator('.flyte-nb-action-detail[data-action="5"] .flyte-nb-waits .flyte-nb-wait')
+    assert view.locator(f"{detail} .flyte-nb-wait-reason").count() == 0, "nothing waits once the run is done"
+    view.locator(f'{detail} .flyte-nb-action-row[data-action="5"]').click()
+    waits = view.locator(f'{detail} .flyte-nb-action-detail[data-action="5"] .flyte-nb-waits .flyte-nb-wait')
     waits.first.wait_for(timeout=10_000)
     assert waits.count() == 1 and waits.first.get_attribute("data-pool") == "rate:llm"
     assert "waiting for rate llm" in waits.first.inner_text()
