@@ -28,6 +28,7 @@ os.environ.setdefault("FLYTE_NB_HOME", tempfile.mkdtemp(prefix="flyte_nb-bench-"
 import distributed  # noqa: E402
 
 import flyte_nb  # noqa: E402
+from flyte_nb.engine.kernel import kernel  # noqa: E402
 
 RATIO_TARGET = 1.3
 
@@ -113,6 +114,7 @@ def main() -> int:
         client.close()
         return 1 if options.strict and not ok else 0
     finally:
+        kernel().close()  # flyte_nb's own client leaves first: one that outlives the scheduler logs reconnect errors
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
