@@ -188,16 +188,21 @@ def main() -> int:
     timed(in_worker, "burn", 4)  # start the workers
     serial_times, nested_times, kernel_times, bare_times = [], [], [], []
     loads = []
-    burn_rounds = 2 if options.quick else 5  # these runs are short: at load 6+ three medians still swung 20 %
-    for _ in range(burn_rounds):
-        loads.append(os.getloadavg()[0])
+    burn_rounds = 2 if options.quick else 8  # these runs are short: at load 6+ three medians still swung 20 %
+    def serial() -> float:
         start = time.perf_counter()
         for i in range(calls):
             burn(i)
-        serial_times.append(time.perf_counter() - start)
-        nested_times.append(timed(in_worker, "burn", calls))
-        kernel_times.append(timed(in_kernel, "burn", calls))
-        bare_times.append(bare_processes(calls, 2))
+        return time.perf_counter() - start
+
+    variants = [(serial_times, serial), (nested_times, lambda: timed(in_worker, "burn", calls)),
+                (kernel_times, lambda: timed(in_kernel, "burn", calls)), (bare_times, lambda: bare_processes(calls, 2))]
+    for round_ in range(burn_rounds):
+        loads.append(os.getloadavg()[0])
+        # the order rotates each round: a run right after another keeps the workers' CPUs awake, one after
+        # the serial loop or the bare processes finds them idle and pays the wake-ups (a 2-5 % swing)
+        for times, variant in variants[round_ % 4:] + variants[:round_ % 4]:
+            times.append(variant())
     speedup = statistics.median(serial_times) / statistics.median(nested_times)
     kernel_speedup = statistics.median(serial_times) / statistics.median(kernel_times)
     bare_speedup = statistics.median(serial_times) / statistics.median(bare_times)

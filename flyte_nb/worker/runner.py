@@ -42,11 +42,12 @@ _MAX_FUNCTIONS = 256
 class _Attempt:
     """One attempt running in this worker: its routing id and the loop tasks it started."""
 
-    __slots__ = ("id", "tasks", "calling", "notes")
+    __slots__ = ("id", "tasks", "calling", "notes", "used_loop")
 
     def __init__(self, attempt_id: str) -> None:
         self.id = attempt_id
         self.notes = 0  # notes sent so far (their ``seq``)
+        self.used_loop = False  # something of it was started on the loop: its end must cancel what is left there
         self.tasks: set[asyncio.Task[Any]] = set()
         self.calling: concurrent.futures.Future[None] = concurrent.futures.Future()  # set at its first child call
 
@@ -96,6 +97,9 @@ class Runner:
     def on_loop(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None = None) -> concurrent.futures.Future[Any]:
         """Start ``coro`` on the loop in ``context`` (default: a copy of the caller's)."""
         context = context or contextvars.copy_context()
+        attempt = context.get(current_attempt)
+        if attempt is not None:
+            attempt.used_loop = True
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def start() -> None:
@@ -162,7 +166,8 @@ class Runner:
                 return Outcome(False, ship_error(RuntimeError(f"{type(error).__name__}: {error}")), str(shipping), self.where)
         finally:
             self.running.pop(run.attempt, None)
-            self.loop.call_soon_threadsafe(_cancel_all, attempt)
+            if attempt.used_loop:  # a plain sync body never woke the loop: waking it now would only delay its Done
+                self.loop.call_soon_threadsafe(_cancel_all, attempt)
 
     def _await(self, awaitable: Any, context: contextvars.Context) -> Any:
         future = self.on_loop(_awaited(awaitable), context)
