@@ -1,4 +1,4 @@
-"""What a run-store failure means: a damaged file, a full disk, or something to retry.
+"""What a SQLite failure means: a damaged file, a full disk, or something to retry.
 
 The store refuses a damaged file (never repairs it), waits out a full disk, and reports every
 failure on one short line that says what to do (see :meth:`.store.Store.error`).
@@ -9,7 +9,12 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def is_corruption(error: BaseException) -> bool:
@@ -43,3 +48,20 @@ def no_space(error: BaseException | None, home: Path | None = None) -> bool:
                 return False
         error = error.__cause__
     return False
+
+
+def when_alone(step: Callable[[], T], tries: int = 50) -> T:
+    """``step()``, retried briefly while the file is "locked".
+
+    Switching a file to WAL, or creating tables another process creates at the same instant, needs a
+    moment alone with the file, and SQLite answers such a clash at once instead of waiting its busy
+    timeout (which would risk a deadlock): two processes opening a new file together hit it.
+    """
+    for attempt in range(tries):
+        try:
+            return step()
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == tries - 1:
+                raise
+            time.sleep(0.02 * (1 + attempt % 5))
+    raise AssertionError("unreachable")

@@ -26,6 +26,7 @@ from typing import Any
 from ..engine.grant_lanes import Lanes
 from ..engine.rates import Rate, RateStatistics
 from ..engine.slots import PoolStatistics
+from .failures import when_alone
 from .home import home_dir
 from .processes import process_started
 
@@ -51,8 +52,8 @@ def _connect() -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(_SCHEMA)
+        # two processes may create the file together: each step may need a moment alone with it
+        when_alone(lambda: (conn.execute("PRAGMA journal_mode = WAL"), conn.executescript(_SCHEMA)))
         conns[path] = conn
     return conn
 

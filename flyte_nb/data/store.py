@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..engine.kernel import kernel
 from ..errors import StoreError
-from .failures import FAILURES, brief, is_corruption, no_space
+from .failures import FAILURES, brief, is_corruption, no_space, when_alone
 from .home import home_dir
 from .processes import HOST, PID, TOKEN, process_alive, process_token
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
@@ -103,7 +103,7 @@ class Store(ValueFiles):
                     if not self._ready:
                         self._prepare(conn)
                         self._ready = True
-            self._wal(conn)
+            when_alone(lambda: conn.execute("PRAGMA journal_mode = WAL"))  # persistent in the file
             conn.execute("PRAGMA synchronous = NORMAL")  # in WAL: survives process crashes, not power loss
         except StoreError:
             conn.close()
@@ -112,19 +112,6 @@ class Store(ValueFiles):
             conn.close()
             raise self.error(error) from error
         return conn
-
-    @staticmethod
-    def _wal(conn: sqlite3.Connection) -> None:
-        """WAL mode (persistent in the file). Switching needs a moment alone with the file, which a
-        kernel creating the store at the same instant may not give at once: retry briefly."""
-        for attempt in range(50):
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or attempt == 49:
-                    raise
-                time.sleep(0.02 * (1 + attempt % 5))
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
