@@ -112,7 +112,7 @@ def main() -> int:
     ok_overhead = flyte_ms < OVERHEAD_TARGET_MS
     print(f"\n1. {calls} CPU-bound actions of {BURN_SECONDS * 1000:.0f} ms, concurrency 2 ({rounds} rounds, medians)")
     print(f"   serial in-process     {statistics.median(serial_times):7.3f} s")
-    print(f"   process backend       {statistics.median(parallel_times):7.3f} s   speed-up {speedup:.2f}x "
+    print(f"   process backend       {statistics.median(parallel_times):7.3f} s   speed-up {speedup:.3f}x "
           f"(target >= {SPEEDUP_TARGET}x)  {'PASS' if ok_speedup else 'FAIL'}")
     print(f"\n2. per-action cost of {trivial_n} trivial actions on a warm pool of 2 ({rounds} rounds, medians)")
     print(f"   ProcessPoolExecutor + cloudpickle  {pool_ms:6.3f} ms/action (the floor)")
