@@ -1,5 +1,6 @@
 """A busy engine steps back for the kernel's own threads: a lower CPU priority and, while work is
-queued, a 1 ms switch interval (``tests/notebook/test_large_run_kernel.py`` times the cells)."""
+queued, a 1 ms switch interval (``tests/notebook/test_large_run_kernel.py`` times the cells); and
+while busy the garbage collector runs every 10,000 young objects, not every 700."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PROBE = """
-    import asyncio, os, sys, threading, time
+    import asyncio, gc, os, sys, threading, time
     from flyte_nb.engine.loop import engine
+    if os.environ.get("FLYTE_NB_PROBE_GC") == "off":
+        gc.set_threshold(0)
     loop = engine()
     def nice(native_id):
         return os.getpriority(os.PRIO_PROCESS, native_id)
@@ -22,13 +25,14 @@ PROBE = """
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             await asyncio.gather(*(asyncio.sleep(0) for _ in range(50)))
-    before = sys.getswitchinterval()
+    before = sys.getswitchinterval(), gc.get_threshold()[0]
     future = asyncio.run_coroutine_threadsafe(spin(0.5), loop.loop)
     time.sleep(0.2)
-    busy = sys.getswitchinterval()
+    busy = sys.getswitchinterval(), gc.get_threshold()[0]
     future.result()
     time.sleep(0.1)
-    print(nice(loop.thread.native_id) - nice(threading.get_native_id()), before, busy, sys.getswitchinterval())
+    after = sys.getswitchinterval(), gc.get_threshold()[0]
+    print(nice(loop.thread.native_id) - nice(threading.get_native_id()), *before, *busy, *after)
 """
 
 
@@ -43,7 +47,11 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a 
 
 
 def test_the_engine_runs_below_the_kernel_and_switches_fast_only_while_busy():
-    assert _probe() == ["10", "0.005", "0.001", "0.005"]
+    assert _probe() == ["10", "0.005", "700", "0.001", "10000", "0.005", "700"]
+
+
+def test_a_collector_the_user_turned_off_stays_off():
+    assert _probe(FLYTE_NB_PROBE_GC="off")[1:] == ["0.005", "0", "0.001", "0", "0.005", "0"]
 
 
 def test_the_nice_value_is_a_setting():
