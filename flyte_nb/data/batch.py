@@ -2,9 +2,9 @@
 
 Each cycle the :class:`~.writer.Writer` has every :class:`RunBatch` ``drain`` its run's
 :class:`~.recorder.RunListener` (an action that started and succeeded since the last cycle is
-written once, in its last phase), ``build`` the rows outside any transaction (the Python-heavy
-part, paced so that a busy engine keeps the GIL), ``write`` them inside the writer's transaction,
-and forget them once ``committed``. A failed batch keeps what it drained: the next cycle writes it.
+written once, in its last phase), ``build`` the ops that write them outside any transaction (the
+Python-heavy part, paced so that a busy engine keeps the GIL), which the writer commits
+(:mod:`.committer`), and forget them once ``committed``. A failed batch keeps what it drained: the next cycle writes it.
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ from .rows import (
     UPSERT_ACTIONS,
     error_fields,
     pending_rows,
-    succeeded_rows,
+    succeeded_ops,
 )
 from .snapshot import Kept
-from .store import HOST, PID, TOKEN, Store, insert_many, is_corruption
+from .committer import Op
+from .store import HOST, PID, TOKEN, Store, is_corruption
 
 if TYPE_CHECKING:
     from .recorder import RunListener
@@ -50,7 +51,9 @@ log = logging.getLogger("flyte_nb.store")
 YIELD_EVERY = 200  # rows of Python work between pauses that hand the GIL back to a busy engine
 YIELD_PAUSE = 0.0001
 _RUNNING, _SUCCEEDED, _WAITING = Phase.RUNNING, Phase.SUCCEEDED, Phase.WAITING
-Batch = tuple[list, list, list, list, list, "tuple | None"]
+UPDATE_RUN = ("UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
+              "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ?, groups = ?, "
+              "pools = ?, group_counts = ?, timeline = ? WHERE id = ?")
 
 
 class RunBatch:
@@ -71,7 +74,9 @@ class RunBatch:
         self.pending: dict[Action, Phase] = {}  # the phase each changed action had when drained
         self.kept = Kept()  # values the engine kept by reference, still to pickle
         self.succeeded: list[Any] = []  # the listener's fast path, drained, flat: action, argument, output
-        self.succeeded_rows: list[Any] = []  # their rows, built
+        self.succeeded_ops: list[Op] = []  # their rows, as columns for the committer
+        self.wrote = False  # the last batch built had something to write
+        self.commits = 0  # transactions that carried this run's records
         self.shown_running: set[Action] = set()  # actions of ``started`` written as running
         self.inputs: dict[int, bytes] = {}
         self.keys: dict[int, str] = {}
@@ -227,9 +232,9 @@ class RunBatch:
                         state.name, name)
             state.name = name
 
-    def build(self, conn: sqlite3.Connection) -> Batch:
-        """The rows for what is pending: plain and full action rows, attempts, cache entries, logs (all
-        flat), and the run's row.
+    def build(self, conn: sqlite3.Connection) -> list[Op]:
+        """The ops (:mod:`.committer`) that write what is pending: action rows, attempts, cache
+        entries, logs, waits and the run's row.
 
         This is the Python-heavy part, so it runs outside the transaction and pauses every
         ``YIELD_EVERY`` rows: once the writer has the GIL it would otherwise keep it for a whole
@@ -238,17 +243,28 @@ class RunBatch:
         self.claim()
         run = self.run_id
         task_id = functools.partial(self._task, conn)
-        succeeded_rows(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_rows, self._misfit)
+        succeeded_ops(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_ops, self._misfit)
         self.kept.encode(self.inputs, self.outputs, self.notes, YIELD_EVERY, YIELD_PAUSE)
         plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
                                              task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
         pack = self.store.pack
-        cache_rows = [v for key, code, name, data, number, at in self.cache_rows
-                      for v in (key, code, name, pack(data), run, number, at)]
-        plain = self.succeeded_rows + plain
-        logs = self._logs(run)
-        run_row = self._run_row() if self.run_dirty or plain or full or logs or self.occupancy.dirty else None
-        return plain, full, attempts, cache_rows, logs, run_row
+        ops: list[Op] = list(self.succeeded_ops)
+        rows = (
+            (INSERT_PLAIN, PLAIN_WIDTH, plain, UPSERT_ACTIONS),
+            (INSERT_ACTIONS, ACTION_WIDTH, full, UPSERT_ACTIONS),
+            ("INSERT OR REPLACE INTO attempts", 9, attempts, ""),
+            ("INSERT OR REPLACE INTO cache (key, code, task, output, run, action, created_at)", 7,
+             [v for key, code, name, data, number, at in self.cache_rows for v in (key, code, name, pack(data), run,
+                                                                                   number, at)], ""),
+            ("INSERT OR REPLACE INTO logs (run, action, text)", 3, self._logs(run), ""),
+            ("INSERT OR REPLACE INTO waits (run, action, at, pool)", 4,
+             [v for i in range(0, len(self.waits), 3) for v in (run, *self.waits[i:i + 3])], ""),
+        )
+        ops += [("rows", head, width, values, tail) for head, width, values, tail in rows if values]
+        if ops or self.run_dirty or self.occupancy.dirty:
+            ops.append(("sql", UPDATE_RUN, self._run_row()))
+        self.wrote = bool(ops)
+        return ops
 
     def _logs(self, run: int) -> list[Any]:
         """Rows (flat: run, action, text) for what actions printed; rewritten until each action ends."""
@@ -274,28 +290,6 @@ class RunBatch:
             task = self._tasks[spec] = self.store.task_id(conn, spec.name, spec.backend, task_info(spec).code)
         return task
 
-    def write(self, conn: sqlite3.Connection, batch: Batch) -> None:
-        """Write a built batch (inside the writer's transaction: SQLite work only)."""
-        plain, full, attempts, cache_rows, logs, run_row = batch
-        insert_many(conn, INSERT_PLAIN, PLAIN_WIDTH, plain, UPSERT_ACTIONS)
-        insert_many(conn, INSERT_ACTIONS, ACTION_WIDTH, full, UPSERT_ACTIONS)
-        if attempts:
-            insert_many(conn, "INSERT OR REPLACE INTO attempts", 9, attempts)
-        if cache_rows:
-            insert_many(conn, "INSERT OR REPLACE INTO cache (key, code, task, output, run, action, created_at)", 7,
-                        cache_rows)
-        if logs:
-            insert_many(conn, "INSERT OR REPLACE INTO logs (run, action, text)", 3, logs)
-        if self.waits:
-            waits = self.waits
-            rows = [v for i in range(0, len(waits), 3) for v in (self.run_id, *waits[i:i + 3])]
-            insert_many(conn, "INSERT OR REPLACE INTO waits (run, action, at, pool)", 4, rows)
-        if run_row is not None:
-            conn.execute(
-                "UPDATE runs SET phase = ?, started_at = ?, ended_at = ?, updated_at = ?, abort_reason = ?, actions = ?, "
-                "counts = ?, error_type = ?, error_message = ?, error_traceback = ?, error_blob = ?, groups = ?, "
-                "pools = ?, group_counts = ?, timeline = ? WHERE id = ?", run_row)
-
     def _run_row(self) -> tuple:
         state = self.state
         finished = self.run_phase == "finished"
@@ -314,12 +308,14 @@ class RunBatch:
                 json.dumps(groups), json.dumps(pools), json.dumps(group_counts), self.occupancy.to_json(), self.run_id)
 
     def committed(self) -> None:
+        self.commits += self.wrote
+        self.wrote = False
         if self.cache_rows and self.cache is not None:
             self.cache.index.written(row[0] for row in self.cache_rows)
         for action in self.logged:
             self.printing.pop(action, None)
         self.logged.clear()
-        self.succeeded_rows.clear()
+        self.succeeded_ops.clear()
         self.pending.clear()
         self.inputs.clear()
         self.keys.clear()

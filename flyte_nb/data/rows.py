@@ -6,8 +6,8 @@ error or note) therefore go in a *plain* row that leaves out the columns that wo
 their values bound as ``bytearray`` (never adapted). The other actions get a full row.
 
 Most rows of a large run are children of a map over plain values that started and succeeded
-between two batches: :func:`finished_rows` builds theirs a task at a time with C loops (``map``,
-``zip``), a third of the work of building them one by one in Python.
+between two batches: for theirs :func:`finished_columns` only gathers columns a task at a time with
+C loops (``map``), and the commit process (:mod:`.committer`) builds the rows and pickles the values.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from itertools import chain, repeat
+from itertools import repeat
 from operator import attrgetter, is_
 from typing import Any
 
@@ -24,7 +24,8 @@ from ..engine.spec import TaskSpec
 from ..errors import user_traceback
 from .cache import task_info
 from .pickling import for_store as dumps
-from .snapshot import by_task, pickle_all
+from .committer import Op
+from .snapshot import by_task
 from .store import INLINE_MAX, Store
 
 INSERT_ACTIONS = """
@@ -130,38 +131,34 @@ def attempt_rows(run: int, action: Action, phase: Phase) -> list[tuple]:
     return rows
 
 
-def finished_rows(run: int, task: int, names: tuple[str, ...] | None, actions: Sequence[Any], args: Sequence[Any],
-                  outputs: Sequence[Any]) -> list[Any] | None:
-    """Plain rows (flat) of succeeded actions of one task, from their lone argument and output as
-    kept by the engine; None unless all of them fit one (in a group, no tags, a single try, small
-    values that pickle plainly): the caller then builds them one by one."""
+def finished_columns(run: int, task: int, names: tuple[str, ...] | None, actions: Sequence[Any], args: list[Any],
+                     outputs: list[Any]) -> Op | None:
+    """A ``succeeded`` op (:mod:`.committer`: the rows are built and the values pickled there) for
+    succeeded actions of one task, from their lone argument and output as kept by the engine; None
+    unless all of them fit a plain row (in a group, no tags, a single try): the caller then builds
+    them one by one."""
     parents = list(map(_PARENT, actions))
     groups = list(map(_GROUP, actions))
     indexes = list(map(_INDEX, actions))
     if (names is None or len(names) != 1 or any(map(is_, parents, repeat(None))) or any(map(is_, groups, repeat(None)))
             or set(map(type, indexes)) != {int} or any(map(_TAGS, actions)) or any(map(_HISTORY, actions))):
         return None
-    inputs = pickle_all(map(dict.fromkeys, repeat(names), args))  # {name: arg}, as encode_inputs binds it
-    results = pickle_all(outputs)
-    if inputs is None or results is None or max(map(len, inputs)) > INLINE_MAX or max(map(len, results)) > INLINE_MAX:
-        return None
-    return list(chain.from_iterable(zip(
-        repeat(run), map(_NUMBER, actions), map(_NUMBER, parents), repeat(task), map(_NAME, groups), indexes,
-        repeat("succeeded"), map(_ATTEMPTS, actions), map(_QUEUED_AT, actions), map(_STARTED_AT, actions),
-        map(_ENDED_AT, actions), map(bytearray, inputs), map(bytearray, results))))
+    return ("succeeded", INSERT_PLAIN, UPSERT_ACTIONS, run, task, names[0], list(map(_NUMBER, actions)),
+            list(map(_NUMBER, parents)), list(map(_NAME, groups)), indexes, list(map(_ATTEMPTS, actions)),
+            list(map(_QUEUED_AT, actions)), list(map(_STARTED_AT, actions)), list(map(_ENDED_AT, actions)), args, outputs)
 
 
-def succeeded_rows(items: list[Any], run: int, task_id: Callable[[TaskSpec], int], every: int, pause: float,
-                   rows: list[Any], misfit: Callable[[Action, Any, Any], None]) -> None:
-    """Plain rows, added to ``rows``, of drained ``done`` records (``items``, flat: action, argument,
-    output), ``every`` at a time with a pause between; ``misfit`` takes those that do not fit one.
-    Records leave ``items`` once handled, so that after a failure the next batch resumes there."""
+def succeeded_ops(items: list[Any], run: int, task_id: Callable[[TaskSpec], int], every: int, pause: float,
+                  ops: list[Op], misfit: Callable[[Action, Any, Any], None]) -> None:
+    """``succeeded`` ops, added to ``ops``, for drained ``done`` records (``items``, flat: action,
+    argument, output), ``every`` at a time with a pause between; ``misfit`` takes those that do not
+    fit one. Records leave ``items`` once handled, so that after a failure the next batch resumes there."""
     while items:
         chunk = items[:3 * every]
         for spec, actions, args, results in by_task(chunk[0::3], chunk[1::3], chunk[2::3]):
-            built = finished_rows(run, task_id(spec), task_info(spec).names, actions, args, results)
-            if built is not None:
-                rows += built
+            op = finished_columns(run, task_id(spec), task_info(spec).names, actions, args, results)
+            if op is not None:
+                ops.append(op)
                 continue
             for action, arg, result in zip(actions, args, results):
                 misfit(action, arg, result)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..engine.kernel import kernel
 from ..errors import StoreError
+from .committer import insert_many
 from .failures import FAILURES, brief, is_corruption, no_space, when_alone
 from .home import home_dir
 from .processes import HOST, PID, TOKEN, process_alive, process_token
@@ -322,20 +323,6 @@ class Store(ValueFiles):
                 "WHERE run = runs.id), group_counts = NULL WHERE name = ?", (name,))  # groups: counted when read
 
     # ----------------------------------------------------------------- values
-
-def insert_many(conn: sqlite3.Connection, head: str, width: int, values: list, tail: str = "") -> None:
-    """``INSERT`` many rows, given as one flat list of ``width`` values per row, with few statements.
-
-    ``executemany`` steps SQLite once per row and gives up the GIL each time; while the engine
-    thread is busy, taking it back can cost a whole switch interval (5 ms) per row. Hundreds of
-    rows per statement keep the SQLite work off the GIL in long stretches instead.
-    """
-    chunk = max(1, min(500, 30_000 // width)) * width
-    one = "(" + ", ".join("?" * width) + ")"
-    for start in range(0, len(values), chunk):
-        part = values[start:start + chunk]
-        conn.execute(f"{head} VALUES {', '.join([one] * (len(part) // width))} {tail}", part)
-
 
 class _Stores(dict):
     """This kernel's stores by folder (a :class:`.kernel.Kernel` part)."""

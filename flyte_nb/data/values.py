@@ -10,22 +10,16 @@ for rows that will never be committed (a full disk at exit) are removed (:meth:`
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import sqlite3
-import threading
 from pathlib import Path
 
 from ..errors import StoreError
+from .committer import digest, write_value_file
 
 INLINE_MAX = 32 * 1024
 _DIGEST = re.compile(r"[0-9a-f]{32}")
-
-
-def digest(data: bytes) -> str:
-    """Content address of a value: 128-bit BLAKE2b, hex."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 class ValueFiles:
@@ -46,17 +40,8 @@ class ValueFiles:
         """What a value column holds: the bytes, or for a large value the digest of its file."""
         if len(data) <= INLINE_MAX:
             return data
-        key = digest(data)
-        path = self.blob_path(key)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, path)  # atomic: readers never see half a file; same content, so races are harmless
-            except BaseException:
-                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
-                raise
+        key, new = write_value_file(str(self.blob_dir), data)
+        if new:
             self.fresh.append(key)
         return key
 

@@ -16,13 +16,15 @@ live, hands the request to the run after its next batch (within about ``interval
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from ..errors import StoreError
-from .store import Store, is_corruption, no_space
+from .committer import CommitProcess, Op, execute
+from .store import BUSY_TIMEOUT_MS, INLINE_MAX, Store, is_corruption, no_space
 
 if TYPE_CHECKING:
     from .batch import RunBatch
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flyte_nb.store")
 
 INTERVAL = 0.25  # seconds between batches while runs are live (a finishing run is written at once)
+PROCESS_GIVE_UP = 3  # cycles the commit process failed, and this thread then did not, before it is given up
 GIVE_UP = 10  # consecutive failed batches after which a store's pending runs stop being recorded
 RETRY_FULL = 1.0  # seconds between attempts while the disk holding a store is full
 
@@ -53,6 +56,8 @@ class Writer:
         # another process, not just slow (RunListener._catch_up)
         self._failures: dict[Store, int] = {}
         self._full: dict[Store, float] = {}  # stores whose disk is full: when the last attempt failed
+        self._process: CommitProcess | None = CommitProcess()  # see committer: SQLite work off this GIL
+        self._process_failures = 0  # cycles in a row the process failed and this thread did not
 
     def add(self, run_log: RunBatch) -> None:
         with self._lock:
@@ -114,16 +119,9 @@ class Writer:
                 for run_log in group:
                     run_log.claim()
                 conn = self._conn(store)
-                batches = [run_log.build(conn) for run_log in group]
-                self.locking, self.locked_since = store, time.monotonic()  # until BEGIN IMMEDIATE has the lock
-                with store.writing(conn):
-                    self.locked_since = None
-                    for run_log, batch in zip(group, batches):
-                        run_log.write(conn, batch)
-                    if exiting:
-                        for run_log in group:
-                            if not run_log.finished:
-                                store.mark_aborted(conn, run_log.state.name, "kernel exited")
+                ops = [op for run_log in group for op in run_log.build(conn)]
+                if ops or exiting:
+                    self._commit(store, conn, ops, group if exiting else None)
             except (StoreError, sqlite3.Error, OSError) as error:
                 self._failed(store, group, error, exiting)
                 continue
@@ -139,6 +137,37 @@ class Writer:
                     run_log.closed = True
         with self._lock:
             self._logs = [run_log for run_log in self._logs if not run_log.closed]
+
+    def _commit(self, store: Store, conn: sqlite3.Connection, ops: list[Op], exiting: list[RunBatch] | None) -> None:
+        """Commit one store's ops: in the commit process when it can, else (or at exit) in this thread.
+
+        A cycle the process could not commit is done here again, so that a failure raises the real
+        error for :meth:`_failed`; one this thread then commits was the process's own fault.
+        """
+        self.locking, self.locked_since = store, time.monotonic()  # until BEGIN IMMEDIATE has the lock
+        process = self._process if exiting is None and os.environ.get("FLYTE_NB_STORE_PROCESS") != "off" else None
+        if process is not None:
+            why = process.commit(str(store.path), str(store.blob_dir), INLINE_MAX, BUSY_TIMEOUT_MS, ops, self._locked)
+            if why is None:
+                self._process_failures = 0
+                return
+            log.debug("flyte_nb: the commit process did not commit (%s); the writer thread does", why)
+        with store.writing(conn):
+            self.locked_since = None
+            execute(conn, ops, store.pack, INLINE_MAX)
+            for run_log in exiting or ():
+                if not run_log.finished:
+                    store.mark_aborted(conn, run_log.state.name, "kernel exited")
+        if process is not None:
+            self._process_failures += 1
+            if self._process_failures >= PROCESS_GIVE_UP:
+                log.warning("flyte_nb: the run store's commit process failed %d times where the writer thread did not "
+                            "(%s); the writer thread commits from now on", self._process_failures, why)
+                process.close()
+                self._process = None
+
+    def _locked(self) -> None:
+        self.locked_since = None
 
     @staticmethod
     def abort_requests(conn: sqlite3.Connection, group: list[RunBatch]) -> None:
@@ -231,8 +260,11 @@ class Writer:
             self._drop_conn(store)
 
     def close(self) -> None:
-        """``Kernel.close()``: as at interpreter exit."""
+        """``Kernel.close()``: as at interpreter exit, then end the commit process."""
         self.shutdown()
+        with self._cycling:
+            if self._process is not None:
+                self._process.close()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """At interpreter exit: commit what is queued, mark runs still going ``aborted: kernel exited``."""

