@@ -23,7 +23,9 @@ B. ``await asyncio.sleep(0.05)``: a 50 ms call (an HTTP request, a small model c
    information: besides recording it pays for caching itself (binding, pickling and hashing every
    call's inputs and pickling every output on the engine thread, then writing the entries), which
    no run with recording off does, so "vs off" is not recording's cost; "vs on" shows what the
-   cache adds to a recorded run.
+   cache adds to a recorded run. "committed in the writer thread" (``FLYTE_NB_STORE_PROCESS=off``)
+   is recording with no commit process (``flyte_nb/data/committer.py``): its "vs on" is what that
+   process saves.
    The runs are long enough (20,000 actions) that the writer's 0.25 s cycles do not fall inside or
    outside a run by chance, and "cpu" (all threads' CPU time over the same span) shows the work
    added, which a loaded machine stretches far less than wall time.
