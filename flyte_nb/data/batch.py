@@ -4,7 +4,8 @@ Each cycle the :class:`~.writer.Writer` has every :class:`RunBatch` ``drain`` it
 :class:`~.recorder.RunListener` (an action that started and succeeded since the last cycle is
 written once, in its last phase), ``build`` the ops that write them outside any transaction (the
 Python-heavy part, paced so that a busy engine keeps the GIL), which the writer commits
-(:mod:`.committer`), and forget them once ``committed``. A failed batch keeps what it drained: the next cycle writes it.
+(:mod:`.committer`), and forget them once ``committed``. A failed batch keeps what it drained:
+the next cycle writes it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..engine.spec import TaskSpec
 from ..errors import StoreError
 from . import origin
 from .cache import Note, Prepared, RunCache, task_info
+from .committer import Op
 from .occupancy import Occupancy
 from .records import CacheEntry, Changed, KeptInputs, KeptOutput, Ran, RunPhase
 from .rows import (
@@ -40,7 +42,6 @@ from .rows import (
     succeeded_ops,
 )
 from .snapshot import Kept
-from .committer import Op
 from .store import HOST, PID, TOKEN, Store, is_corruption
 
 if TYPE_CHECKING:

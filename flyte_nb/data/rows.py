@@ -145,7 +145,8 @@ def finished_columns(run: int, task: int, names: tuple[str, ...] | None, actions
         return None
     return ("succeeded", INSERT_PLAIN, UPSERT_ACTIONS, run, task, names[0], list(map(_NUMBER, actions)),
             list(map(_NUMBER, parents)), list(map(_NAME, groups)), indexes, list(map(_ATTEMPTS, actions)),
-            list(map(_QUEUED_AT, actions)), list(map(_STARTED_AT, actions)), list(map(_ENDED_AT, actions)), args, outputs)
+            list(map(_QUEUED_AT, actions)), list(map(_STARTED_AT, actions)), list(map(_ENDED_AT, actions)), args,
+            outputs)
 
 
 def succeeded_ops(items: list[Any], run: int, task_id: Callable[[TaskSpec], int], every: int, pause: float,
