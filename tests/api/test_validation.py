@@ -235,7 +235,7 @@ def test_resources_zero_memory_string():
 def test_run_wait_takes_durations_like_everywhere_else(timeout):
     """``run.wait(timeout="1s")`` was a raw TypeError from deep inside."""
     run = flyte_nb.run(_slow_for_wait)
-    with pytest.raises(TimeoutError, match="still running"):
+    with pytest.raises(TimeoutError, match="still (queued|running)"):  # a loaded machine may not have started it
         run.wait(timeout=timeout)
     run.abort()
 
