@@ -90,8 +90,8 @@ class Lane:
             self._coarsen()
         origin, width = self.origin, self.width
         after = list(map(sub, range(level + 1, level + 1 + len(s)), map(bisect_right, repeat(e), s)))  # each start
-        first_bin = max(0, int((min(s[0] if s else end, e[0] if e else end) - origin) / width))
-        last_bin = int((end - origin) / width)
+        first_bin = max(0, self._bin(min(s[0] if s else end, e[0] if e else end)))
+        last_bin = self._bin(end)
         peaks = self.peaks
         for index in range(first_bin, last_bin + 1):  # a step per bin: the events are handled in C loops
             low = origin + index * width if index > first_bin else -_END  # the first and last bins take
@@ -106,6 +106,17 @@ class Lane:
         self.level = level + len(s) - len(e)
         self.last = end
         return True
+
+    def _bin(self, at: float) -> int:
+        """The bin holding time ``at``, by the same bounds (``origin + index * width``) as the sweep's
+        (a division alone may round a time on a bound into the next bin)."""
+        origin, width = self.origin, self.width
+        index = int((at - origin) / width)
+        if index > 0 and origin + index * width > at:
+            index -= 1
+        elif origin + (index + 1) * width <= at:
+            index += 1
+        return index
 
     def _reach(self, index: int, level: int) -> None:
         """Bins up to ``index`` exist; new ones start at ``level`` (what ran when they began)."""
