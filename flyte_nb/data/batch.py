@@ -30,7 +30,7 @@ from . import origin
 from .cache import Note, Prepared, RunCache, task_info
 from .committer import Op
 from .occupancy import Occupancy
-from .records import CacheEntry, Changed, KeptInputs, KeptOutput, Ran, RunPhase
+from .records import DONE_WIDTH, CacheEntry, Changed, KeptInputs, KeptOutput, Ran, RunPhase
 from .rows import (
     ACTION_WIDTH,
     INSERT_ACTIONS,
@@ -74,7 +74,7 @@ class RunBatch:
         # drained but not yet committed
         self.pending: dict[Action, Phase] = {}  # the phase each changed action had when drained
         self.kept = Kept()  # values the engine kept by reference, still to pickle
-        self.succeeded: list[Any] = []  # the listener's fast path, drained, flat: action, argument, output
+        self.succeeded: list[Any] = []  # the listener's fast path, drained: rows of records.DONE_COLUMNS, flat
         self.succeeded_ops: list[Op] = []  # their rows, as columns for the committer
         self.wrote = False  # the last batch built had something to write
         self.commits = 0  # transactions that carried this run's records
@@ -109,9 +109,9 @@ class RunBatch:
         """Coalesce what the listener queued since the last batch (and release an engine waiting for it)."""
         listener = self.listener
         changes, fast = listener.changes, listener.done
-        # only what is there now (more may arrive meanwhile), fast-path records counted first: the
+        # only what is there now (more may arrive meanwhile), fast-path rows counted first: the
         # earlier changes of each are queued by then
-        done = len(fast) // 3 * 3
+        done = len(fast) // DONE_WIDTH * DONE_WIDTH
         count = len(changes)
         over = False
         pending, kept = self.pending, self.kept
@@ -151,18 +151,17 @@ class RunBatch:
                 self.run_dirty = True
                 self.run_phase = record.phase
                 over = record.phase == "finished"
-        if over:  # the run's last record: every fast-path record came before it
-            done = len(fast) // 3 * 3
-        if done:
-            popleft = fast.popleft
-            items = [popleft() for _ in range(done)]
-            finished = items[0::3]
-            for action in finished:  # written from the fast path: any earlier phase is superseded
-                pending.pop(action, None)
-            self.succeeded += items
-            ended += finished
+        if over:  # the run's last record: every fast-path row came before it
+            done = len(fast) // DONE_WIDTH * DONE_WIDTH
+        items = fast[:done]  # two C calls: the engine only ever appends
+        del fast[:done]
+        if items and pending:  # written from the fast path: any earlier phase is superseded
+            numbers = set(items[1::DONE_WIDTH])
+            for action in [action for action in pending if action.number in numbers]:
+                del pending[action]
+        self.succeeded += items
         running += self._show_running()
-        self.occupancy.record(ended, running)
+        self.occupancy.record(ended, running, items)
         listener.drained.set()
 
     def _payload(self, number: int, phase: Phase, payload: Any) -> None:
@@ -244,7 +243,7 @@ class RunBatch:
         self.claim()
         run = self.run_id
         task_id = functools.partial(self._task, conn)
-        succeeded_ops(self.succeeded, run, task_id, YIELD_EVERY, YIELD_PAUSE, self.succeeded_ops, self._misfit)
+        succeeded_ops(self.succeeded, run, task_id, self.succeeded_ops)
         self.kept.encode(self.inputs, self.outputs, self.notes, YIELD_EVERY, YIELD_PAUSE)
         plain, full, attempts = pending_rows(run, self.pending, self.inputs, self.outputs, self.keys, self.notes,
                                              task_id, self.store, YIELD_EVERY, YIELD_PAUSE)
@@ -278,12 +277,6 @@ class RunBatch:
             if action.phase >= _SUCCEEDED:
                 self.logged[action] = None  # forgotten once committed: a failed batch writes them again
         return rows
-
-    def _misfit(self, action: Action, arg: Any, result: Any) -> None:
-        """A fast-path record whose row is built the usual way."""
-        self.pending[action] = _SUCCEEDED
-        self.kept.arg[action] = arg
-        self.kept.outputs[action] = result
 
     def _task(self, conn: sqlite3.Connection, spec: TaskSpec) -> int:
         task = self._tasks.get(spec)

@@ -21,10 +21,11 @@ import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from itertools import repeat
-from operator import attrgetter, mul, sub
+from operator import sub
 from typing import TYPE_CHECKING, Any
 
 from ..engine.rates import recorded_limit
+from .records import DONE_WIDTH
 
 if TYPE_CHECKING:
     from ..engine.action import Action
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 MAX_BINS = 400
 FIRST_WIDTH = 0.005  # seconds per bin to begin with
 MARGIN = 0.25  # seconds before a batch's time an action may have started without the writer seeing it yet
-_PARENT, _GROUP, _NUMBER, _PHASE = attrgetter("parent"), attrgetter("group"), attrgetter("number"), attrgetter("phase")
-_STARTED, _ENDED = attrgetter("started_at"), attrgetter("ended_at")
 _END = float("inf")
 
 
@@ -149,13 +148,18 @@ class Lane:
 
 
 class Occupancy:
-    """Every lane of one run, fed by the writer thread (the only thread that touches it)."""
+    """Every lane of one run, fed by the writer thread (the only thread that touches it).
+
+    While every leaf so far belongs to one group (one map, the usual run), that group's lane is
+    the run lane itself (``twin``): one sweep serves both until a leaf outside it arrives.
+    """
 
     def __init__(self, state: RunState) -> None:
         self.state = state
         self.lanes: dict[str, Lane] = {}
+        self.twin: str | None = None  # the group whose lane is the run lane's (not in ``lanes``)
         self.parents: set[int] = set()  # numbers of actions seen to have children: only leaves are drawn
-        self.open: dict[Action, None] = {}  # started, not ended, not seen to have children
+        self.open: dict[int, Action] = {}  # by number: started, not ended, not seen to have children
         self.swept_to = 0.0
         self.granted = 0.0  # units the run's rate lanes held at the last sweep
         self.dirty = False
@@ -163,34 +167,108 @@ class Occupancy:
     def _lane(self, name: str, kind: str) -> Lane:
         lane = self.lanes.get(name)
         if lane is None:
+            if name == self.twin:
+                return self._untwin()
             origin = self.state.started_at or self.state.created_at
             lane = self.lanes[name] = Lane(name, kind, origin)
         return lane
 
-    def record(self, ended: list[Action], running: Iterable[Action]) -> None:
-        """Take a batch: actions that ended since the last one, and those seen running now."""
+    def _untwin(self) -> Lane:
+        """The twin group gets a lane of its own, a copy of the run lane so far."""
+        run, name = self.lanes["run"], self.twin
+        assert name is not None
+        self.twin = None
+        lane = self.lanes[name] = Lane(name, "group", run.origin)
+        lane.width, lane.peaks, lane.level, lane.busy, lane.last = run.width, list(run.peaks), run.level, run.busy, run.last
+        lane.starts, lane.ends = list(run.starts), list(run.ends)
+        return lane
+
+    def _empty(self) -> bool:
+        """No lane has seen a span yet (a run lane may exist, made by a batch with no leaf)."""
+        run = self.lanes.get("run")
+        return len(self.lanes) <= (run is not None) and (run is None or not (run.starts or run.ends or run.peaks))
+
+    def _run_and_group(self, group: str, starts: list[float], ends: list[float]) -> None:
+        """Leaves of ``group``: they run in the run lane and in the group's."""
+        if self.twin is None and self._empty():
+            self.twin = group
+        if group != self.twin:
+            if self.twin is not None:
+                self._untwin()
+            self._lane(group, "group").add(starts, ends)
+        self._lane("run", "run").add(starts, ends)
+
+    def record(self, ended: list[Action], running: Iterable[Action], done: list[Any] | None = None) -> None:
+        """Take a batch: actions that ended since the last one (``ended``, and the listener's fast-path
+        rows ``done``, flat :data:`~.records.DONE_COLUMNS`), and those seen running now."""
         parents = self.parents
         opened = self.open
         for action in running:
             if action.started_at is not None and action.number not in parents:
-                opened[action] = None
-        tagged = [p[4:] for p in self.state.pools if p.startswith("tag:")]
-        if ended and not tagged and self._one_map(ended):
-            self.sweep()
-            return
-        spans: dict[str, tuple[list[float], list[float]]] = {}  # lane: starts, ends
-        last_parent = None
+                opened[action.number] = action
+        # every parent first: one that ends in the batch of its children is not drawn as a leaf
         for action in ended:
-            parent = action.parent
-            if parent is not None and parent is not last_parent:
-                parents.add(parent.number)
-                opened.pop(parent, None)
-                last_parent = parent
+            if action.parent is not None:
+                parents.add(action.parent.number)
+        if done:
+            fathers = done[2::DONE_WIDTH]
+            parents.update(fathers)
+            for number in set(fathers):
+                opened.pop(number, None)
+            if not self._one_map(done, fathers):
+                self._rows(done)
         for action in ended:
-            opened.pop(action, None)
-            number = action.number
+            if action.parent is not None:
+                opened.pop(action.parent.number, None)
+        if ended:
+            self._actions(ended)
+        if self.state.started_at is not None:  # a lane made earlier would start at the run's creation
+            self._lane("run", "run")
+        self.sweep()
+
+    def _one_map(self, done: list[Any], fathers: list[int]) -> bool:
+        """The usual batch, in C loops: leaves of one parent and one group.
+        (Measured: a per-action loop here cost the writer, hence the engine, ~1 us an action.)"""
+        groups = done[3::DONE_WIDTH]
+        numbers = done[1::DONE_WIDTH]
+        if (fathers.count(fathers[0]) != len(fathers) or groups.count(groups[0]) != len(groups)
+                or not self.parents.isdisjoint(numbers)):
+            return False
+        opened = self.open
+        if opened:
+            for number in numbers:
+                opened.pop(number, None)
+        self._run_and_group(groups[0], done[7::DONE_WIDTH], done[8::DONE_WIDTH])
+        return True
+
+    def _rows(self, done: list[Any]) -> None:
+        """Fast-path rows one by one (several maps, or a row that is itself a parent)."""
+        parents, opened = self.parents, self.open
+        spans: dict[str, tuple[list[float], list[float]]] = {}  # group: starts, ends
+        for at in range(0, len(done), DONE_WIDTH):
+            number = done[at + 1]
+            opened.pop(number, None)
             if number in parents:
                 parents.discard(number)  # it ended after its children: none will name it again
+                continue
+            found = spans.get(done[at + 3])
+            if found is None:
+                found = spans[done[at + 3]] = ([], [])
+            found[0].append(done[at + 7])
+            found[1].append(done[at + 8])
+        for group, (starts, ends) in spans.items():
+            self._run_and_group(group, starts, ends)
+
+    def _actions(self, ended: list[Action]) -> None:
+        """Actions that ended off the fast path (failed, cached, with tags ...), one by one."""
+        parents, opened = self.parents, self.open
+        tagged = [p[4:] for p in self.state.pools if p.startswith("tag:")]
+        spans: dict[str, tuple[list[float], list[float]]] = {}  # lane: starts, ends
+        for action in ended:
+            opened.pop(action.number, None)
+            number = action.number
+            if number in parents:
+                parents.discard(number)
                 continue
             began = action.started_at
             if began is None or action.phase == 7:  # never ran, or served from the cache (Phase.CACHED)
@@ -206,40 +284,21 @@ class Occupancy:
                     found = spans[name] = ([], [])
                 found[0].append(began)
                 found[1].append(ended_at)
+        twin = self.twin
+        if twin is not None and spans and (spans.keys() != {"run", twin} or len(spans["run"][0]) != len(spans[twin][0])):
+            self._untwin()  # a leaf outside the twin group (or in no group)
         for name, (starts, ends) in spans.items():
+            if name == self.twin:
+                continue  # the run lane's own spans
             kind = "run" if name == "run" else "tag" if name.startswith("tag:") and name not in self.state.groups else "group"
             self._lane(name, kind).add(starts, ends)
-        self._lane("run", "run")
-        self.sweep()
-
-    def _one_map(self, ended: list[Action]) -> bool:
-        """The usual batch, handled in C loops: leaves of one parent and one group that all ran.
-        (Measured: the per-action loop of ``record`` cost the writer, hence the engine, ~1 us.)"""
-        parent, group = ended[0].parent, ended[0].group
-        if parent is None or group is None:
-            return False
-        parents = list(map(_PARENT, ended))
-        starts = list(map(_STARTED, ended))
-        ends = list(map(_ENDED, ended))
-        if (parents.count(parent) != len(ended) or list(map(_GROUP, ended)).count(group) != len(ended)
-                or None in starts or None in ends or 7 in map(_PHASE, ended)  # 7: Phase.CACHED
-                or not self.parents.isdisjoint(map(_NUMBER, ended))):
-            return False
-        self.parents.add(parent.number)
-        self.open.pop(parent, None)
-        if self.open:
-            for action in ended:
-                self.open.pop(action, None)
-        self._lane("run", "run").add(starts, ends)
-        self._lane(group.name, "group").add(starts, ends)
-        return True
 
     def sweep(self) -> None:
         state = self.state
         if state.ended_at is not None and not self.open:
             watermark = _END
         else:
-            starts = [a.started_at for a in list(self.open) if a.number not in self.parents and a.phase < 3]
+            starts = [a.started_at for a in list(self.open.values()) if a.number not in self.parents and a.phase < 3]
             watermark = min([time.time() - MARGIN, *starts])
         for lane in list(self.lanes.values()):
             if lane.sweep(watermark):
@@ -262,6 +321,8 @@ class Occupancy:
         for lane in order:
             capacity = None if lane.kind == "run" else capacities.get(lane.name) if lane.kind == "group" else pools.get(lane.name)
             series.append(lane.series(capacity, end))
+            if lane.kind == "run" and self.twin is not None:  # its twin group's series is the same
+                series.append({**series[-1], "name": self.twin, "kind": "group", "capacity": capacities.get(self.twin)})
         series += [lane.series(recorded_limit(state.pools[name]), start, end)  # starts per second, per rate
                    for name, lane in list(state.rate_lanes.items()) if name in state.pools]
         self.dirty = False

@@ -55,11 +55,12 @@ from ..engine.events import Event, EventKind
 from ..engine.kernel import kernel
 from ..engine.names import unique
 from ..engine.run_state import RunState
+from ..engine.spec import TaskSpec
 from ..errors import StoreError
 from . import origin
 from .batch import RunBatch
-from .cache import Prepared, RunCache, previous_outputs
-from .records import Changed, KeptInputs, KeptOutput, Ran, RunPhase
+from .cache import Prepared, RunCache, previous_outputs, task_info
+from .records import DONE_WIDTH, Changed, KeptInputs, KeptOutput, Ran, RunPhase
 from .snapshot import ATOMIC, KEEP, inputs_snapshot, output_snapshot
 from .store import Store, get_store, no_space, recording_enabled
 from .writer import Writer
@@ -91,7 +92,8 @@ class RunListener:
         self.cache: RunCache | None = None
         self.changes: collections.deque[Any] = collections.deque()  # typed records (.records), in order
         self.started: dict[Action, Any] = {}  # running actions: their lone argument (fast path), or the cache's Prepared
-        self.done: collections.deque[Any] = collections.deque()  # fast path, flat: action, argument, output
+        self.done: list[Any] = []  # the fast path: rows of records.DONE_COLUMNS, flat
+        self.lone: dict[TaskSpec, bool] = {}  # whether a task's calls fit the fast path's plain row (one parameter)
         self.printed: collections.deque[Action] = collections.deque()  # actions that wrote output
         self.finished = False  # RUN_FINISHED seen
         self.closed = False  # set by the writer: nothing more will be written
@@ -140,8 +142,12 @@ class RunListener:
                     payload = output_snapshot(cache, action, result)
                 if type(started) is Prepared and payload is not KEEP:
                     changes.append(Ran(action, phase, started, payload))
-                elif payload is KEEP and started is not _NONE and type(started) is not Prepared:  # the fast path
-                    self.done.extend((action, started, result))
+                elif (payload is KEEP and started is not _NONE and type(started) is not Prepared
+                      and (parent := action.parent) is not None and (group := action.group) is not None
+                      and type(index := action.index) is int and not action.tags and action.history is None
+                      and ((lone := self.lone.get(spec := action.spec)) or (lone is None and self._lone(spec)))):
+                    self.done.extend((spec, action.number, parent.number, group.name, index, action.attempts,
+                                      action.queued_at, action.started_at, action.ended_at, started, result))
                 else:
                     if started is not _NONE:
                         changes.append(_running(action, started))
@@ -159,10 +165,15 @@ class RunListener:
                     if started is not _NONE:
                         changes.append(_running(action, started))
                 changes.append(Changed(action, phase, None))
-            if len(changes) + len(self.done) // 3 >= self._catch_up_at:
+            if len(changes) + len(self.done) // DONE_WIDTH >= self._catch_up_at:
                 self._catch_up()
         except Exception:  # noqa: BLE001 - recording must never break a run
             log.warning("flyte_nb: recording an event of run %s failed", self.state.name, exc_info=True)
+
+    def _lone(self, spec: TaskSpec) -> bool:
+        names = task_info(spec).names
+        lone = self.lone[spec] = names is not None and len(names) == 1
+        return lone
 
     def push(self, record: Any) -> None:
         """A record from elsewhere on the engine thread (the run cache's entries)."""
@@ -171,7 +182,7 @@ class RunListener:
     @property
     def backlog(self) -> int:
         """Events queued and not drained yet."""
-        return len(self.changes) + len(self.done) // 3
+        return len(self.changes) + len(self.done) // DONE_WIDTH
 
     def _catch_up(self) -> None:
         """Backpressure: let the writer take this backlog before the engine queues more.

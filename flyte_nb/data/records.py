@@ -2,8 +2,11 @@
 
 The listener (engine thread) appends these to its run's ``changes`` deque; the run's batch
 (writer thread, :mod:`.batch`) drains them. The one exception is the fast path of the usual
-action (one argument and an output that are their own snapshots): it never makes a record, see
-``RunListener.done``.
+action (one argument and an output that are their own snapshots): it never makes a record object.
+Its success appends one row of :data:`DONE_WIDTH` plain values to ``RunListener.done`` (see
+:data:`DONE_COLUMNS`), read off the action on the engine thread while it is still in that core's
+cache: the writer then never touches the action itself (measured: passes over 10,000 actions a
+batch, read on the other core, made the writer's columns and timeline cost 2-3x their work).
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from ..engine.action import Action, Phase
+
+
+DONE_COLUMNS = ("spec", "number", "parent", "group", "index", "attempts", "queued_at", "started_at", "ended_at",
+                "arg", "output")  # a row of ``RunListener.done``; parent is its number, group its name
+DONE_WIDTH = len(DONE_COLUMNS)
 
 
 class Changed(NamedTuple):

@@ -6,26 +6,25 @@ error or note) therefore go in a *plain* row that leaves out the columns that wo
 their values bound as ``bytearray`` (never adapted). The other actions get a full row.
 
 Most rows of a large run are children of a map over plain values that started and succeeded
-between two batches: for theirs :func:`finished_columns` only gathers columns a task at a time with
-C loops (``map``), and the commit process (:mod:`.committer`) builds the rows and pickles the values.
+between two batches: the engine-side listener keeps their columns (:data:`~.records.DONE_COLUMNS`),
+:func:`succeeded_ops` only slices them, and the commit process (:mod:`.committer`) builds the rows
+and pickles the values.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
-from itertools import repeat
-from operator import attrgetter, is_
+from collections.abc import Callable
 from typing import Any
 
 from ..engine.action import Action, Phase
 from ..engine.spec import TaskSpec
 from ..errors import user_traceback
 from .cache import task_info
-from .pickling import for_store as dumps
 from .committer import Op
-from .snapshot import by_task
+from .pickling import for_store as dumps
+from .records import DONE_WIDTH
 from .store import INLINE_MAX, Store
 
 INSERT_ACTIONS = """
@@ -50,10 +49,6 @@ ON CONFLICT (run, number) DO UPDATE SET phase = excluded.phase, attempts = exclu
 FAILED = (Phase.FAILED, Phase.TIMED_OUT)  # the phases whose rows carry an error
 _PHASE_NAMES = tuple(str(phase) for phase in Phase)  # str(Phase) costs a microsecond: too much per row
 _NO_ERROR = (None, None, None, None)
-_NUMBER, _PARENT, _GROUP, _INDEX, _TAGS, _HISTORY = (
-    attrgetter(name) for name in ("number", "parent", "group", "index", "tags", "history"))
-_ATTEMPTS, _QUEUED_AT, _STARTED_AT, _ENDED_AT, _NAME = (
-    attrgetter(name) for name in ("attempts", "queued_at", "started_at", "ended_at", "name"))
 
 
 def error_fields(error: BaseException | None, store: Store | None) -> tuple[Any, ...]:
@@ -131,38 +126,24 @@ def attempt_rows(run: int, action: Action, phase: Phase) -> list[tuple]:
     return rows
 
 
-def finished_columns(run: int, task: int, names: tuple[str, ...] | None, actions: Sequence[Any], args: list[Any],
-                     outputs: list[Any]) -> Op | None:
-    """A ``succeeded`` op (:mod:`.committer`: the rows are built and the values pickled there) for
-    succeeded actions of one task, from their lone argument and output as kept by the engine; None
-    unless all of them fit a plain row (in a group, no tags, a single try): the caller then builds
-    them one by one."""
-    parents = list(map(_PARENT, actions))
-    groups = list(map(_GROUP, actions))
-    indexes = list(map(_INDEX, actions))
-    if (names is None or len(names) != 1 or any(map(is_, parents, repeat(None))) or any(map(is_, groups, repeat(None)))
-            or set(map(type, indexes)) != {int} or any(map(_TAGS, actions)) or any(map(_HISTORY, actions))):
-        return None
-    return ("succeeded", INSERT_PLAIN, UPSERT_ACTIONS, run, task, names[0], list(map(_NUMBER, actions)),
-            list(map(_NUMBER, parents)), list(map(_NAME, groups)), indexes, list(map(_ATTEMPTS, actions)),
-            list(map(_QUEUED_AT, actions)), list(map(_STARTED_AT, actions)), list(map(_ENDED_AT, actions)), args,
-            outputs)
-
-
-def succeeded_ops(items: list[Any], run: int, task_id: Callable[[TaskSpec], int], every: int, pause: float,
-                  ops: list[Op], misfit: Callable[[Action, Any, Any], None]) -> None:
-    """``succeeded`` ops, added to ``ops``, for drained ``done`` records (``items``, flat: action,
-    argument, output), ``every`` at a time with a pause between; ``misfit`` takes those that do not
-    fit one. Records leave ``items`` once handled, so that after a failure the next batch resumes there."""
-    while items:
-        chunk = items[:3 * every]
-        for spec, actions, args, results in by_task(chunk[0::3], chunk[1::3], chunk[2::3]):
-            op = finished_columns(run, task_id(spec), task_info(spec).names, actions, args, results)
-            if op is not None:
-                ops.append(op)
-                continue
-            for action, arg, result in zip(actions, args, results):
-                misfit(action, arg, result)
-        del items[:len(chunk)]
-        if items:
-            time.sleep(pause)
+def succeeded_ops(rows: list[Any], run: int, task_id: Callable[[TaskSpec], int], ops: list[Op]) -> None:
+    """``succeeded`` ops (:mod:`.committer`: the rows are built and the values pickled there), added
+    to ``ops``, one per task, for drained fast-path rows (flat, :data:`~.records.DONE_COLUMNS`: the
+    listener only keeps actions that fit a plain row). Rows leave ``rows`` once handled, so that
+    after a failure the next batch resumes there."""
+    if not rows:
+        return
+    specs = rows[0::DONE_WIDTH]
+    if specs.count(specs[0]) == len(specs):  # the usual case: all of one map
+        parts = [(specs[0], rows)]
+    else:
+        where: dict[TaskSpec, list[Any]] = {}
+        for at in range(0, len(rows), DONE_WIDTH):
+            where.setdefault(rows[at], []).extend(rows[at:at + DONE_WIDTH])
+        parts = list(where.items())
+    for spec, part in parts:
+        names = task_info(spec).names
+        assert names is not None and len(names) == 1, spec.name  # RunListener.lone said so
+        ops.append(("succeeded", INSERT_PLAIN, UPSERT_ACTIONS, run, task_id(spec), names[0],
+                    *(part[column::DONE_WIDTH] for column in range(1, DONE_WIDTH))))
+    rows.clear()

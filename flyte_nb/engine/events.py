@@ -82,9 +82,14 @@ def hear(action: Action, phase: Phase, data: Any, run_listeners: Listeners) -> N
             try:
                 hook(action, phase, data)
             except Exception as error:  # noqa: BLE001
-                import warnings
+                drop(group, hook, error)
 
-                owner = getattr(hook, "__self__", hook)
-                warnings.warn(f"flyte_nb event listener {owner!r} failed and was removed: {error!r}", stacklevel=1)
-                if owner in group:
-                    group.remove(owner)
+
+def drop(group: Listeners, hook: Callable[..., Any], error: Exception) -> None:
+    """A hook raised: its listener leaves ``group``, with a warning."""
+    import warnings
+
+    owner = getattr(hook, "__self__", hook)
+    warnings.warn(f"flyte_nb event listener {owner!r} failed and was removed: {error!r}", stacklevel=2)
+    if owner in group:
+        group.remove(owner)

@@ -29,7 +29,7 @@ class Listeners(list):  # type: ignore[type-arg]
     ``hooked[phase]`` whether one hears it through ``on_action`` (the ``hooks``), ``snapshot`` is the
     listeners as a tuple (all kept up to date on every change)."""
 
-    __slots__ = ("wants", "hooked", "hooks", "snapshot")
+    __slots__ = ("wants", "hooked", "hooks", "sole", "snapshot")
 
     def __init__(self, listeners: Iterable[Listener] = ()) -> None:
         super().__init__(listeners)
@@ -48,6 +48,7 @@ class Listeners(list):  # type: ignore[type-arg]
         self.wants: tuple[bool, ...] = tuple(wants)
         self.hooked: tuple[bool, ...] = tuple(hooked)
         self.hooks: tuple[Callable[[Any, Any, Any], None], ...] = tuple(hooks)
+        self.sole = hooks[0] if len(hooks) == 1 else None  # the one hook, called without a loop
         self.snapshot: tuple[Listener, ...] = tuple(self)
 
     def append(self, listener: Listener) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .backend import get_backend
 from .action import PHASES, Action, Phase
-from .events import Event, EventKind, deliver, hear
+from .events import Event, EventKind, deliver, drop, hear
 from .listeners import Listeners
 from .kernel import kernel
 from .limits import limits
@@ -180,20 +180,26 @@ class RunState:
             group.counts[old] -= 1
             group.counts[phase] += 1
         listeners = self.listeners
-        if listeners.hooked[phase] or _kernel.listeners.hooked[phase]:  # see .listeners: no event for these
+        if listeners.hooked[phase]:  # see .listeners: no event for these
+            sole = listeners.sole
+            if sole is None or _kernel.listeners.hooks:
+                hear(action, phase, data, listeners)
+            else:  # the usual case, the run store's listener alone: one call (bench_store)
+                try:
+                    sole(action, phase, data)
+                except Exception as error:  # noqa: BLE001
+                    drop(listeners, sole, error)
+        elif _kernel.listeners.hooked[phase]:
             hear(action, phase, data, listeners)
         if listeners.wants[phase] or _kernel.listeners.wants[phase]:
             deliver(Event(EventKind.ACTION, self, action, phase, data), listeners)
         if phase >= 3 and self.window is not None:  # Phase.terminal, without the property call
-            self._let_go(action.number)
-
-    def _let_go(self, number: int) -> None:
-        """A finished action stays among the recent ones; beyond the window the oldest leaves memory
-        (the run store has it: ``Run.actions`` reads it back)."""
-        ended = self._ended
-        ended.append(number)
-        if len(ended) > self.window:  # type: ignore[operator]
-            self.kept.pop(ended.popleft(), None)
+            # a finished action stays among the recent ones; beyond the window the oldest leaves
+            # memory (the run store has it: ``Run.actions`` reads it back)
+            ended = self._ended
+            ended.append(action.number)
+            if len(ended) > self.window:  # type: ignore[operator]
+                self.kept.pop(ended.popleft(), None)
 
     def emit(self, kind: EventKind, data: Any = None, action: Action | None = None) -> None:
         if _kernel.listeners or self.listeners:

@@ -1,13 +1,21 @@
-"""The timeline kept as the run goes agrees with a sweep over every action, however batches arrive."""
+"""The timeline kept as the run goes agrees with a sweep over every action, however batches arrive,
+and a recorded run's stored lanes with a sweep over its actions table."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
+import sqlite3
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import flyte_nb as flyte
+from flyte_nb.data import recorder
 from flyte_nb.data.occupancy import MAX_BINS, Lane
+from flyte_nb.data.store import DB_NAME
 from flyte_nb.server.timeline import series
 
 spans_strategy = st.lists(
@@ -82,3 +90,68 @@ def test_every_bin_keeps_its_own_peak(spans, batches, seed):
         lane.sweep(min([order[cut - 1][1] if cut else 0.0, *(s for s, _ in order[cut:])]))
     lane.sweep(float("inf"))
     assert lane.peaks == _bin_peaks(spans, 0.0, lane.width, len(lane.peaks))
+
+
+# ------------------------------------------------------------------ a recorded run's timeline
+env = flyte.TaskEnvironment("occupancy_tests")
+
+
+@env.task
+async def nap(x: int) -> int:
+    await asyncio.sleep(0.001 * (x % 4))
+    return x
+
+
+@env.task
+async def one_map(n: int) -> int:
+    return sum([r async for r in flyte.map.aio(nap, range(n), concurrency=6)])
+
+
+@env.task
+async def two_maps(n: int) -> int:
+    first = sum([r async for r in flyte.map.aio(nap, range(n), concurrency=6)])
+    return first + sum([r async for r in flyte.map.aio(nap, range(n), concurrency=3)])
+
+
+@env.task
+async def nested(n: int) -> int:
+    """Sub-drivers that are themselves fast-path actions (one int in, one out) with children."""
+    return sum([r async for r in flyte.map.aio(one_map, [n] * 3, concurrency=2)]) + await nap(1)
+
+
+def _stored_and_exact(home, name: str) -> tuple[dict, dict]:
+    """The run's stored timeline series by name, and each as a sweep over its leaf actions computes it."""
+    recorder.flush()
+    conn = sqlite3.connect(home / DB_NAME)
+    try:
+        run_id, timeline = conn.execute("SELECT id, timeline FROM runs WHERE name = ?", (name,)).fetchone()
+        rows = conn.execute("SELECT number, parent, grp, started_at, ended_at FROM actions WHERE run = ?",
+                            (run_id,)).fetchall()
+    finally:
+        conn.close()
+    timeline = json.loads(timeline)
+    parents = {parent for _, parent, _, _, _ in rows}
+    leaves = [(grp, (started, ended)) for number, _, grp, started, ended in rows if number not in parents]
+    stored = {s["name"]: s for s in timeline["series"]}
+    lanes = {"run": [span for _, span in leaves]}
+    for grp, span in leaves:
+        if grp is not None:
+            lanes.setdefault(grp, []).append(span)
+    exact = {lane: series(lane, "", None, spans, timeline["start"], timeline["end"]) for lane, spans in lanes.items()}
+    return stored, exact
+
+
+@pytest.mark.parametrize("driver, groups", [(one_map, {"nap"}), (two_maps, {"nap", "nap#2"}),
+                                            (nested, {"nap", "nap#2", "nap#3"})])
+def test_each_lane_of_a_recorded_run_is_the_sweep_of_its_leaves(home, driver, groups):
+    """One map (its group lane is the run lane's twin), two maps (the twin splits), nested maps (a
+    group of sub-drivers has no lane: only leaves are drawn). The mean is over the run's own span."""
+    run = flyte.run(driver, 40)
+    run.outputs()
+    stored, exact = _stored_and_exact(home, run.name)
+    assert groups <= set(stored) and set(exact) <= set(stored), (sorted(stored), sorted(exact))
+    for name, want in exact.items():
+        got = stored[name]
+        assert got["kind"] == ("run" if name == "run" else "group"), (name, got["kind"])
+        assert got["peak"] == want["peak"], (name, got["peak"], want["peak"])
+        assert abs(got["mean"] - want["mean"]) < 1e-6 * max(1.0, want["mean"]), name

@@ -50,3 +50,29 @@ def test_each_pool_that_makes_an_action_wait_is_its_own_step(flyte_home):
     pools = {number: [pool for _, pool in found] for number, found in waits.items()}
     assert pools[2] == ["tag:llm", "rate:llm"], "waited for the slot, then for the rate, in the one global order"
     assert all(p[0] == "tag:llm" for p in pools.values())
+
+
+narrow = flyte.TaskEnvironment("waits_tests_narrow", concurrency=2)
+
+
+@narrow.task
+async def quick(i: int) -> int:
+    await asyncio.sleep(0.002)
+    return i
+
+
+@narrow.task
+async def quick_map(n: int) -> int:
+    return sum([r async for r in flyte.map.aio(quick, range(n), concurrency=n)])
+
+
+def test_an_action_that_waited_then_succeeded_in_one_batch_is_stored_succeeded(flyte_home):
+    """Its wait and its success reach the writer together (it ran in a millisecond): the success,
+    written from the fast path, supersedes the waiting phase drained before it."""
+    run = flyte.run(quick_map, 30)
+    assert run.outputs(timeout=30) == sum(range(30))
+    flyte.runs()
+    with sqlite3.connect(flyte_home / DB_NAME) as conn:
+        phases = dict(conn.execute("SELECT number, phase FROM actions WHERE parent IS NOT NULL"))
+    assert len(_waits(flyte_home)) >= 20, "the environment's 2 slots made most children wait"
+    assert len(phases) == 30 and set(phases.values()) == {"succeeded"}, phases
