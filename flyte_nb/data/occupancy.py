@@ -21,7 +21,7 @@ import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from itertools import repeat
-from operator import sub
+from operator import attrgetter, sub
 from typing import TYPE_CHECKING, Any
 
 from ..engine.rates import recorded_limit
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 MAX_BINS = 400
 FIRST_WIDTH = 0.005  # seconds per bin to begin with
 MARGIN = 0.25  # seconds before a batch's time an action may have started without the writer seeing it yet
+_PARENT, _GROUP, _NUMBER, _PHASE = attrgetter("parent"), attrgetter("group"), attrgetter("number"), attrgetter("phase")
+_STARTED, _ENDED = attrgetter("started_at"), attrgetter("ended_at")
 _END = float("inf")
 
 
@@ -207,20 +209,14 @@ class Occupancy:
             if action.started_at is not None and action.number not in parents:
                 opened[action.number] = action
         # every parent first: one that ends in the batch of its children is not drawn as a leaf
-        for action in ended:
-            if action.parent is not None:
-                parents.add(action.parent.number)
-        if done:
-            fathers = done[2::DONE_WIDTH]
-            parents.update(fathers)
-            for number in set(fathers):
-                opened.pop(number, None)
-            if not self._one_map(done, fathers):
-                self._rows(done)
-        for action in ended:
-            if action.parent is not None:
-                opened.pop(action.parent.number, None)
-        if ended:
+        fathers = done[2::DONE_WIDTH] if done else []
+        named = {parent.number for parent in set(map(_PARENT, ended)) if parent is not None}.union(fathers)
+        parents.update(named)
+        for number in named:
+            opened.pop(number, None)
+        if done and not self._one_map(done, fathers):
+            self._rows(done)
+        if ended and not self._one_map_of_actions(ended):
             self._actions(ended)
         if self.state.started_at is not None:  # a lane made earlier would start at the run's creation
             self._lane("run", "run")
@@ -239,6 +235,26 @@ class Occupancy:
             for number in numbers:
                 opened.pop(number, None)
         self._run_and_group(groups[0], done[7::DONE_WIDTH], done[8::DONE_WIDTH])
+        return True
+
+    def _one_map_of_actions(self, ended: list[Action]) -> bool:
+        """The same for actions off the fast path (a cached task's calls, say): leaves of one parent
+        and one group that all ran, with no throttled tag."""
+        parent, group = ended[0].parent, ended[0].group
+        if parent is None or group is None or any(p.startswith("tag:") for p in self.state.pools):
+            return False
+        starts = list(map(_STARTED, ended))
+        ends = list(map(_ENDED, ended))
+        numbers = list(map(_NUMBER, ended))
+        if (list(map(_PARENT, ended)).count(parent) != len(ended) or list(map(_GROUP, ended)).count(group) != len(ended)
+                or None in starts or None in ends or 7 in map(_PHASE, ended)  # 7: Phase.CACHED
+                or not self.parents.isdisjoint(numbers)):
+            return False
+        opened = self.open
+        if opened:
+            for number in numbers:
+                opened.pop(number, None)
+        self._run_and_group(group.name, starts, ends)
         return True
 
     def _rows(self, done: list[Any]) -> None:
