@@ -181,7 +181,8 @@ class Occupancy:
         assert name is not None
         self.twin = None
         lane = self.lanes[name] = Lane(name, "group", run.origin)
-        lane.width, lane.peaks, lane.level, lane.busy, lane.last = run.width, list(run.peaks), run.level, run.busy, run.last
+        lane.width, lane.peaks, lane.level = run.width, list(run.peaks), run.level
+        lane.busy, lane.last = run.busy, run.last
         lane.starts, lane.ends = list(run.starts), list(run.ends)
         return lane
 
