@@ -103,6 +103,7 @@ class RunListener:
         self.closed = False  # set by the writer: nothing more will be written
         self.drained = threading.Event()  # set by the writer each time it has taken the queues
         self._catch_up_at = HIGH_WATER
+        self._done_at = HIGH_WATER * DONE_WIDTH  # len(done) at which the fast path checks the backlog
 
     def __call__(self, event: Event) -> None:
         """The run's own events (its actions' come through ``on_action``; one built for another
@@ -138,7 +139,18 @@ class RunListener:
                 else:
                     changes.append(Changed(action, phase, payload))
             elif phase is _SUCCEEDED:
-                started = self.started.pop(action, _NONE) if self.started else _NONE
+                started = self.started.pop(action, _NONE)
+                if (type(started) in ATOMIC and type(data) in ATOMIC  # the fast path's usual case, decided inline
+                        and (cache is None or not (cache.prepared or cache.outputs))
+                        and (parent := action.parent) is not None and (group := action.group) is not None
+                        and type(index := action.index) is int and not action.tags and action.history is None
+                        and ((lone := self.lone.get(spec := action.spec)) or (lone is None and self._lone(spec)))):
+                    done = self.done
+                    done.extend((spec, action.number, parent.number, group.name, index, action.attempts,
+                                 action.queued_at, action.started_at, action.ended_at, started, data))
+                    if len(done) >= self._done_at:
+                        self._catch_up_if_behind()
+                    return
                 result = data
                 if type(result) in ATOMIC and (cache is None or not (cache.prepared or cache.outputs)):
                     payload = KEEP  # what output_snapshot would say, decided inline
@@ -169,10 +181,14 @@ class RunListener:
                     if started is not _NONE:
                         changes.append(_running(action, started))
                 changes.append(Changed(action, phase, None))
-            if len(changes) + len(self.done) // DONE_WIDTH >= self._catch_up_at:
-                self._catch_up()
+            self._catch_up_if_behind()
         except Exception:  # noqa: BLE001 - recording must never break a run
             log.warning("flyte_nb: recording an event of run %s failed", self.state.name, exc_info=True)
+
+    def _catch_up_if_behind(self) -> None:
+        if len(self.changes) + len(self.done) // DONE_WIDTH >= self._catch_up_at:
+            self._catch_up()
+        self._done_at = (self._catch_up_at - len(self.changes)) * DONE_WIDTH  # the fast path's own check
 
     def _lone(self, spec: TaskSpec) -> bool:
         names = task_info(spec).names
