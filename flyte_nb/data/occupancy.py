@@ -231,11 +231,7 @@ class Occupancy:
         if (fathers.count(fathers[0]) != len(fathers) or groups.count(groups[0]) != len(groups)
                 or not self.parents.isdisjoint(numbers)):
             return False
-        opened = self.open
-        if opened:
-            for number in numbers:
-                opened.pop(number, None)
-        self._run_and_group(groups[0], done[7::DONE_WIDTH], done[8::DONE_WIDTH])
+        self._leaves(numbers, groups[0], done[7::DONE_WIDTH], done[8::DONE_WIDTH])
         return True
 
     def _one_map_of_actions(self, ended: list[Action]) -> bool:
@@ -251,12 +247,16 @@ class Occupancy:
                 or None in starts or None in ends or 7 in map(_PHASE, ended)  # 7: Phase.CACHED
                 or not self.parents.isdisjoint(numbers)):
             return False
+        self._leaves(numbers, group.name, starts, ends)
+        return True
+
+    def _leaves(self, numbers: list[int], group: str, starts: list[float], ends: list[float]) -> None:
+        """Leaves of one group that ended: no longer open, and drawn."""
         opened = self.open
         if opened:
-            for number in numbers:
-                opened.pop(number, None)
-        self._run_and_group(group.name, starts, ends)
-        return True
+            for number in opened.keys() & set(numbers):
+                del opened[number]
+        self._run_and_group(group, starts, ends)
 
     def _rows(self, done: list[Any]) -> None:
         """Fast-path rows one by one (several maps, or a row that is itself a parent)."""

@@ -140,7 +140,7 @@ class RunListener:
                     changes.append(Changed(action, phase, payload))
             elif phase is _SUCCEEDED:
                 started = self.started.pop(action, _NONE)
-                if (type(started) in ATOMIC and type(data) in ATOMIC  # the fast path's usual case, decided inline
+                if (type(started) in ATOMIC and type(data) in ATOMIC  # the fast path's usual case: _row, inline
                         and (cache is None or not (cache.prepared or cache.outputs))
                         and (parent := action.parent) is not None and (group := action.group) is not None
                         and type(index := action.index) is int and not action.tags and action.history is None
@@ -158,12 +158,9 @@ class RunListener:
                     payload = output_snapshot(cache, action, result)
                 if type(started) is Prepared and payload is not KEEP:
                     changes.append(Ran(action, phase, started, payload))
-                elif (payload is KEEP and started is not _NONE and type(started) is not Prepared
-                      and (parent := action.parent) is not None and (group := action.group) is not None
-                      and type(index := action.index) is int and not action.tags and action.history is None
-                      and ((lone := self.lone.get(spec := action.spec)) or (lone is None and self._lone(spec)))):
-                    self.done.extend((spec, action.number, parent.number, group.name, index, action.attempts,
-                                      action.queued_at, action.started_at, action.ended_at, started, result))
+                elif payload is KEEP and started is not _NONE and type(started) is not Prepared \
+                        and self._row(action, started, result):
+                    pass
                 else:
                     if started is not _NONE:
                         changes.append(_running(action, started))
@@ -189,6 +186,16 @@ class RunListener:
         if len(self.changes) + len(self.done) // DONE_WIDTH >= self._catch_up_at:
             self._catch_up()
         self._done_at = (self._catch_up_at - len(self.changes)) * DONE_WIDTH  # the fast path's own check
+
+    def _row(self, action: Action, arg: Any, output: Any) -> bool:
+        """Add ``action``'s fast-path row, if it fits a plain row (a map's child, one parameter, one try)."""
+        parent, group, index, spec = action.parent, action.group, action.index, action.spec
+        if (parent is None or group is None or type(index) is not int or action.tags or action.history is not None
+                or not (self.lone[spec] if spec in self.lone else self._lone(spec))):
+            return False
+        self.done.extend((spec, action.number, parent.number, group.name, index, action.attempts, action.queued_at,
+                          action.started_at, action.ended_at, arg, output))
+        return True
 
     def _lone(self, spec: TaskSpec) -> bool:
         names = task_info(spec).names
