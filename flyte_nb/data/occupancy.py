@@ -189,7 +189,7 @@ class Occupancy:
     def _empty(self) -> bool:
         """No lane has seen a span yet (a run lane may exist, made by a batch with no leaf)."""
         run = self.lanes.get("run")
-        return len(self.lanes) <= (run is not None) and (run is None or not (run.starts or run.ends or run.peaks))
+        return set(self.lanes) <= {"run"} and not (run and (run.starts or run.ends or run.peaks))
 
     def _run_and_group(self, group: str, starts: list[float], ends: list[float]) -> None:
         """Leaves of ``group``: they run in the run lane and in the group's."""
@@ -302,8 +302,8 @@ class Occupancy:
                 found[0].append(began)
                 found[1].append(ended_at)
         twin = self.twin
-        if twin is not None and spans and (spans.keys() != {"run", twin} or len(spans["run"][0]) != len(spans[twin][0])):
-            self._untwin()  # a leaf outside the twin group (or in no group)
+        if twin is not None and "run" in spans and len(spans["run"][0]) != len(spans.get(twin, ((),))[0]):
+            self._untwin()  # a leaf outside the twin group, or in none (a throttled tag's lane is apart)
         for name, (starts, ends) in spans.items():
             if name == self.twin:
                 continue  # the run lane's own spans

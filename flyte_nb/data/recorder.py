@@ -97,7 +97,7 @@ class RunListener:
         self.changes: collections.deque[Any] = collections.deque()  # typed records (.records), in order
         self.started: dict[Action, Any] = {}  # running actions: their lone argument (fast path), or the cache's Prepared
         self.done: list[Any] = []  # the fast path: rows of records.DONE_COLUMNS, flat
-        self.lone: dict[TaskSpec, bool] = {}  # whether a task's calls fit the fast path's plain row (one parameter)
+        self._lone: dict[TaskSpec, bool] = {}  # whether a task has one parameter (the fast path's plain row)
         self.printed: collections.deque[Action] = collections.deque()  # actions that wrote output
         self.finished = False  # RUN_FINISHED seen
         self.closed = False  # set by the writer: nothing more will be written
@@ -140,17 +140,6 @@ class RunListener:
                     changes.append(Changed(action, phase, payload))
             elif phase is _SUCCEEDED:
                 started = self.started.pop(action, _NONE)
-                if (type(started) in ATOMIC and type(data) in ATOMIC  # the fast path's usual case: _row, inline
-                        and (cache is None or not (cache.prepared or cache.outputs))
-                        and (parent := action.parent) is not None and (group := action.group) is not None
-                        and type(index := action.index) is int and not action.tags and action.history is None
-                        and ((lone := self.lone.get(spec := action.spec)) or (lone is None and self._lone(spec)))):
-                    done = self.done
-                    done.extend((spec, action.number, parent.number, group.name, index, action.attempts,
-                                 action.queued_at, action.started_at, action.ended_at, started, data))
-                    if len(done) >= self._done_at:
-                        self._catch_up_if_behind()
-                    return
                 result = data
                 if type(result) in ATOMIC and (cache is None or not (cache.prepared or cache.outputs)):
                     payload = KEEP  # what output_snapshot would say, decided inline
@@ -159,8 +148,10 @@ class RunListener:
                 if type(started) is Prepared and payload is not KEEP:
                     changes.append(Ran(action, phase, started, payload))
                 elif payload is KEEP and started is not _NONE and type(started) is not Prepared \
-                        and self._row(action, started, result):
-                    pass
+                        and self._row(action, started, result):  # the fast path
+                    if len(self.done) >= self._done_at:  # its own backlog check: one comparison
+                        self._catch_up_if_behind()
+                    return
                 else:
                     if started is not _NONE:
                         changes.append(_running(action, started))
@@ -190,17 +181,17 @@ class RunListener:
     def _row(self, action: Action, arg: Any, output: Any) -> bool:
         """Add ``action``'s fast-path row, if it fits a plain row (a map's child, one parameter, one try)."""
         parent, group, index, spec = action.parent, action.group, action.index, action.spec
-        if (parent is None or group is None or type(index) is not int or action.tags or action.history is not None
-                or not (self.lone[spec] if spec in self.lone else self._lone(spec))):
+        if parent is None or group is None or type(index) is not int or action.tags or action.history is not None:
+            return False
+        lone = self._lone.get(spec)
+        if lone is None:
+            names = task_info(spec).names
+            lone = self._lone[spec] = names is not None and len(names) == 1
+        if not lone:
             return False
         self.done.extend((spec, action.number, parent.number, group.name, index, action.attempts, action.queued_at,
                           action.started_at, action.ended_at, arg, output))
         return True
-
-    def _lone(self, spec: TaskSpec) -> bool:
-        names = task_info(spec).names
-        lone = self.lone[spec] = names is not None and len(names) == 1
-        return lone
 
     def push(self, record: Any) -> None:
         """A record from elsewhere on the engine thread (the run cache's entries)."""

@@ -143,7 +143,7 @@ def succeeded_ops(rows: list[Any], run: int, task_id: Callable[[TaskSpec], int],
         parts = list(where.items())
     for spec, part in parts:
         names = task_info(spec).names
-        assert names is not None and len(names) == 1, spec.name  # RunListener.lone said so
+        assert names is not None and len(names) == 1, spec.name  # RunListener._row checked it
         ops.append(("succeeded", INSERT_PLAIN, UPSERT_ACTIONS, run, task_id(spec), names[0],
                     *(part[column::DONE_WIDTH] for column in range(1, DONE_WIDTH))))
     rows.clear()

@@ -114,6 +114,12 @@ async def two_maps(n: int) -> int:
 
 
 @env.task
+async def map_and_call(n: int) -> int:
+    """A leaf in no group after a map: the map's lane stops being the run lane's twin."""
+    return sum([r async for r in flyte.map.aio(nap, range(n), concurrency=6)]) + await nap(3)
+
+
+@env.task
 async def nested(n: int) -> int:
     """Sub-drivers that are themselves fast-path actions (one int in, one out) with children."""
     return sum([r async for r in flyte.map.aio(one_map, [n] * 3, concurrency=2)]) + await nap(1)
@@ -142,10 +148,11 @@ def _stored_and_exact(home, name: str) -> tuple[dict, dict]:
 
 
 @pytest.mark.parametrize("driver, groups", [(one_map, {"nap"}), (two_maps, {"nap", "nap#2"}),
-                                            (nested, {"nap", "nap#2", "nap#3"})])
+                                            (map_and_call, {"nap"}), (nested, {"nap", "nap#2", "nap#3"})])
 def test_each_lane_of_a_recorded_run_is_the_sweep_of_its_leaves(home, driver, groups):
-    """One map (its group lane is the run lane's twin), two maps (the twin splits), nested maps (a
-    group of sub-drivers has no lane: only leaves are drawn). The mean is over the run's own span."""
+    """One map (its group lane is the run lane's twin), two maps and a map then a lone call (the twin
+    splits), nested maps (a group of sub-drivers has no lane: only leaves are drawn). The mean is over
+    the run's own span."""
     run = flyte.run(driver, 40)
     run.outputs()
     stored, exact = _stored_and_exact(home, run.name)
